@@ -1,0 +1,41 @@
+"""Exceptions of the billing authority.
+
+    BillingError
+    ├── ConfigurationError     a setting or an argument the operator gave is unusable
+    ├── InvalidTokenError      a token that does not authenticate (malformed, forged, expired, rotated away)
+    ├── NotFoundError          no such token / customer / subscription / event
+    ├── ConflictError          the request contradicts the stored state (e.g. no Stripe customer to manage)
+    └── StoreError             the store refused or failed an operation
+
+Messages never contain a token, a key or a webhook secret.
+"""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base of every error the billing authority raises on purpose."""
+
+
+class ConfigurationError(BillingError):
+    pass
+
+
+class InvalidTokenError(BillingError):
+    """The token does not authenticate; `reason` is safe to show (it never echoes the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotFoundError(BillingError):
+    pass
+
+
+class ConflictError(BillingError):
+    pass
+
+
+class StoreError(BillingError):
+    pass

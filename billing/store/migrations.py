@@ -1,0 +1,53 @@
+"""Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load(dialect: str) -> list[Migration]:
+    """Every migration of `dialect`, in version order."""
+    folder = resources.files("billing.store") / "migrations" / dialect
+    found = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            text = entry.read_text(encoding="utf-8")
+            found.append(Migration(int(match[1]), match[2], tuple(split_statements(text))))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations of {dialect} are not numbered 1..n: {versions}")
+    return found
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into statements; `sqlite3.complete_statement` keeps trigger bodies whole."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            text = _strip_comments(buffer).strip()
+            if text.rstrip(";").strip():
+                statements.append(text)
+            buffer = ""
+    if _strip_comments(buffer).strip().rstrip(";").strip():
+        raise ValueError("migration script ends with an incomplete statement")
+    return statements
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))

@@ -1,0 +1,84 @@
+"""Rows the store hands out: plain frozen dataclasses, no behaviour."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """A token joined with its entitlement and its current call counters."""
+
+    token_id: str
+    user_id: str
+    email: str
+    subscription_id: str
+    kind: str
+    stripe_subscription_id: str | None
+    stripe_customer_id: str | None
+    tier: str
+    status: str
+    current_period_end: int | None
+    cancel_at_period_end: bool
+    payment_state: str | None
+    created_at: int
+    expires_at: int
+    revoked_at: int | None
+    revoked_reason: str | None
+    minute_start: int | None
+    minute_count: int
+    day_start: int | None
+    day_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallCount:
+    """The counters after a call was admitted and counted."""
+
+    subscription_id: str
+    tier: str
+    minute_count: int
+    minute_limit: int
+    day_count: int
+    day_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    token_id: str
+    user_id: str
+    email: str
+    subscription_id: str
+    tier: str
+    status: str
+    created_at: int
+    expires_at: int
+    revoked_at: int | None
+    revoked_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    token_id: str
+    user_id: str
+    subscription_id: str
+    token_hash: str
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    action: str
+    subject: str | None
+    detail: str | None = None
+
+
+def new_user_id() -> str:
+    return "usr_" + uuid.uuid4().hex
+
+
+def new_grant_id() -> str:
+    return "grant_" + uuid.uuid4().hex

@@ -1,0 +1,149 @@
+"""The one seam through which the billing sidecar calls Stripe (official SDK, async methods).
+
+Every call returns a plain ``dict`` (stripe 16 objects are not dicts) and every failure,
+HTTP or network, surfaces as one exception type::
+
+    StripeGatewayError          Stripe refused the call or could not be reached
+        .not_found              404 / resource_missing: the id does not exist
+
+The API base URL is a constructor argument so tests point the gateway at a local fake.
+The secret key is never logged and is scrubbed from any message that could echo it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import stripe
+
+logger = logging.getLogger(__name__)
+
+_UNREACHABLE = "Stripe could not be reached"
+
+
+class StripeGatewayError(Exception):
+    """Stripe refused a call or could not be reached.
+
+    ``message`` is Stripe's user-facing message (safe to show; never contains the key),
+    ``http_status`` is None for network failures.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+        not_found: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self.code = code
+        self.not_found = not_found
+
+
+def stripe_mode(secret_key: str) -> Literal["test", "live"]:
+    """Whether a secret or restricted key belongs to test or live mode."""
+    return "live" if secret_key.startswith(("sk_live_", "rk_live_")) else "test"
+
+
+class _FormHTTPXClient(stripe.HTTPXClient):
+    """stripe's httpx client, sending the encoded form as ``content=``.
+
+    stripe 16.1.0 passes the already-encoded body as ``data=<str>``, which httpx 0.28 deprecates
+    with a DeprecationWarning on every POST; under ``-W error`` the SDK reports that warning as
+    a network failure.
+    """
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        elif not kwargs.get("data"):
+            kwargs.pop("data", None)
+        return args, kwargs
+
+
+class StripeGateway:
+    """Async access to the few Stripe endpoints billing needs; close with ``aclose()``."""
+
+    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20) -> None:
+        self._secret_key = secret_key
+        self._http = _FormHTTPXClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=self._http,
+            max_network_retries=2,
+        )
+        self.mode = stripe_mode(secret_key)
+
+    def __repr__(self) -> str:
+        return f"StripeGateway(mode={self.mode!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._http.close_async()
+
+    async def __aenter__(self) -> StripeGateway:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def create_checkout_session(self, params: dict[str, Any], idempotency_key: str | None) -> dict:
+        """POST /v1/checkout/sessions. Raises StripeGatewayError."""
+        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        return await self._call(
+            self._client.v1.checkout.sessions.create_async(params=params, options=options)
+        )
+
+    async def retrieve_checkout_session(self, session_id: str) -> dict:
+        """GET /v1/checkout/sessions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
+        return await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
+
+    async def create_portal_session(self, customer: str, return_url: str) -> dict:
+        """POST /v1/billing_portal/sessions. Raises StripeGatewayError."""
+        params = {"customer": customer, "return_url": return_url}
+        return await self._call(self._client.v1.billing_portal.sessions.create_async(params=params))
+
+    async def find_customer_by_email(self, email: str) -> dict | None:
+        """The newest customer with exactly this e-mail, or None. Raises StripeGatewayError."""
+        found = await self._call(self._client.v1.customers.list_async(params={"email": email, "limit": 1}))
+        return found["data"][0] if found["data"] else None
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict:
+        """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
+        return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
+
+    async def retrieve_price(self, price_id: str) -> dict:
+        """GET /v1/prices/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
+        return await self._call(self._client.v1.prices.retrieve_async(price_id))
+
+    async def _call(self, pending: Any) -> dict:
+        try:
+            result = await pending
+        except stripe.APIConnectionError as exc:
+            logger.warning("Stripe could not be reached: %s", type(exc.__cause__).__name__)
+            raise StripeGatewayError(_UNREACHABLE) from None
+        except stripe.StripeError as exc:
+            raise self._translate(exc) from None
+        return result.to_dict()
+
+    def _translate(self, exc: stripe.StripeError) -> StripeGatewayError:
+        error = exc.error
+        code = exc.code or (error.code if error is not None else None)
+        message = (exc.user_message or "Stripe request failed").replace(self._secret_key, "[redacted]")
+        status = exc.http_status
+        logger.warning("Stripe refused a call: status=%s code=%s request_id=%s", status, code, exc.request_id)
+        return StripeGatewayError(
+            message,
+            http_status=status,
+            request_id=exc.request_id,
+            code=code,
+            not_found=status == 404 or code == "resource_missing",
+        )

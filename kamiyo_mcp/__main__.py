@@ -1,0 +1,3 @@
+from kamiyo_mcp.cli import main
+
+raise SystemExit(main())

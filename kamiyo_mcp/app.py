@@ -1,0 +1,65 @@
+"""The one ASGI app: the MCP endpoint and the sidecar routes, sharing one runtime and store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from kamiyo_mcp.gate import bearer_from_request
+from kamiyo_mcp.http.bearer import BearerAuth
+from kamiyo_mcp.http.core_routes import core_routes
+from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.server import build_server
+from kamiyo_mcp.settings import Settings, is_loopback
+
+MCP_PATH = "/mcp"
+
+
+def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette:
+    """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata."""
+    runtime = Runtime(settings)
+    server = build_server(
+        runtime, bearer_from_request,
+        missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
+    )
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with runtime.opened(), server.session_manager.run():
+            yield
+
+    app = Starlette(
+        routes=[
+            *core_routes(runtime),
+            Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
+                                      resource_metadata_url=settings.public_url
+                                      + "/.well-known/oauth-protected-resource/mcp")),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def transport_security(settings: Settings, bind_host: str) -> TransportSecuritySettings:
+    """DNS-rebinding protection: on for loopback binds, with the public URL's host always allowed."""
+    public = urlsplit(settings.public_url)
+    hosts = {public.netloc, *settings.allowed_hosts}
+    origins = {f"{public.scheme}://{public.netloc}"}
+    if is_loopback(bind_host) or is_loopback(public.hostname or ""):
+        hosts |= {"127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"}
+        origins |= {"http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"}
+    for host in settings.allowed_hosts:
+        origins |= {f"https://{host}", f"http://{host}"}
+    enabled = is_loopback(bind_host) or bool(settings.allowed_hosts)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=enabled, allowed_hosts=sorted(hosts), allowed_origins=sorted(origins)
+    )

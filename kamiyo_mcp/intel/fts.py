@@ -1,0 +1,46 @@
+"""Turning a user's search text into a safe SQLite FTS5 MATCH expression (pure).
+
+User text never reaches FTS5 syntax: it is cut into words (letters and digits), each word is
+double-quoted and given a prefix star, and the words are AND-ed. Quotes, parentheses, ``*``,
+``:``, ``NEAR``, ``OR`` and SQL fragments therefore search as plain words or are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import IntelInputError
+
+MAX_QUERY_CHARS = 200
+MAX_TERMS = 12
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def query_terms(query: str) -> list[str]:
+    """The lower-case search words of ``query`` (camel case is not split: FTS indexes both forms)."""
+    return [w.casefold() for w in _WORD.findall(query)]
+
+
+def match_expression(query: str | None) -> str | None:
+    """An FTS5 MATCH expression for ``query``, or None when the query is empty.
+
+    Raises:
+        IntelInputError: the query is too long, has too many words, or has no searchable word.
+    """
+    if query is None:
+        return None
+    if not isinstance(query, str):
+        raise IntelInputError(f"query: expected text, got {type(query).__name__}")
+    if not query.strip():
+        return None
+    if len(query) > MAX_QUERY_CHARS:
+        raise IntelInputError(f"query: too long ({len(query)} characters; at most {MAX_QUERY_CHARS})")
+    terms = query_terms(query)
+    if not terms:
+        raise IntelInputError(
+            f"query: {query!r} has no searchable words (letters or digits); "
+            "use an empty query to list the newest incidents"
+        )
+    if len(terms) > MAX_TERMS:
+        raise IntelInputError(f"query: too many words ({len(terms)}; at most {MAX_TERMS})")
+    return " AND ".join(f'"{t}"*' for t in dict.fromkeys(terms))

@@ -1,0 +1,232 @@
+"""The incident store: the only module (with ``store_schema``) that holds SQL.
+
+It lives in the same SQLite file as the billing store, in its own ``intel_``-prefixed tables with
+their own version table ``intel_schema_version``. Each write is one ``BEGIN IMMEDIATE`` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from .chains import chain_key
+from .dates import utc_now
+from .linking import LinkRow, assign_groups
+from .names import name_key, name_words
+from .records import AddressLink, Incident, merge_incident
+from .store_reads import StoreReads, from_json
+from .store_schema import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 5000
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCounts:
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+
+
+def _to_json(incident: Incident) -> str:
+    return json.dumps({**incident.content(), "related_ids": list(incident.related_ids)}, default=str)
+
+
+class IntelStore(StoreReads):
+    """Async access to the intel tables of one SQLite file."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._known_chains: dict[str, str] | None = None
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> IntelStore:
+        """Open (creating or migrating the intel tables of) the SQLite file at ``path``."""
+        db = await aiosqlite.connect(os.fspath(path), isolation_level=None)
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            await self._db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
+            async with self._db.execute("SELECT MAX(version) FROM intel_schema_version") as cur:
+                current = (await cur.fetchone())[0] or 0
+            for version in sorted(v for v in MIGRATIONS if v > current):
+                for statement in MIGRATIONS[version]:
+                    await self._db.execute(statement)
+                await self._db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("SELECT MAX(version) FROM intel_schema_version") as cur:
+            return (await cur.fetchone())[0] or 0
+
+    async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self._db.execute(sql, params) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def incident_count(self) -> int:
+        """Stored reports, all sources (0 means nothing is loaded)."""
+        return await self._scalar("SELECT COUNT(*) FROM intel_incidents")
+
+    async def has_incidents(self) -> bool:
+        return await self._scalar("SELECT EXISTS (SELECT 1 FROM intel_incidents)") == 1
+
+    async def group_count(self) -> int:
+        """Distinct incidents (incident groups)."""
+        return await self._scalar("SELECT COUNT(*) FROM intel_incidents WHERE is_canonical = 1")
+
+    async def address_count(self) -> int:
+        return await self._scalar("SELECT COUNT(DISTINCT address) FROM intel_addresses")
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def apply_incidents(self, incoming: Iterable[Incident]) -> WriteCounts:
+        """Insert new reports and merge re-reports (see ``records.merge_incident``), one transaction."""
+        batch = list({i.id: i for i in incoming}.values())
+        added = updated = skipped = 0
+        now = utc_now().isoformat(timespec="seconds")
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            existing: dict[str, tuple[Incident, str]] = {}
+            for start in range(0, len(batch), _CHUNK):
+                ids = [i.id for i in batch[start : start + _CHUNK]]
+                marks = ",".join("?" * len(ids))
+                sql = f"SELECT id, data, content_hash FROM intel_incidents WHERE id IN ({marks})"
+                async with self._db.execute(sql, ids) as cur:
+                    existing.update({r[0]: (from_json(r[1]), r[2]) async for r in cur})
+            for item in batch:
+                if item.id in existing:
+                    stored, stored_hash = existing[item.id]
+                    merged = merge_incident(stored, item)
+                    if merged.content_hash() == stored_hash and merged.related_ids == stored.related_ids:
+                        skipped += 1
+                        continue
+                    updated += 1
+                    await self._write(merged, now, insert=False)
+                else:
+                    added += 1
+                    await self._write(item, now, insert=True)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return WriteCounts(added, updated, skipped)
+
+    async def _write(self, item: Incident, now: str, *, insert: bool) -> None:
+        values = (item.source, item.date, item.protocol, name_key(item.protocol), item.classification,
+                  item.technique, item.amount_usd, item.returned_usd, item.source_url, _to_json(item),
+                  item.content_hash())
+        if insert:
+            await self._db.execute(
+                "INSERT INTO intel_incidents (source, date, protocol, name_key, classification, technique,"
+                " amount_usd, returned_usd, source_url, data, content_hash, id, group_id, ingested_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*values, item.id, item.id, now, now),
+            )
+        else:
+            await self._db.execute(
+                "UPDATE intel_incidents SET source=?, date=?, protocol=?, name_key=?, classification=?,"
+                " technique=?, amount_usd=?, returned_usd=?, source_url=?, data=?, content_hash=?,"
+                " updated_at=? WHERE id=?",
+                (*values, now, item.id),
+            )
+            await self._db.execute("DELETE FROM intel_incident_chains WHERE incident_id = ?", (item.id,))
+        await self._db.executemany(
+            "INSERT OR IGNORE INTO intel_incident_chains (incident_id, chain, chain_key) VALUES (?,?,?)",
+            [(item.id, c, chain_key(c)) for c in item.chains],
+        )
+
+    async def apply_addresses(self, links: Iterable[AddressLink]) -> WriteCounts:
+        """Insert address links; a link already stored is skipped."""
+        rows = list(dict.fromkeys((a.address, a.chain, a.role, a.incident_id, a.source, a.label) for a in links))
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.total_changes
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO intel_addresses (address, chain, role, incident_id, source, label)"
+                " VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+            added = self._db.total_changes - before
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return WriteCounts(added=added, skipped=len(rows) - added)
+
+    async def relink(self) -> None:
+        """Recompute incident groups, canonical reports, group chains and the search index."""
+        async with self._db.execute("SELECT id, source, date, protocol, amount_usd, data FROM intel_incidents") as cur:
+            rows = [(r[0], r[1], r[2], r[3], r[4], from_json(r[5])) async for r in cur]
+        groups = assign_groups(
+            LinkRow(i, s, d, name_key(p), a, inc.related_ids) for i, s, d, p, a, inc in rows
+        )
+        members: dict[str, list[Incident]] = {}
+        for row in rows:
+            members.setdefault(groups[row[0]].group_id, []).append(row[5])
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            updates = []
+            for ident, *_ in rows:
+                g = groups[ident]
+                chains = list(dict.fromkeys(c for m in members[g.group_id] for c in m.chains))
+                updates.append((g.group_id, int(g.is_canonical), g.group_amount_usd, json.dumps(chains), ident))
+            await self._db.executemany(
+                "UPDATE intel_incidents SET group_id=?, is_canonical=?, group_amount_usd=?, group_chains=?"
+                " WHERE id=?",
+                updates,
+            )
+            await self._db.execute("DELETE FROM intel_group_chains")
+            await self._db.execute(
+                "INSERT OR IGNORE INTO intel_group_chains (group_id, chain_key) SELECT i.group_id, c.chain_key"
+                " FROM intel_incident_chains c JOIN intel_incidents i ON i.id = c.incident_id"
+            )
+            await self._db.execute("DELETE FROM intel_search")
+            await self._db.executemany(
+                "INSERT INTO intel_search (group_id, names, technique, classification, chains)"
+                " VALUES (?,?,?,?,?)",
+                [_search_document(gid, group) for gid, group in members.items()],
+            )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        self._known_chains = None
+
+    # The query reads live in ``store_reads.StoreReads``.
+
+    async def known_chains(self) -> dict[str, str]:
+        """``chain_key`` → spelling of every chain in the data."""
+        if self._known_chains is None:
+            async with self._db.execute("SELECT chain_key, MIN(chain) FROM intel_incident_chains GROUP BY 1") as cur:
+                self._known_chains = {r[0]: r[1] async for r in cur}
+        return self._known_chains
+
+
+
+def _search_document(group_id: str, group: list[Incident]) -> tuple[str, str, str, str, str]:
+    names = {p for m in group for p in (m.protocol, " ".join(name_words(m.protocol)))}
+    techniques = {m.technique for m in group if m.technique}
+    classes = {m.classification for m in group if m.classification}
+    chains = {c for m in group for c in m.chains}
+    return group_id, " ".join(sorted(names)), " ".join(sorted(techniques)), " ".join(sorted(classes)), " ".join(
+        sorted(chains)
+    )

@@ -1,0 +1,166 @@
+"""The read queries of the incident store (SQL; mixed into ``store.IntelStore``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from .records import AddressLink, Incident
+
+_COLUMNS = "i.id, i.data, i.group_id, i.is_canonical, i.group_amount_usd, i.group_chains"
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIncident:
+    """A stored report with its incident-group fields."""
+
+    incident: Incident
+    group_id: str
+    is_canonical: bool
+    group_amount_usd: float | None
+    group_chains: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """One incident group as risk scoring sees it: the canonical report plus its members' names."""
+
+    group_id: str
+    date: str
+    protocol: str
+    amount_usd: float | None
+    chain_keys: frozenset[str]
+    member_names: tuple[str, ...]
+    techniques: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHit:
+    """An address link with the incident it points at (when that incident is stored)."""
+
+    link: AddressLink
+    incident_date: str | None
+    protocol: str | None
+    group_id: str | None
+
+
+def from_json(text: str) -> Incident:
+    data = json.loads(text)
+    core = {k: data.pop(k, None) for k in ("id", "source", "date", "protocol", "classification",
+                                             "technique", "amount_usd", "returned_usd", "source_url")}
+    chains = tuple(data.pop("chains", None) or ())
+    related = tuple(data.pop("related_ids", None) or ())
+    return Incident(**core, chains=chains, related_ids=related, extra=data)
+
+
+def _stored(row: Sequence[Any]) -> StoredIncident:
+    return StoredIncident(from_json(row[1]), row[2] or row[0], bool(row[3]), row[4], tuple(json.loads(row[5])))
+
+
+class StoreReads:
+    _db: aiosqlite.Connection
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._db.execute(sql, params) as cur:
+            return [tuple(r) async for r in cur]
+
+    async def search(
+        self, *, match: str | None, chain_key: str | None, since: str | None, limit: int
+    ) -> tuple[int, list[StoredIncident]]:
+        """``(total matching, newest-first page)`` of canonical reports, one per incident group."""
+        where, params = ["i.is_canonical = 1"], []
+        if match:
+            where.append("i.group_id IN (SELECT group_id FROM intel_search WHERE intel_search MATCH ?)")
+            params.append(match)
+        if chain_key:
+            where.append("i.group_id IN (SELECT group_id FROM intel_group_chains WHERE chain_key = ?)")
+            params.append(chain_key)
+        if since:
+            where.append("i.date >= ?")
+            params.append(since)
+        clause = " AND ".join(where)
+        total = (await self._rows(f"SELECT COUNT(*) FROM intel_incidents i WHERE {clause}", params))[0][0]
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM intel_incidents i WHERE {clause} ORDER BY i.date DESC, i.id LIMIT ?",
+            [*params, limit],
+        )
+        return total, [_stored(r) for r in rows]
+
+    async def get_incident(self, incident_id: str) -> StoredIncident | None:
+        rows = await self._rows(f"SELECT {_COLUMNS} FROM intel_incidents i WHERE i.id = ?", (incident_id,))
+        return _stored(rows[0]) if rows else None
+
+    async def group_members(self, group_id: str) -> list[StoredIncident]:
+        """Every report of a group, canonical first."""
+        rows = await self._rows(
+            f"SELECT {_COLUMNS} FROM intel_incidents i WHERE i.group_id = ?"
+            " ORDER BY i.is_canonical DESC, i.source, i.id",
+            (group_id,),
+        )
+        return [_stored(r) for r in rows]
+
+    async def similar_ids(self, text: str, limit: int = 5) -> list[str]:
+        """Ids containing ``text`` (for a "did you mean" answer)."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._rows(
+            "SELECT id FROM intel_incidents WHERE id LIKE ? ESCAPE '\\' ORDER BY date DESC LIMIT ?",
+            (pattern, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def group_summaries(self) -> list[GroupSummary]:
+        """All incident groups with their members' names and techniques."""
+        rows = await self._rows(
+            "SELECT i.group_id, i.protocol, i.technique, i.is_canonical, i.date, i.group_amount_usd,"
+            " i.group_chains FROM intel_incidents i ORDER BY i.group_id, i.is_canonical DESC"
+        )
+        groups: dict[str, dict[str, Any]] = {}
+        for gid, protocol, technique, canonical, day, amount, chains in rows:
+            g = groups.setdefault(gid, {"names": [], "techniques": []})
+            g["names"].append(protocol)
+            if technique:
+                g["techniques"].append(technique)
+            if canonical:
+                g.update(date=day, protocol=protocol, amount=amount,
+                         chains=frozenset(c.casefold() for c in json.loads(chains)))
+        return [
+            GroupSummary(gid, g["date"], g["protocol"], g["amount"], g["chains"],
+                         tuple(dict.fromkeys(g["names"])), tuple(dict.fromkeys(g["techniques"])))
+            for gid, g in groups.items()
+            if "date" in g
+        ]
+
+    async def address_hits(self, addresses: Sequence[str], roles: Sequence[str] | None = None) -> list[AddressHit]:
+        """Stored links of any of ``addresses`` (optionally only some roles), newest incident first."""
+        hits: list[AddressHit] = []
+        for start in range(0, len(addresses), _CHUNK):
+            chunk = list(addresses[start : start + _CHUNK])
+            sql = (
+                "SELECT a.address, a.chain, a.role, a.incident_id, a.source, a.label, i.date, i.protocol,"
+                " i.group_id FROM intel_addresses a LEFT JOIN intel_incidents i ON i.id = a.incident_id"
+                f" WHERE a.address IN ({','.join('?' * len(chunk))})"
+            )
+            params: list[Any] = chunk
+            if roles:
+                sql += f" AND a.role IN ({','.join('?' * len(roles))})"
+                params = [*chunk, *roles]
+            for r in await self._rows(sql, params):
+                hits.append(AddressHit(AddressLink(*r[:6]), r[6], r[7], r[8]))
+        hits.sort(key=lambda h: (h.incident_date or "", h.link.incident_id), reverse=True)
+        return hits
+
+    async def addresses_of(self, incident_ids: Sequence[str]) -> list[AddressLink]:
+        """Address links of the given incidents."""
+        if not incident_ids:
+            return []
+        rows = await self._rows(
+            "SELECT address, chain, role, incident_id, source, label FROM intel_addresses"
+            f" WHERE incident_id IN ({','.join('?' * len(incident_ids))}) ORDER BY incident_id, role, address",
+            list(incident_ids),
+        )
+        return [AddressLink(*r) for r in rows]

@@ -1,0 +1,59 @@
+"""The intel tables' numbered migrations (SQL only; applied by ``store.IntelStore.open``).
+
+Every table is prefixed ``intel_``: the billing store shares the SQLite file and its tables are
+never touched. A migration is a list of statements run in one transaction with its version bump.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE intel_incidents (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            date TEXT NOT NULL,
+            protocol TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            classification TEXT,
+            technique TEXT,
+            amount_usd REAL,
+            returned_usd REAL,
+            source_url TEXT,
+            data TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            group_id TEXT,
+            is_canonical INTEGER NOT NULL DEFAULT 1,
+            group_amount_usd REAL,
+            group_chains TEXT NOT NULL DEFAULT '[]',
+            ingested_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX intel_incidents_canonical_date ON intel_incidents (is_canonical, date DESC, id)",
+        "CREATE INDEX intel_incidents_group ON intel_incidents (group_id)",
+        """CREATE TABLE intel_incident_chains (
+            incident_id TEXT NOT NULL REFERENCES intel_incidents (id) ON DELETE CASCADE,
+            chain TEXT NOT NULL,
+            chain_key TEXT NOT NULL,
+            PRIMARY KEY (incident_id, chain_key)
+        )""",
+        """CREATE TABLE intel_group_chains (
+            group_id TEXT NOT NULL,
+            chain_key TEXT NOT NULL,
+            PRIMARY KEY (chain_key, group_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE intel_addresses (
+            address TEXT NOT NULL,
+            chain TEXT NOT NULL,
+            role TEXT NOT NULL,
+            incident_id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            label TEXT,
+            PRIMARY KEY (address, chain, role, incident_id)
+        )""",
+        "CREATE INDEX intel_addresses_incident ON intel_addresses (incident_id)",
+        """CREATE VIRTUAL TABLE intel_search USING fts5 (
+            group_id UNINDEXED, names, technique, classification, chains,
+            tokenize = 'unicode61 remove_diacritics 2'
+        )""",
+    ],
+}

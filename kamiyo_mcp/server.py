@@ -1,0 +1,39 @@
+"""The MCP server: every tool registered behind the one authorization gate."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from kamiyo_mcp import __version__
+from kamiyo_mcp.gate import AuthorizationGate, TokenSource
+from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.tools import account
+
+INSTRUCTIONS = (
+    "KAMIYO answers questions about crypto exploits from real incident data (DeFiLlama, BlockSec, "
+    "DeFiHackLabs): search incidents, assess a DeFi protocol's risk, screen a wallet against known "
+    "incident addresses, and show the account's tier and remaining quota. Each call counts toward the "
+    "subscription's quota; a refused call says why and how to proceed."
+)
+
+
+def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str) -> MCPServer:
+    """A new MCP server whose tools read `runtime` (opened by the caller) on every call."""
+    server: MCPServer = MCPServer(
+        "kamiyo",
+        title="KAMIYO exploit intelligence",
+        instructions=INSTRUCTIONS,
+        website_url=runtime.settings.public_url,
+        version=__version__,
+        log_level=runtime.settings.log_level,  # type: ignore[arg-type]
+        extensions=[
+            AuthorizationGate(
+                lambda: runtime.authority,
+                token_source,
+                lambda: known_tools,
+                missing_token_hint=missing_token_hint,
+            )
+        ],
+    )
+    known_tools: set[str] = set(account.register(server, runtime))
+    return server

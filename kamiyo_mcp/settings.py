@@ -1,0 +1,163 @@
+"""Settings: built once at start-up from an environment mapping, validated, frozen.
+
+Only the CLI reads `os.environ` (and an optional `.env`); everything else receives a `Settings`.
+A bad value raises `SettingsError`, whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from billing.errors import ConfigurationError
+from billing.store import sqlite_path
+from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_INTEL_SOURCES = ("https://api.llama.fi/hacks",)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class SettingsError(Exception):
+    """A setting is missing or unusable; `str()` is one line naming the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    database_path: Path
+    public_url: str
+    jwt_secret: str | None  # None: use (or create) the secret file beside the database
+    jwt_algorithm: str = ALGORITHM
+    token_expiry_days: int = 365
+    kamiyo_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    intel_sources: tuple[str, ...] = DEFAULT_INTEL_SOURCES
+    chain_api_url: str | None = None
+    chain_api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def secret_file(self) -> Path:
+        return self.database_path.with_name(self.database_path.name + ".jwt-secret")
+
+    @property
+    def resource_url(self) -> str:
+        return self.public_url.rstrip("/") + "/mcp"
+
+
+def default_database_url() -> str:
+    return str(Path(platformdirs.user_data_dir("kamiyo-mcp", appauthor=False)) / "kamiyo.db")
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build `Settings` from `env`.
+
+    Raises:
+        SettingsError: the first bad variable, named.
+    """
+    database_url = _get(env, "KAMIYO_DATABASE_URL") or default_database_url()
+    if database_url.startswith(("postgres://", "postgresql://")):
+        raise SettingsError(
+            "KAMIYO_DATABASE_URL", "PostgreSQL stores are not available in this version; use a SQLite path"
+        )
+    try:
+        database_path = sqlite_path(database_url)
+    except ConfigurationError as exc:
+        raise SettingsError("KAMIYO_DATABASE_URL", str(exc)) from None
+
+    secret = env.get("MCP_JWT_SECRET")
+    if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            "MCP_JWT_SECRET",
+            f"must be at least {MIN_SECRET_BYTES} bytes (got {len(secret.encode())}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+        )
+    algorithm = _get(env, "MCP_JWT_ALGORITHM") or ALGORITHM
+    if algorithm != ALGORITHM:
+        raise SettingsError("MCP_JWT_ALGORITHM", f"only {ALGORITHM} is accepted (got {algorithm!r})")
+
+    return Settings(
+        database_url=database_url,
+        database_path=database_path,
+        public_url=_public_url(_get(env, "KAMIYO_PUBLIC_URL") or DEFAULT_PUBLIC_URL),
+        jwt_secret=secret,
+        jwt_algorithm=algorithm,
+        token_expiry_days=_int(env, "MCP_TOKEN_EXPIRY_DAYS", 365, low=1, high=3650),
+        kamiyo_token=_get(env, "KAMIYO_TOKEN"),
+        allowed_hosts=_csv(env, "KAMIYO_ALLOWED_HOSTS"),
+        log_level=_log_level(_get(env, "KAMIYO_LOG_LEVEL") or "INFO"),
+        intel_sources=_csv(env, "KAMIYO_INTEL_SOURCES") if "KAMIYO_INTEL_SOURCES" in env else DEFAULT_INTEL_SOURCES,
+        chain_api_url=_optional_url(env, "KAMIYO_CHAIN_API_URL"),
+        chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
+    )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be a whole number (got {raw!r})") from None
+    if not low <= value <= high:
+        raise SettingsError(name, f"must be between {low} and {high} (got {value})")
+    return value
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError("KAMIYO_PUBLIC_URL", f"must be an http(s) URL such as {DEFAULT_PUBLIC_URL} (got {raw!r})")
+    if parts.query or parts.fragment:
+        raise SettingsError("KAMIYO_PUBLIC_URL", "must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(name, f"must be an http(s) URL (got {raw!r})")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError("KAMIYO_LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR (got {raw!r})")
+    return level
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

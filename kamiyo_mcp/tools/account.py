@@ -1,0 +1,26 @@
+"""`get_account_status`: what the caller's token is entitled to, and how much of it is left."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ToolAnnotations
+
+from kamiyo_mcp.gate import current_call
+from kamiyo_mcp.runtime import Runtime
+
+
+def register(server: MCPServer, runtime: Runtime) -> list[str]:
+    @server.tool(
+        title="Account status",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    async def get_account_status() -> dict[str, Any]:
+        """Show your KAMIYO account: tier, subscription status, token expiry, calls used and left this
+        minute and today (after counting this call), the tier's limits, and where to upgrade or
+        manage billing."""
+        call = current_call()
+        return await runtime.authority.account_status(call.token)
+
+    return ["get_account_status"]
