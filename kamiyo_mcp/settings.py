@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from billing.config import STRIPE_API_BASE, BillingConfig, MailConfig
 from billing.errors import ConfigurationError
 from billing.store import sqlite_path
+from billing.tiers import TIER_NAMES
 from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -45,6 +47,9 @@ class Settings:
     intel_sources: tuple[str, ...] = DEFAULT_INTEL_SOURCES
     chain_api_url: str | None = None
     chain_api_key: str | None = field(default=None, repr=False)
+    public_url_explicit: bool = True
+    billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
+    mail: MailConfig = field(default_factory=MailConfig)
 
     @property
     def secret_file(self) -> Path:
@@ -86,10 +91,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if algorithm != ALGORITHM:
         raise SettingsError("MCP_JWT_ALGORITHM", f"only {ALGORITHM} is accepted (got {algorithm!r})")
 
+    public_url = _public_url(_get(env, "KAMIYO_PUBLIC_URL") or DEFAULT_PUBLIC_URL)
     return Settings(
         database_url=database_url,
         database_path=database_path,
-        public_url=_public_url(_get(env, "KAMIYO_PUBLIC_URL") or DEFAULT_PUBLIC_URL),
+        public_url=public_url,
+        public_url_explicit=_get(env, "KAMIYO_PUBLIC_URL") is not None,
         jwt_secret=secret,
         jwt_algorithm=algorithm,
         token_expiry_days=_int(env, "MCP_TOKEN_EXPIRY_DAYS", 365, low=1, high=3650),
@@ -99,7 +106,72 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         intel_sources=_csv(env, "KAMIYO_INTEL_SOURCES") if "KAMIYO_INTEL_SOURCES" in env else DEFAULT_INTEL_SOURCES,
         chain_api_url=_optional_url(env, "KAMIYO_CHAIN_API_URL"),
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
+        billing=load_billing(env, public_url),
+        mail=load_mail(env),
     )
+
+
+def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
+    secret_key = _get(env, "STRIPE_SECRET_KEY")
+    if secret_key is not None and not secret_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise SettingsError("STRIPE_SECRET_KEY", "must be a Stripe secret key (sk_test_... or sk_live_...)")
+    webhook_secret = _get(env, "STRIPE_WEBHOOK_SECRET")
+    if webhook_secret is not None and not webhook_secret.startswith("whsec_"):
+        raise SettingsError("STRIPE_WEBHOOK_SECRET", "must be a Stripe webhook signing secret (whsec_...)")
+    prices: dict[str, str] = {}
+    for tier in TIER_NAMES:
+        name = f"STRIPE_PRICE_MCP_{tier.upper()}"
+        price = _get(env, name)
+        if price is not None:
+            if not price.startswith(("price_", "plan_")) and not price.isidentifier():
+                raise SettingsError(name, f"must be a Stripe price id such as price_123 (got {price!r})")
+            prices[tier] = price
+    if len(set(prices.values())) != len(prices):
+        raise SettingsError("STRIPE_PRICE_MCP_PERSONAL", "two tiers are configured with the same price id")
+    origins = tuple(_origin(o, "KAMIYO_ALLOWED_REDIRECT_ORIGINS") for o in _csv(env, "KAMIYO_ALLOWED_REDIRECT_ORIGINS"))
+    return BillingConfig(
+        public_url=public_url,
+        stripe_secret_key=secret_key,
+        stripe_webhook_secret=webhook_secret,
+        stripe_api_base=(_optional_url(env, "STRIPE_API_BASE") or STRIPE_API_BASE).rstrip("/"),
+        prices=prices,
+        allowed_redirect_origins=origins or (_origin(public_url, "KAMIYO_PUBLIC_URL"),),
+        checkout_automatic_tax=_bool(env, "KAMIYO_CHECKOUT_AUTOMATIC_TAX", False),
+        checkout_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
+                                                low=1, high=100_000),
+    )
+
+
+def load_mail(env: Mapping[str, str]) -> MailConfig:
+    return MailConfig(
+        smtp_host=_get(env, "SMTP_HOST"),
+        smtp_port=_int(env, "SMTP_PORT", 587, low=1, high=65535),
+        smtp_username=_get(env, "SMTP_USERNAME"),
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+        email_from=_get(env, "EMAIL_FROM") or "KAMIYO <no-reply@kamiyo.ai>",
+        support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
+    )
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(name, f"must be true or false (got {raw!r})")
+
+
+def _origin(raw: str, name: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(name, f"must be http(s) origins such as https://kamiyo.ai (got {raw!r})")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:

@@ -1,0 +1,53 @@
+"""What the billing authority needs to know, handed in by the product's Settings (frozen)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from billing.tiers import TIER_NAMES
+
+STRIPE_API_BASE = "https://api.stripe.com"
+
+
+@dataclass(frozen=True, slots=True)
+class BillingConfig:
+    public_url: str
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str = STRIPE_API_BASE
+    # tier name -> Stripe price id, for the tiers that have a price configured
+    prices: dict[str, str] = field(default_factory=dict)
+    allowed_redirect_origins: tuple[str, ...] = ()
+    checkout_automatic_tax: bool = False
+    checkout_rate_per_minute: int = 10
+    webhook_unverified_rate_per_minute: int = 30
+    webhook_tolerance_seconds: int = 300
+
+    @property
+    def billing_enabled(self) -> bool:
+        return bool(self.stripe_secret_key)
+
+    def tier_for_price(self, price_id: str | None) -> str | None:
+        """The tier whose configured price is `price_id`, else None."""
+        for tier, configured in self.prices.items():
+            if configured == price_id:
+                return tier
+        return None
+
+    def price_for_tier(self, tier: str) -> str | None:
+        return self.prices.get(tier) if tier in TIER_NAMES else None
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = True
+    email_from: str = "KAMIYO <no-reply@kamiyo.ai>"
+    support_email: str = "support@kamiyo.ai"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_host)
