@@ -33,8 +33,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    env = read_environment()
+    if args.command == "serve" and not env.get("KAMIYO_PUBLIC_URL", "").strip():
+        # Unset public URL: advertise the address actually served (metadata, links in messages).
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        env["KAMIYO_PUBLIC_URL"] = f"http://{'[' + host + ']' if ':' in host else host}:{args.port}"
     try:
-        settings = load_settings(read_environment())
+        settings = load_settings(env)
     except SettingsError as exc:
         print(f"kamiyo-mcp: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,59 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from kamiyo_mcp.secret_file import resolve_jwt_secret
+from kamiyo_mcp.settings import SettingsError, load_settings
+from tests.support import base_env, cli
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "words"),
+    [
+        ({"MCP_JWT_SECRET": "too-short"}, "MCP_JWT_SECRET", "at least 32 bytes"),
+        ({"MCP_JWT_ALGORITHM": "RS256"}, "MCP_JWT_ALGORITHM", "only HS256"),
+        ({"MCP_JWT_ALGORITHM": "none"}, "MCP_JWT_ALGORITHM", "only HS256"),
+        ({"KAMIYO_DATABASE_URL": "mysql://db/kamiyo"}, "KAMIYO_DATABASE_URL", "unsupported"),
+        ({"KAMIYO_DATABASE_URL": "postgresql://db/kamiyo"}, "KAMIYO_DATABASE_URL", "PostgreSQL"),
+        ({"MCP_TOKEN_EXPIRY_DAYS": "soon"}, "MCP_TOKEN_EXPIRY_DAYS", "whole number"),
+        ({"KAMIYO_PUBLIC_URL": "ftp://x"}, "KAMIYO_PUBLIC_URL", "http(s) URL"),
+        ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY", "secret key"),
+        ({"SMTP_PORT": "99999"}, "SMTP_PORT", "between 1 and 65535"),
+    ],
+)
+def test_a_bad_setting_fails_with_one_line_naming_the_variable(env: dict[str, str], variable: str, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert message.startswith(variable + ":") and words in message and "\n" not in message
+
+
+def test_a_fresh_environment_needs_no_settings() -> None:
+    settings = load_settings({})
+    assert settings.database_path.name == "kamiyo.db"
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.jwt_secret is None and settings.token_expiry_days == 365
+
+
+def test_the_cli_exits_2_with_the_variable_named(tmp_path: Path) -> None:
+    result = cli(["token", "list"], {**base_env(tmp_path / "k.db"), "MCP_JWT_SECRET": "short"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MCP_JWT_SECRET" in lines[0] and "short" not in lines[0].split(":", 2)[-1]
+
+
+def test_without_a_secret_the_first_start_creates_a_private_secret_file_reused_later(tmp_path: Path) -> None:
+    settings = load_settings({"KAMIYO_DATABASE_URL": str(tmp_path / "k.db")})
+    secret = resolve_jwt_secret(settings)
+    mode = stat.S_IMODE(os.stat(settings.secret_file).st_mode)
+    assert mode == 0o600 and len(secret) >= 32
+    assert resolve_jwt_secret(settings) == secret
+
+
+def test_an_explicit_secret_wins_over_the_secret_file(tmp_path: Path) -> None:
+    implicit = load_settings({"KAMIYO_DATABASE_URL": str(tmp_path / "k.db")})
+    resolve_jwt_secret(implicit)
+    explicit = load_settings({"KAMIYO_DATABASE_URL": str(tmp_path / "k.db"), "MCP_JWT_SECRET": "e" * 40})
+    assert resolve_jwt_secret(explicit) == "e" * 40

@@ -1,0 +1,86 @@
+"""Test helpers: free ports, the CLI as a subprocess, a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("KAMIYO_SHARED_DIR", REPO.parent / "shared"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(db: Path, **extra: str) -> dict[str, str]:
+    return {"KAMIYO_DATABASE_URL": str(db), "MCP_JWT_SECRET": JWT_SECRET, "KAMIYO_INTEL_SOURCES": "", **extra}
+
+
+def cli(args: list[str], env: dict[str, str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m kamiyo_mcp ARGS` with exactly `env` (plus PATH/HOME), like an operator would."""
+    full_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.run([sys.executable, "-m", "kamiyo_mcp", *args], env=full_env, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+class ServerProcess:
+    """`kamiyo-mcp serve` in a subprocess on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+                    "KAMIYO_PUBLIC_URL": self.url, **env}
+        self.log = Path(env["KAMIYO_DATABASE_URL"]).with_suffix(f".{self.port}.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling a starting process, bounded by the deadline
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
