@@ -20,11 +20,12 @@ from pathlib import Path
 
 import aiosqlite
 
-from billing.access import ENTITLED_STATUSES
 from billing.errors import NotFoundError, StoreError
 from billing.store import migrations
+from billing.store.billing_sql import BillingSQL
+from billing.store.call_counter import CallCounter
+from billing.store.customers_sql import CustomersSQL
 from billing.store.records import AuditEntry, CallCount, NewToken, TokenRow, TokenState
-from billing.tiers import TIERS
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -48,51 +49,7 @@ JOIN customers AS c ON c.user_id = t.user_id
 """
 
 
-def _case(column: str, values: dict[str, int]) -> str:
-    # Built from our own tier table (fixed identifiers and ints), never from input.
-    arms = " ".join(f"WHEN '{name}' THEN {int(value)}" for name, value in values.items())
-    return f"CASE {column} {arms} ELSE 0 END"
-
-
-def _consume_sql() -> str:
-    """Check entitlement, tier and both quota windows, and count the call: one atomic statement.
-
-    The INSERT's SELECT yields a row only for a live token of an entitled subscription whose tier
-    reaches `:min_rank`; the upsert's WHERE refuses the increment when a window is full. No row
-    returned means the call is not admitted (the caller then asks `token_state` why).
-    """
-    minute = _case("s.tier", {n: t.calls_per_minute for n, t in TIERS.items()})
-    day = _case("s.tier", {n: t.calls_per_day for n, t in TIERS.items()})
-    rank = _case("s.tier", {n: int(t.rank) for n, t in TIERS.items()})
-    statuses = ", ".join(f"'{s}'" for s in sorted(ENTITLED_STATUSES))
-    return f"""
-INSERT INTO usage (subscription_id, tier, minute_start, minute_count, minute_limit,
-                   day_start, day_count, day_limit)
-SELECT s.subscription_id, s.tier, :minute, 1, {minute}, :day, 1, {day}
-FROM tokens AS t JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
-WHERE t.token_hash = :hash
-  AND t.revoked_at IS NULL
-  AND t.expires_at > :now
-  AND s.status IN ({statuses})
-  AND NOT (s.cancel_at_period_end = 1 AND s.current_period_end IS NOT NULL
-           AND s.current_period_end <= :now)
-  AND {rank} >= :min_rank
-ON CONFLICT (subscription_id) DO UPDATE SET
-  tier = excluded.tier,
-  minute_count = CASE WHEN usage.minute_start = excluded.minute_start
-                      THEN usage.minute_count + 1 ELSE 1 END,
-  minute_start = excluded.minute_start,
-  minute_limit = excluded.minute_limit,
-  day_count = CASE WHEN usage.day_start = excluded.day_start THEN usage.day_count + 1 ELSE 1 END,
-  day_start = excluded.day_start,
-  day_limit = excluded.day_limit
-WHERE (usage.minute_start <> excluded.minute_start OR usage.minute_count < excluded.minute_limit)
-  AND (usage.day_start <> excluded.day_start OR usage.day_count < excluded.day_limit)
-RETURNING subscription_id, tier, minute_count, minute_limit, day_count, day_limit
-"""
-
-
-class SQLiteStore:
+class SQLiteStore(BillingSQL, CustomersSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -103,7 +60,7 @@ class SQLiteStore:
         self._write = write
         self._usage = usage
         self._read = read
-        self._consume = _consume_sql()
+        self._calls = CallCounter(usage)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -175,14 +132,7 @@ class SQLiteStore:
 
     async def consume_call(self, token_hash: str, *, now: int, min_rank: int) -> CallCount | None:
         """Admit and count one tool call, or return None when it is not admitted."""
-        rows = await self._usage.execute_fetchall(
-            self._consume,
-            {"hash": token_hash, "now": now, "minute": now - now % 60, "day": now - now % 86400,
-             "min_rank": min_rank},
-        )
-        for row in rows:
-            return CallCount(*row)
-        return None
+        return await self._calls.consume(token_hash, now=now, min_rank=min_rank)
 
     async def token_state(self, token_hash: str) -> TokenState | None:
         rows = await self._read.execute_fetchall(_TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))

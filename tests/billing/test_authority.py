@@ -156,3 +156,20 @@ async def test_account_status_reports_usage_and_limits(authority: Authority) -> 
     assert status["tier"] == "team"
     assert status["usage"]["calls_this_minute"] == 1 and status["usage"]["calls_left_today"] == 9_999  # type: ignore[index]
     assert status["subscription"]["kind"] == "operator_grant"  # type: ignore[index]
+
+
+async def test_concurrent_calls_of_different_tiers_and_tools_are_each_decided_on_their_own(
+    authority: Authority,
+) -> None:
+    import asyncio
+
+    personal = await authority.issue_grant("p@example.com", "personal")
+    team = await authority.issue_grant("t@example.com", "team")
+    calls = [(personal.token, "monitor_wallet"), (team.token, "monitor_wallet"),
+             (personal.token, "get_account_status"), ("forged.token.x", "get_account_status")] * 10
+    decisions = await asyncio.gather(*(authority.authorize(token, tool) for token, tool in calls))
+    kinds = [(type(d).__name__, getattr(d, "code", None)) for d in decisions[:4]]
+    assert kinds == [("Denial", "tier_required"), ("Grant", None), ("Grant", None), ("Denial", "invalid_token")]
+    assert all(type(d) is type(decisions[i % 4]) for i, d in enumerate(decisions))
+    status = await authority.account_status(personal.token)
+    assert status["usage"]["calls_this_minute"] == 10  # type: ignore[index]
