@@ -77,7 +77,9 @@ async def test_the_tier_in_force_is_the_stores_not_the_tokens_claim(authority: A
     assert isinstance(granted, Grant) and granted.tier.name == "enterprise"
 
 
-async def test_the_per_minute_limit_is_exact_and_resets_with_the_next_minute(authority: Authority, clock: Clock) -> None:
+async def test_the_per_minute_limit_is_exact_and_resets_with_the_next_minute(
+    authority: Authority, clock: Clock
+) -> None:
     issued = await authority.issue_grant("a@example.com", "personal")
     decisions = [await authority.authorize(issued.token, "get_account_status") for _ in range(31)]
     assert sum(isinstance(d, Grant) for d in decisions) == 30

@@ -102,7 +102,8 @@ async def test_every_kind_of_bad_token_gets_401_with_a_challenge_and_no_echo(ser
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     async with httpx.AsyncClient(base_url=server.url) as http:
         for name, (headers, words) in cases.items():
-            response = await http.post("/mcp", json=body, headers={**headers, "Accept": "application/json, text/event-stream"})
+            accept = {"Accept": "application/json, text/event-stream"}
+            response = await http.post("/mcp", json=body, headers={**headers, **accept})
             assert response.status_code == 401, name
             challenge = response.headers["www-authenticate"]
             assert challenge.startswith("Bearer ") and \

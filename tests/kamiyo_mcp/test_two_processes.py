@@ -5,8 +5,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.support import ServerProcess
-from tests.support import base_env, cli
+from tests.support import ServerProcess, base_env, cli
 from tests.support_mcp import mcp_session, text_of
 
 
@@ -18,7 +17,9 @@ async def start_of_a_fresh_minute_window() -> None:
             await anyio.sleep(remaining + 0.05)
 
 
-async def test_two_processes_share_the_per_minute_limit_exactly(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
+async def test_two_processes_share_the_per_minute_limit_exactly(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
     env = base_env(tmp_path / "k.db")
     a, b = server_factory(env).start(), server_factory(env).start()
     token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
