@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from starlette.routing import Mount
 from kamiyo_mcp.gate import bearer_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
+from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -34,7 +36,14 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), server.session_manager.run():
-            yield
+            loading = _load_intel_if_empty(runtime)
+            try:
+                yield
+            finally:
+                if loading is not None:
+                    loading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await loading
 
     app = Starlette(
         routes=[
@@ -47,6 +56,14 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     )
     app.state.runtime = runtime
     return app
+
+
+def _load_intel_if_empty(runtime: Runtime) -> asyncio.Task[object] | None:
+    """Load the default incident sources in the background when the store has none yet."""
+    sources = list(runtime.settings.intel_sources)
+    if not sources:
+        return None
+    return asyncio.create_task(ingest_if_empty(runtime.intel, sources), name="kamiyo-intel-load")
 
 
 def transport_security(settings: Settings, bind_host: str) -> TransportSecuritySettings:

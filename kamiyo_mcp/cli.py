@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import TextIO
+from collections.abc import Sequence
 
 from dotenv import dotenv_values
 
-from billing.errors import BillingError
-from billing.tiers import TIER_NAMES
 from kamiyo_mcp import __version__
-from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.commands import events, ingest, tokens
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -78,28 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     stdio = commands.add_parser("stdio", help="serve the tools over stdio (Claude Desktop); token from KAMIYO_TOKEN")
     stdio.set_defaults(handler=_stdio)
 
-    token = commands.add_parser("token", help="issue, list, revoke, rotate or re-tier access tokens")
-    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    issue = token_commands.add_parser("issue", help="grant a tier to an email and print its token (shown once)")
-    issue.add_argument("--email", required=True)
-    issue.add_argument("--tier", required=True, choices=TIER_NAMES)
-    issue.add_argument("--days", type=int, help="validity in days (default MCP_TOKEN_EXPIRY_DAYS)")
-    issue.set_defaults(handler=_run(_token_issue))
-    listing = token_commands.add_parser("list", help="list tokens (never the token itself)")
-    listing.add_argument("--email")
-    listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
-    listing.set_defaults(handler=_run(_token_list))
-    revoke = token_commands.add_parser("revoke", help="revoke a token; its next call is refused")
-    revoke.add_argument("token_id")
-    revoke.add_argument("--reason", default="revoked by operator")
-    revoke.set_defaults(handler=_run(_token_revoke))
-    rotate = token_commands.add_parser("rotate", help="replace a token by a new one and print it")
-    rotate.add_argument("token_id")
-    rotate.set_defaults(handler=_run(_token_rotate))
-    tier = token_commands.add_parser("tier", help="change the tier of an operator grant")
-    tier.add_argument("token_id")
-    tier.add_argument("tier", choices=TIER_NAMES)
-    tier.set_defaults(handler=_run(_token_tier))
+    tokens.add_parser(commands)
+    ingest.add_parser(commands)
+    events.add_parser(commands)
     return parser
 
 
@@ -126,92 +102,3 @@ def _stdio(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(run_stdio(settings))
     return 0
-
-
-# ---- token commands ----------------------------------------------------------------------------
-
-Command = Callable[[Runtime, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
-
-
-def _run(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
-    def handler(settings: Settings, args: argparse.Namespace) -> int:
-        async def go() -> int:
-            async with Runtime(settings).opened() as runtime:
-                return await command(runtime, args, sys.stdout, sys.stderr)
-
-        try:
-            return asyncio.run(go())
-        except BillingError as exc:
-            print(f"kamiyo-mcp: {exc}", file=sys.stderr)
-            return 1
-
-    return handler
-
-
-async def _token_issue(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    issued = await runtime.authority.issue_grant(args.email, args.tier, days=args.days, actor="cli")
-    print(issued.token, file=out)
-    print(f"issued {issued.token_id} ({issued.tier}) for {args.email.strip().lower()}, expires "
-          f"{_iso(issued.expires_at)}; this is the only time the token is shown", file=err)
-    return 0
-
-
-async def _token_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    rows = await runtime.authority.list_tokens(args.email)
-    now = runtime.authority.now()
-    records = [
-        {
-            "token_id": row.token_id,
-            "email": row.email,
-            "tier": row.tier,
-            "status": _token_status(row.revoked_at, row.revoked_reason, row.expires_at, row.status, now),
-            "subscription_id": row.subscription_id,
-            "created": _iso(row.created_at),
-            "expires": _iso(row.expires_at),
-        }
-        for row in rows
-    ]
-    if args.json:
-        json.dump(records, out, indent=2)
-        out.write("\n")
-        return 0
-    if not records:
-        print("no tokens", file=err)
-        return 0
-    columns = ("token_id", "email", "tier", "status", "created", "expires")
-    widths = {c: max(len(c), *(len(str(r[c])) for r in records)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns), file=out)
-    for record in records:
-        print("  ".join(str(record[c]).ljust(widths[c]) for c in columns), file=out)
-    return 0
-
-
-async def _token_revoke(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    changed = await runtime.authority.revoke(args.token_id, reason=args.reason, actor="cli")
-    print(f"revoked {args.token_id}" if changed else f"{args.token_id} was already revoked", file=err)
-    return 0
-
-
-async def _token_rotate(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    issued = await runtime.authority.rotate(args.token_id, actor="cli")
-    print(issued.token, file=out)
-    print(f"rotated {args.token_id} -> {issued.token_id}; the old token is refused from now on", file=err)
-    return 0
-
-
-async def _token_tier(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    row = await runtime.authority.set_tier(args.token_id, args.tier, actor="cli")
-    print(f"{row.token_id} is now {row.tier}; in force from its next call", file=err)
-    return 0
-
-
-def _token_status(revoked_at: int | None, reason: str | None, expires_at: int, status: str, now: int) -> str:
-    if revoked_at is not None:
-        return "rotated" if reason == "rotated" else "revoked"
-    if expires_at <= now:
-        return "expired"
-    return "active" if status in ("active", "trialing") else status
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,4 @@
-"""The resources a running server holds (store, authority), opened and closed in one place.
+"""The resources a running server holds (stores, authority, providers), opened and closed in one place.
 
 HTTP mode opens it in the ASGI lifespan, stdio mode around the stdio loop, the CLI around a
 command; tools and routes reach it through the `Runtime` they were built with, never a global.
@@ -7,12 +7,14 @@ command; tools and routes reach it through the `Runtime` they were built with, n
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from billing.authority import Authority
 from billing.store import Store, open_store
 from billing.tokens import TokenCodec
+from kamiyo_mcp.intel.chain_provider import ChainProvider
+from kamiyo_mcp.intel.store import IntelStore
 from kamiyo_mcp.secret_file import resolve_jwt_secret
 from kamiyo_mcp.settings import Settings
 
@@ -21,6 +23,8 @@ from kamiyo_mcp.settings import Settings
 class Runtime:
     settings: Settings
     _authority: Authority | None = field(default=None, repr=False)
+    _intel: IntelStore | None = field(default=None, repr=False)
+    _chain_provider: ChainProvider | None = field(default=None, repr=False)
 
     @property
     def authority(self) -> Authority:
@@ -32,17 +36,36 @@ class Runtime:
     def store(self) -> Store:
         return self.authority.store
 
+    @property
+    def intel(self) -> IntelStore:
+        if self._intel is None:
+            raise RuntimeError("the runtime is not open")
+        return self._intel
+
+    @property
+    def chain_provider(self) -> ChainProvider | None:
+        """The on-chain transaction provider, when `KAMIYO_CHAIN_API_URL` is set."""
+        return self._chain_provider
+
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Runtime]:
-        """Open the store and the authority for the duration of the block."""
+        """Open the stores and the authority for the duration of the block."""
         codec = TokenCodec(resolve_jwt_secret(self.settings))
-        store = await open_store(self.settings.database_url)
-        try:
+        async with AsyncExitStack() as stack:
+            store = await open_store(self.settings.database_url)
+            stack.push_async_callback(store.close)
+            intel = await IntelStore.open(self.settings.database_path)
+            stack.push_async_callback(intel.close)
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,
                 token_expiry_days=self.settings.token_expiry_days,
             )
-            yield self
-        finally:
-            self._authority = None
-            await store.close()
+            self._intel = intel
+            if self.settings.chain_api_url:
+                self._chain_provider = ChainProvider(self.settings.chain_api_url, self.settings.chain_api_key)
+            try:
+                yield self
+            finally:
+                self._authority = None
+                self._intel = None
+                self._chain_provider = None

@@ -7,7 +7,7 @@ from mcp.server.mcpserver import MCPServer
 from kamiyo_mcp import __version__
 from kamiyo_mcp.gate import AuthorizationGate, TokenSource
 from kamiyo_mcp.runtime import Runtime
-from kamiyo_mcp.tools import account
+from kamiyo_mcp.tools import account, intel
 
 INSTRUCTIONS = (
     "KAMIYO answers questions about crypto exploits from real incident data (DeFiLlama, BlockSec, "
@@ -35,5 +35,5 @@ def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_h
             )
         ],
     )
-    known_tools: set[str] = set(account.register(server, runtime))
+    known_tools: set[str] = {*account.register(server, runtime), *intel.register(server, runtime)}
     return server
