@@ -16,7 +16,7 @@ def eip55_checksum(address: str) -> str:
     """The EIP-55 mixed-case spelling of a 0x-prefixed 40-hex-digit address."""
     lower = address[2:].lower()
     digest = keccak.new(digest_bits=256, data=lower.encode("ascii")).hexdigest()
-    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest, strict=True))
+    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest[:40], strict=True))
 
 
 def validate_evm_address(address: str, chain: str) -> str:

@@ -64,11 +64,48 @@ ALIASES: dict[str, str] = {
 # Chains whose accounts are 20-byte hex addresses (0x + 40 hex digits).
 EVM_CHAINS: frozenset[str] = frozenset(
     {
-        "Ethereum", "BSC", "Arbitrum", "Base", "Polygon", "Optimism", "Avalanche", "Fantom",
-        "zkSync Era", "Blast", "Linea", "Sonic", "Mantle", "Berachain", "Cronos", "Gnosis Chain",
-        "Moonriver", "Unichain", "Celo", "Scroll", "Metis", "Polygon zkEVM", "Harmony", "Fuse",
-        "Heco", "PulseChain", "Monad", "Hyperliquid L1", "Kava", "Fraxtal", "World Chain", "Saga",
-        "Rootstock", "RSK", "Moonbeam", "Aurora", "Boba", "Kaia", "Klaytn", "Mode", "Taiko", "Sei",
+        "Ethereum",
+        "BSC",
+        "Arbitrum",
+        "Base",
+        "Polygon",
+        "Optimism",
+        "Avalanche",
+        "Fantom",
+        "zkSync Era",
+        "Blast",
+        "Linea",
+        "Sonic",
+        "Mantle",
+        "Berachain",
+        "Cronos",
+        "Gnosis Chain",
+        "Moonriver",
+        "Unichain",
+        "Celo",
+        "Scroll",
+        "Metis",
+        "Polygon zkEVM",
+        "Harmony",
+        "Fuse",
+        "Heco",
+        "PulseChain",
+        "Monad",
+        "Hyperliquid L1",
+        "Kava",
+        "Fraxtal",
+        "World Chain",
+        "Saga",
+        "Rootstock",
+        "RSK",
+        "Moonbeam",
+        "Aurora",
+        "Boba",
+        "Kaia",
+        "Klaytn",
+        "Mode",
+        "Taiko",
+        "Sei",
     }
 )
 BASE58_CHAINS: frozenset[str] = frozenset({"Solana"})
@@ -94,3 +131,9 @@ def canonical_chain(name: str, known: dict[str, str] | None = None) -> str | Non
         if chain_key(spelled) == key:
             return spelled
     return None
+
+
+# EIP-155 chain ids of EVM chains, sent as ``chainid`` to multi-chain Etherscan-compatible APIs.
+EVM_CHAIN_IDS: dict[str, int] = {
+    name: ident for ident, name in BLOCKSEC_CHAIN_IDS.items() if ident > 0 and name in EVM_CHAINS
+}

@@ -3,6 +3,10 @@
 User text never reaches FTS5 syntax: it is cut into words (letters and digits), each word is
 double-quoted and given a prefix star, and the words are AND-ed. Quotes, parentheses, ``*``,
 ``:``, ``NEAR``, ``OR`` and SQL fragments therefore search as plain words or are ignored.
+
+Two things make everyday questions find what the sources call by other spellings: two adjacent
+words also match written as one ("flash loan" finds DeFiLlama's "Flashloan"), and words that
+every incident implies ("attack", "exploit", "hack") are dropped unless nothing else is left.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from .errors import IntelInputError
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 12
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+GENERIC = frozenset({"attack", "attacks", "exploit", "exploits", "exploited", "hack", "hacks", "hacked",
+                     "incident", "incidents"})
 
 
 def query_terms(query: str) -> list[str]:
@@ -43,4 +49,21 @@ def match_expression(query: str | None) -> str | None:
         )
     if len(terms) > MAX_TERMS:
         raise IntelInputError(f"query: too many words ({len(terms)}; at most {MAX_TERMS})")
-    return " AND ".join(f'"{t}"*' for t in dict.fromkeys(terms))
+    specific = [t for t in dict.fromkeys(terms) if t not in GENERIC] or list(dict.fromkeys(terms))
+    return " AND ".join(_clauses(specific))
+
+
+def _clauses(terms: list[str]) -> list[str]:
+    """Each word as a quoted prefix term; a pair of words may also match as one compound word."""
+    clauses: list[str] = []
+    index = 0
+    while index < len(terms):
+        word = terms[index]
+        if index + 1 < len(terms):
+            following = terms[index + 1]
+            clauses.append(f'(("{word}"* AND "{following}"*) OR "{word}{following}"*)')
+            index += 2
+        else:
+            clauses.append(f'"{word}"*')
+            index += 1
+    return clauses

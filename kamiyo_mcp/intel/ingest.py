@@ -32,7 +32,22 @@ BATCH = 500
 # Inside a directory, incidents load before the addresses that point at them.
 _ORDER = {"exploits.jsonl": 0, "addresses.jsonl": 2}
 
-__all__ = ["DEFAULT_SOURCE", "IngestReport", "SourceReport", "expand_source", "ingest_sources"]
+__all__ = [
+    "DEFAULT_SOURCE",
+    "IngestReport",
+    "SourceReport",
+    "expand_source",
+    "ingest_if_empty",
+    "ingest_sources",
+    "sources_from_setting",
+]
+
+
+def sources_from_setting(value: str | None) -> list[str]:
+    """The sources named by ``KAMIYO_INTEL_SOURCES`` (comma- or whitespace-separated; default DeFiLlama)."""
+    if value is None or not value.strip():
+        return [DEFAULT_SOURCE]
+    return [part for part in value.replace(",", " ").split() if part]
 
 
 def expand_source(source: str) -> list[str]:
@@ -48,8 +63,9 @@ def expand_source(source: str) -> list[str]:
         return [source]
     files = sorted(path.glob("*.jsonl"))
     if not files:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and (p.suffix in {".json", ".jsonl"}
-                                                                       or p.name == "README.md"))
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and (p.suffix in {".json", ".jsonl"} or p.name == "README.md")
+        )
     return [str(p) for p in sorted(files, key=lambda p: (_ORDER.get(p.name, 1), str(p)))]
 
 
@@ -116,7 +132,12 @@ async def ingest_sources(store: IntelStore, sources: list[str], *, progress: Tex
     bar = ProgressBar(progress)
     failed: list[str] = []
     for source in sources:
-        for name in expand_source(source):
+        names = expand_source(source)
+        if not names:
+            report.sources.append(
+                SourceReport(source, errors=[f"{source}: no ingestible files (*.json, *.jsonl or README.md)"])
+            )
+        for name in names:
             rep = SourceReport(name)
             report.sources.append(rep)
             try:
@@ -134,4 +155,23 @@ async def ingest_sources(store: IntelStore, sources: list[str], *, progress: Tex
     report.incident_groups = await store.group_count()
     if failed:
         raise SourceFetchError("could not fetch " + "; ".join(failed), report=report)
+    return report
+
+
+async def ingest_if_empty(
+    store: IntelStore, sources: list[str], *, progress: TextIO | None = None
+) -> IngestReport | None:
+    """Load ``sources`` when the store holds no incident (``serve`` start-up); None when not needed.
+
+    Being offline is not an error here: one warning line says so, and the server runs without data
+    (its tools answer with ``NoIncidentDataError``'s instructions).
+    """
+    if await store.has_incidents():
+        return None
+    try:
+        report = await ingest_sources(store, sources, progress=progress)
+    except SourceFetchError as exc:
+        logger.warning("Intel data not loaded (offline?): %s; serving without it until `kamiyo-mcp ingest` runs", exc)
+        return exc.report if isinstance(exc.report, IngestReport) else None
+    logger.info("Intel data loaded: %s reports of %s incidents", report.incidents_total, report.incident_groups)
     return report

@@ -5,7 +5,9 @@ Choice (documented for counts and totals):
 * Two reports are linked when ``exploits.jsonl`` says so (``related_ids``) or when they pass the
   same heuristic that produced those ids: different sources, protocol name keys equal or one a
   prefix of the other (≥ 4 characters, see ``names.name_key``), dates within ±3 days, and amounts
-  within 20× of each other when both are known.
+  within 20× of each other when both are known. Equal name keys may be up to 7 days apart: sources
+  date an incident by its discovery or by its first transaction (Ronin: DeFiLlama 2022-03-23,
+  DeFiHackLabs 2022-03-29).
 * Links are applied closest-date first, and a link is refused when it would put two reports of the
   *same* source in one group: a source never reports one incident twice (the two same-day Mirror
   rows of DeFiLlama are separate upstream entries), so such a chain of links is a false link.
@@ -25,6 +27,7 @@ from .names import keys_match
 from .records import SOURCE_RANK
 
 MAX_DAYS_APART = 3
+MAX_DAYS_APART_SAME_NAME = 7
 MAX_AMOUNT_RATIO = 20.0
 
 
@@ -66,20 +69,22 @@ def candidate_links(rows: list[LinkRow]) -> list[tuple[int, int, str, str]]:
         for other_id in row.related_ids:
             other = by_id.get(other_id)
             if other is not None and other.source != row.source:
-                pair = tuple(sorted((row.id, other.id)))
+                pair = (row.id, other.id) if row.id < other.id else (other.id, row.id)
                 links[pair] = (abs(_days(row) - _days(other)), 0)
     ordered = sorted(rows, key=_days)
     days = [_days(r) for r in ordered]
     for i, row in enumerate(ordered):
         j = i + 1
-        while j < len(ordered) and days[j] - days[i] <= MAX_DAYS_APART:
+        while j < len(ordered) and days[j] - days[i] <= MAX_DAYS_APART_SAME_NAME:
             other = ordered[j]
             j += 1
             if other.source == row.source or not keys_match(row.name_key, other.name_key):
                 continue
+            if row.name_key != other.name_key and days[j - 1] - days[i] > MAX_DAYS_APART:
+                continue
             if not _amounts_compatible(row.amount_usd, other.amount_usd):
                 continue
-            pair = tuple(sorted((row.id, other.id)))
+            pair = (row.id, other.id) if row.id < other.id else (other.id, row.id)
             rank = 1 if row.name_key == other.name_key else 2
             links.setdefault(pair, (days[j - 1] - days[i], rank))
     return sorted((d, rank, a, b) for (a, b), (d, rank) in links.items())

@@ -14,8 +14,25 @@ from collections.abc import Iterable
 
 # Generic trailing words that do not identify a protocol; dropped while more than one word remains.
 SUFFIXES: frozenset[str] = frozenset(
-    {"finance", "fi", "protocol", "protocols", "dao", "network", "labs", "bridge", "exchange", "token",
-     "money", "capital", "io", "xyz", "app", "defi", "nft"}
+    {
+        "finance",
+        "fi",
+        "protocol",
+        "protocols",
+        "dao",
+        "network",
+        "labs",
+        "bridge",
+        "exchange",
+        "token",
+        "money",
+        "capital",
+        "io",
+        "xyz",
+        "app",
+        "defi",
+        "nft",
+    }
 )
 _VERSION = re.compile(r"(?i)\bv\d+(?:\.\d+)*\b")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -66,12 +83,24 @@ def match_names(query: str, names: Iterable[str]) -> list[str]:
     return [n for n in candidates if keys_match(qkey, name_key(n))]
 
 
+def _loose_key(query: str) -> str:
+    # Also drop trailing words that look like a misspelt generic suffix ("Financ", "Protocl").
+    words = name_words(query)
+    while len(words) > 1 and difflib.get_close_matches(words[-1], SUFFIXES, n=1, cutoff=0.8):
+        words.pop()
+    return "".join(words)
+
+
 def suggest_names(query: str, names: Iterable[str], limit: int = 5) -> list[str]:
-    """Up to ``limit`` names that look like ``query`` (for a "did you mean" answer)."""
+    """Up to ``limit`` names that look like ``query``, closest first (for a "did you mean" answer)."""
     by_key: dict[str, str] = {}
-    for n in names:
+    for n in sorted(set(names)):
         by_key.setdefault(name_key(n), n)
-    qkey = name_key(query)
-    close = difflib.get_close_matches(qkey, list(by_key), n=limit, cutoff=0.6)
-    contains = [k for k in by_key if len(qkey) >= 3 and qkey in k and k not in close]
-    return [by_key[k] for k in (close + contains)[:limit]]
+    probes = {name_key(query), _loose_key(query)} - {""}
+
+    def closeness(key: str) -> float:
+        best = max(difflib.SequenceMatcher(None, p, key).ratio() for p in probes)
+        return 1.0 if any(len(p) >= 3 and p in key for p in probes) else best
+
+    scored = sorted(((closeness(k), k) for k in by_key), key=lambda sk: (-sk[0], sk[1]))
+    return [by_key[k] for score, k in scored[:limit] if score >= 0.6]

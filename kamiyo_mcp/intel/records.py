@@ -4,7 +4,9 @@ An ``Incident`` is one incident *as one source reports it*; its id follows the s
 (``defillama:<date>:<slug>``, ``blocksec:<id>``, ``defihacklabs:<date>:<slug>``) so the raw files
 and the normalized ``exploits.jsonl`` describe the same rows. ``merge_incident`` lets a source
 only add what it knows: a value the incoming report lacks (None, empty) never erases a stored one,
-so loading the raw DeFiHackLabs README after ``exploits.jsonl`` keeps the PoC addresses.
+so loading the raw DeFiHackLabs README after ``exploits.jsonl`` keeps the PoC addresses; and a
+value the report marks as ``inferred`` (the README's chain, guessed from explorer links) never
+replaces a stored one (the normalized view's chain, read from the PoC's fork network).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Incident:
     source_url: str | None = None
     related_ids: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # Fields this report only guessed (not stored): they fill gaps but never replace a stored value.
+    inferred: frozenset[str] = frozenset()
 
     def content(self) -> dict[str, Any]:
         """Everything but the links, JSON-ready (what ``content_hash`` covers)."""
@@ -78,11 +82,26 @@ def _empty(value: object) -> bool:
 def merge_incident(stored: Incident, incoming: Incident) -> Incident:
     """``incoming`` laid over ``stored``: known incoming values win, missing ones keep the stored."""
     core = {}
-    for name in ("date", "protocol", "chains", "classification", "technique", "amount_usd",
-                 "returned_usd", "source_url"):
+    for name in (
+        "date",
+        "protocol",
+        "chains",
+        "classification",
+        "technique",
+        "amount_usd",
+        "returned_usd",
+        "source_url",
+    ):
         value = getattr(incoming, name)
-        core[name] = getattr(stored, name) if _empty(value) else value
+        keep = _empty(value) or (name in incoming.inferred and not _empty(getattr(stored, name)))
+        core[name] = getattr(stored, name) if keep else value
     extra = dict(stored.extra)
-    extra.update({k: v for k, v in incoming.extra.items() if not _empty(v)})
+    extra.update(
+        {
+            k: v
+            for k, v in incoming.extra.items()
+            if not _empty(v) and not (k in incoming.inferred and not _empty(stored.extra.get(k)))
+        }
+    )
     related = tuple(dict.fromkeys(stored.related_ids + incoming.related_ids))
     return replace(stored, **core, extra=extra, related_ids=related)

@@ -61,7 +61,7 @@ def recency_component(days_since_last: int | None, window_days: int) -> float:
         return 0.0
     if days_since_last <= window_days:
         return 100.0
-    return 100.0 * 0.5 ** ((days_since_last - window_days) / 365.0)
+    return float(100.0 * 0.5 ** ((days_since_last - window_days) / 365.0))
 
 
 def score_incidents(incidents: Sequence[ScoredIncident], *, today: date, window_days: int) -> RiskScore:
@@ -91,20 +91,29 @@ def percentile(value: float, population: Sequence[float]) -> float:
 
 
 _ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("private key", "compromised", "phishing", "multisig", "social engineering"),
-     "Harden key management: hardware-backed multisig with independent signers, transaction "
-     "simulation before signing, and timelocks on privileged actions."),
-    (("oracle", "price manipulation", "price dependency", "flashloan", "flash loan"),
-     "Review price sources: use manipulation-resistant oracles (TWAP or several feeds) and bound "
-     "what one transaction can move."),
-    (("reentrancy",),
-     "Audit external calls for reentrancy: checks-effects-interactions and reentrancy guards."),
-    (("access control", "acces control", "unprotected", "arbitrary call", "arbitrary external"),
-     "Audit access control on every state-changing and call-forwarding function."),
-    (("logic", "rounding", "precision", "calculation"),
-     "Commission an audit of the accounting logic with invariant and fuzz testing."),
-    (("bridge", "signature", "verification", "trusted root"),
-     "Verify message and signature validation paths of the bridge or verifier contracts."),
+    (
+        ("private key", "compromised", "phishing", "multisig", "social engineering"),
+        "Harden key management: hardware-backed multisig with independent signers, transaction "
+        "simulation before signing, and timelocks on privileged actions.",
+    ),
+    (
+        ("oracle", "price manipulation", "price dependency", "flashloan", "flash loan"),
+        "Review price sources: use manipulation-resistant oracles (TWAP or several feeds) and bound "
+        "what one transaction can move.",
+    ),
+    (("reentrancy",), "Audit external calls for reentrancy: checks-effects-interactions and reentrancy guards."),
+    (
+        ("access control", "acces control", "unprotected", "arbitrary call", "arbitrary external"),
+        "Audit access control on every state-changing and call-forwarding function.",
+    ),
+    (
+        ("logic", "rounding", "precision", "calculation"),
+        "Commission an audit of the accounting logic with invariant and fuzz testing.",
+    ),
+    (
+        ("bridge", "signature", "verification", "trusted root"),
+        "Verify message and signature validation paths of the bridge or verifier contracts.",
+    ),
 )
 
 
@@ -113,11 +122,13 @@ def recommendations(score: RiskScore, techniques: Sequence[str]) -> list[str]:
     text = " ".join(t.casefold() for t in techniques if t)
     advice = [tip for words, tip in _ADVICE if any(w in text for w in words)]
     if score.components.get("recency", 0) >= 100:
-        advice.insert(0, "An incident falls inside the window: check whether the root cause is fixed "
-                         "and funds are recovered before depositing or integrating.")
+        advice.insert(
+            0,
+            "An incident falls inside the window: check whether the root cause is fixed "
+            "and funds are recovered before depositing or integrating.",
+        )
     if score.components.get("repeat", 0) >= 40:
         advice.append("Repeated incidents: treat fixes with caution and prefer limited exposure.")
     if not advice:
-        advice.append("No incident on record: risk is not zero; rely on audits, bug bounties and "
-                      "monitoring.")
+        advice.append("No incident on record: risk is not zero; rely on audits, bug bounties and monitoring.")
     return advice

@@ -30,7 +30,8 @@ def json_array_items(text: str, name: str, start: int) -> Iterator[tuple[int, An
     decoder = json.JSONDecoder()
     pos = start + 1
     while True:
-        pos = _WS.match(text, pos).end()
+        skipped = _WS.match(text, pos)
+        pos = skipped.end() if skipped else pos
         if pos >= len(text):
             raise SourceFormatError(f"{name}:{text.count(chr(10), 0, pos) + 1}", "unterminated JSON array")
         if text[pos] == "]":
@@ -80,13 +81,21 @@ def parse_defillama(text: str, name: str) -> Iterator[Parsed]:
             ident += "-2"
         seen.add(ident)
         yield Incident(
-            id=ident, source="defillama", date=day, protocol=protocol,
+            id=ident,
+            source="defillama",
+            date=day,
+            protocol=protocol,
             chains=tuple(str(c) for c in chains if c),
-            classification=row.get("classification") or None, technique=row.get("technique") or None,
-            amount_usd=amount, returned_usd=returned, source_url=row.get("source") or None,
+            classification=row.get("classification") or None,
+            technique=row.get("technique") or None,
+            amount_usd=amount,
+            returned_usd=returned,
+            source_url=row.get("source") or None,
             extra={
-                "target_type": row.get("targetType"), "bridge_hack": row.get("bridgeHack"),
-                "language": row.get("language"), "defillama_id": row.get("defillamaId"),
+                "target_type": row.get("targetType"),
+                "bridge_hack": row.get("bridgeHack"),
+                "language": row.get("language"),
+                "defillama_id": row.get("defillamaId"),
                 "parent_protocol_id": row.get("parentProtocolId"),
             },
         )
@@ -133,12 +142,20 @@ def parse_blocksec(text: str, name: str) -> Iterator[Parsed]:
         for address, chain in dict.fromkeys(attackers):
             yield AddressLink(address, chain, "attacker", ident, "blocksec", "transactions[].attacker")
         yield Incident(
-            id=ident, source="blocksec", date=day, protocol=protocol, chains=chains,
-            technique=row.get("rootCause") or None, amount_usd=amount,
-            returned_usd=rescued if rescued else None, source_url=row.get("media") or None,
+            id=ident,
+            source="blocksec",
+            date=day,
+            protocol=protocol,
+            chains=chains,
+            technique=row.get("rootCause") or None,
+            amount_usd=amount,
+            returned_usd=rescued if rescued else None,
+            source_url=row.get("media") or None,
             extra={
-                "blocksec_id": bid, "poc_url": row.get("poc") or None,
-                "attacker_addresses": list(dict.fromkeys(a for a, _ in attackers)),
-                "tx_hashes": list(dict.fromkeys(t["hash"] for t in txs)), "txs": txs,
+                "blocksec_id": bid,
+                "poc_url": row.get("poc") or None,
+                "attacker_addresses": sorted({a for a, _ in attackers}),
+                "tx_hashes": list(dict.fromkeys(t["hash"] for t in txs)),
+                "txs": txs,
             },
         )

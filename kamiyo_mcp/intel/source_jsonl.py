@@ -9,8 +9,19 @@ from typing import Any
 from .errors import SourceFormatError
 from .records import ROLES, SOURCES, AddressLink, Incident
 
-_CORE = {"id", "source", "date", "protocol", "chains", "classification", "technique", "amount_usd",
-         "returned_usd", "source_url", "related_ids"}
+_CORE = {
+    "id",
+    "source",
+    "date",
+    "protocol",
+    "chains",
+    "classification",
+    "technique",
+    "amount_usd",
+    "returned_usd",
+    "source_url",
+    "related_ids",
+}
 
 
 def jsonl_rows(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | SourceFormatError]]:
@@ -51,10 +62,16 @@ def _incident(row: dict[str, Any]) -> Incident:
     if not isinstance(chains, list) or not isinstance(related, list):
         raise ValueError("'chains' and 'related_ids' must be lists")
     return Incident(
-        id=row["id"], source=row["source"], date=row["date"], protocol=row["protocol"].strip(),
-        chains=tuple(str(c) for c in chains if c), classification=row.get("classification"),
-        technique=row.get("technique"), amount_usd=_amount(row, "amount_usd"),
-        returned_usd=_amount(row, "returned_usd"), source_url=row.get("source_url"),
+        id=row["id"],
+        source=row["source"],
+        date=row["date"],
+        protocol=row["protocol"].strip(),
+        chains=tuple(str(c) for c in chains if c),
+        classification=row.get("classification"),
+        technique=row.get("technique"),
+        amount_usd=_amount(row, "amount_usd"),
+        returned_usd=_amount(row, "returned_usd"),
+        source_url=row.get("source_url"),
         related_ids=tuple(str(r) for r in related),
         extra={k: v for k, v in row.items() if k not in _CORE},
     )
@@ -88,6 +105,9 @@ def parse_addresses_jsonl(text: str, name: str) -> Iterator[AddressLink | Source
         address = row["address"].strip()
         yield AddressLink(
             address=address.lower() if address.startswith("0x") else address,
-            chain=str(row.get("chain") or ""), role=row["role"], incident_id=row["incident_id"],
-            source=str(row.get("source") or ""), label=row.get("label"),
+            chain=str(row.get("chain") or ""),
+            role=row["role"],
+            incident_id=row["incident_id"],
+            source=str(row.get("source") or ""),
+            label=row.get("label"),
         )

@@ -22,11 +22,22 @@ _POC = re.compile(r"\]\(((?:\.\./)*\.?/?src/test/[^)\s]+\.sol)\)")
 _URL = re.compile(r"https?://[^\s)>\]]+")
 _TX = re.compile(r"/tx/(0x[0-9a-fA-F]{64})")
 EXPLORERS: dict[str, str] = {
-    "etherscan.io": "Ethereum", "bscscan.com": "BSC", "arbiscan.io": "Arbitrum", "basescan.org": "Base",
-    "polygonscan.com": "Polygon", "optimistic.etherscan.io": "Optimism", "snowtrace.io": "Avalanche",
-    "ftmscan.com": "Fantom", "blastscan.io": "Blast", "lineascan.build": "Linea",
-    "era.zksync.network": "zkSync Era", "gnosisscan.io": "Gnosis Chain", "sonicscan.org": "Sonic",
-    "mantlescan.xyz": "Mantle", "berascan.com": "Berachain", "cronoscan.com": "Cronos",
+    "etherscan.io": "Ethereum",
+    "bscscan.com": "BSC",
+    "arbiscan.io": "Arbitrum",
+    "basescan.org": "Base",
+    "polygonscan.com": "Polygon",
+    "optimistic.etherscan.io": "Optimism",
+    "snowtrace.io": "Avalanche",
+    "ftmscan.com": "Fantom",
+    "blastscan.io": "Blast",
+    "lineascan.build": "Linea",
+    "era.zksync.network": "zkSync Era",
+    "gnosisscan.io": "Gnosis Chain",
+    "sonicscan.org": "Sonic",
+    "mantlescan.xyz": "Mantle",
+    "berascan.com": "Berachain",
+    "cronoscan.com": "Cronos",
 }
 _DOLLARS = re.compile(
     r"(?:US\$|\$)\s*~?\s*(\.?\d[\d.,]*+)\s*(?:(k|m|b|million|billion)\b)?(?![A-Za-z])"
@@ -115,12 +126,21 @@ def parse_defihacklabs(text: str, name: str) -> Iterator[Incident | SourceFormat
             ident += "-2"
         seen.add(ident)
         yield Incident(
-            id=ident, source="defihacklabs", date=day, protocol=protocol,
-            chains=(chain,) if chain else (), technique=technique.strip() or None,
-            amount_usd=dollars(loss_text), source_url=urls[0] if urls else None,
+            id=ident,
+            source="defihacklabs",
+            date=day,
+            protocol=protocol,
+            chains=(chain,) if chain else (),
+            inferred=frozenset({"chains", "txs"}),
+            technique=technique.strip() or None,
+            amount_usd=dollars(loss_text),
+            source_url=urls[0] if urls else None,
             extra={
-                "loss_text": loss_text, "references": urls, "readme_file": readme_label(name),
+                "loss_text": loss_text,
+                "references": urls,
+                "readme_file": readme_label(name),
                 "poc_path": poc.lstrip("./") if poc else None,
-                "tx_hashes": hashes, "txs": [{"chain": chain, "hash": h} for h in hashes] if chain else [],
+                "tx_hashes": hashes,
+                "txs": [{"chain": chain, "hash": h} for h in hashes] if chain else [],
             },
         )

@@ -1,4 +1,4 @@
-"""The incident store: the only module (with ``store_schema``) that holds SQL.
+"""The incident store: with ``store_reads`` and ``store_schema``, the only modules that hold SQL.
 
 It lives in the same SQLite file as the billing store, in its own ``intel_``-prefixed tables with
 their own version table ``intel_schema_version``. Each write is one ``BEGIN IMMEDIATE`` transaction.
@@ -6,9 +6,11 @@ their own version table ``intel_schema_version``. Each write is one ``BEGIN IMME
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +44,20 @@ class IntelStore(StoreReads):
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        self._known_chains: dict[str, str] | None = None
+        # One connection serves concurrent tool calls; writers must not interleave their transactions.
+        self._write_lock = asyncio.Lock()
+        self._known_chains: tuple[tuple[int, int], dict[str, str]] | None = None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> IntelStore:
@@ -59,23 +74,16 @@ class IntelStore(StoreReads):
         await self._db.close()
 
     async def _migrate(self) -> None:
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             await self._db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
-            async with self._db.execute("SELECT MAX(version) FROM intel_schema_version") as cur:
-                current = (await cur.fetchone())[0] or 0
+            current = await self.schema_version()
             for version in sorted(v for v in MIGRATIONS if v > current):
                 for statement in MIGRATIONS[version]:
                     await self._db.execute(statement)
                 await self._db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
 
     async def schema_version(self) -> int:
-        async with self._db.execute("SELECT MAX(version) FROM intel_schema_version") as cur:
-            return (await cur.fetchone())[0] or 0
+        return int(await self._scalar("SELECT MAX(version) FROM intel_schema_version") or 0)
 
     async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._db.execute(sql, params) as cur:
@@ -84,17 +92,17 @@ class IntelStore(StoreReads):
 
     async def incident_count(self) -> int:
         """Stored reports, all sources (0 means nothing is loaded)."""
-        return await self._scalar("SELECT COUNT(*) FROM intel_incidents")
+        return int(await self._scalar("SELECT COUNT(*) FROM intel_incidents"))
 
     async def has_incidents(self) -> bool:
-        return await self._scalar("SELECT EXISTS (SELECT 1 FROM intel_incidents)") == 1
+        return bool(await self._scalar("SELECT EXISTS (SELECT 1 FROM intel_incidents)"))
 
     async def group_count(self) -> int:
         """Distinct incidents (incident groups)."""
-        return await self._scalar("SELECT COUNT(*) FROM intel_incidents WHERE is_canonical = 1")
+        return int(await self._scalar("SELECT COUNT(*) FROM intel_incidents WHERE is_canonical = 1"))
 
     async def address_count(self) -> int:
-        return await self._scalar("SELECT COUNT(DISTINCT address) FROM intel_addresses")
+        return int(await self._scalar("SELECT COUNT(DISTINCT address) FROM intel_addresses"))
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -103,15 +111,14 @@ class IntelStore(StoreReads):
         batch = list({i.id: i for i in incoming}.values())
         added = updated = skipped = 0
         now = utc_now().isoformat(timespec="seconds")
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             existing: dict[str, tuple[Incident, str]] = {}
             for start in range(0, len(batch), _CHUNK):
                 ids = [i.id for i in batch[start : start + _CHUNK]]
                 marks = ",".join("?" * len(ids))
                 sql = f"SELECT id, data, content_hash FROM intel_incidents WHERE id IN ({marks})"
                 async with self._db.execute(sql, ids) as cur:
-                    existing.update({r[0]: (from_json(r[1]), r[2]) async for r in cur})
+                    existing.update({r[0]: (from_json(r[1]), r[2]) for r in await cur.fetchall()})
             for item in batch:
                 if item.id in existing:
                     stored, stored_hash = existing[item.id]
@@ -124,16 +131,22 @@ class IntelStore(StoreReads):
                 else:
                     added += 1
                     await self._write(item, now, insert=True)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
         return WriteCounts(added, updated, skipped)
 
     async def _write(self, item: Incident, now: str, *, insert: bool) -> None:
-        values = (item.source, item.date, item.protocol, name_key(item.protocol), item.classification,
-                  item.technique, item.amount_usd, item.returned_usd, item.source_url, _to_json(item),
-                  item.content_hash())
+        values = (
+            item.source,
+            item.date,
+            item.protocol,
+            name_key(item.protocol),
+            item.classification,
+            item.technique,
+            item.amount_usd,
+            item.returned_usd,
+            item.source_url,
+            _to_json(item),
+            item.content_hash(),
+        )
         if insert:
             await self._db.execute(
                 "INSERT INTO intel_incidents (source, date, protocol, name_key, classification, technique,"
@@ -157,8 +170,7 @@ class IntelStore(StoreReads):
     async def apply_addresses(self, links: Iterable[AddressLink]) -> WriteCounts:
         """Insert address links; a link already stored is skipped."""
         rows = list(dict.fromkeys((a.address, a.chain, a.role, a.incident_id, a.source, a.label) for a in links))
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             before = self._db.total_changes
             await self._db.executemany(
                 "INSERT OR IGNORE INTO intel_addresses (address, chain, role, incident_id, source, label)"
@@ -166,32 +178,25 @@ class IntelStore(StoreReads):
                 rows,
             )
             added = self._db.total_changes - before
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
         return WriteCounts(added=added, skipped=len(rows) - added)
 
     async def relink(self) -> None:
         """Recompute incident groups, canonical reports, group chains and the search index."""
-        async with self._db.execute("SELECT id, source, date, protocol, amount_usd, data FROM intel_incidents") as cur:
-            rows = [(r[0], r[1], r[2], r[3], r[4], from_json(r[5])) async for r in cur]
-        groups = assign_groups(
-            LinkRow(i, s, d, name_key(p), a, inc.related_ids) for i, s, d, p, a, inc in rows
-        )
-        members: dict[str, list[Incident]] = {}
-        for row in rows:
-            members.setdefault(groups[row[0]].group_id, []).append(row[5])
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
+            sql = "SELECT id, source, date, protocol, amount_usd, data FROM intel_incidents"
+            async with self._db.execute(sql) as cur:
+                rows = [(r[0], r[1], r[2], r[3], r[4], from_json(r[5])) for r in await cur.fetchall()]
+            groups = assign_groups(LinkRow(i, s, d, name_key(p), a, inc.related_ids) for i, s, d, p, a, inc in rows)
+            members: dict[str, list[Incident]] = {}
+            for row in rows:
+                members.setdefault(groups[row[0]].group_id, []).append(row[5])
             updates = []
             for ident, *_ in rows:
                 g = groups[ident]
                 chains = list(dict.fromkeys(c for m in members[g.group_id] for c in m.chains))
                 updates.append((g.group_id, int(g.is_canonical), g.group_amount_usd, json.dumps(chains), ident))
             await self._db.executemany(
-                "UPDATE intel_incidents SET group_id=?, is_canonical=?, group_amount_usd=?, group_chains=?"
-                " WHERE id=?",
+                "UPDATE intel_incidents SET group_id=?, is_canonical=?, group_amount_usd=?, group_chains=? WHERE id=?",
                 updates,
             )
             await self._db.execute("DELETE FROM intel_group_chains")
@@ -201,25 +206,20 @@ class IntelStore(StoreReads):
             )
             await self._db.execute("DELETE FROM intel_search")
             await self._db.executemany(
-                "INSERT INTO intel_search (group_id, names, technique, classification, chains)"
-                " VALUES (?,?,?,?,?)",
+                "INSERT INTO intel_search (group_id, names, technique, classification, chains) VALUES (?,?,?,?,?)",
                 [_search_document(gid, group) for gid, group in members.items()],
             )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
-        self._known_chains = None
 
     # The query reads live in ``store_reads.StoreReads``.
 
     async def known_chains(self) -> dict[str, str]:
         """``chain_key`` → spelling of every chain in the data."""
-        if self._known_chains is None:
-            async with self._db.execute("SELECT chain_key, MIN(chain) FROM intel_incident_chains GROUP BY 1") as cur:
-                self._known_chains = {r[0]: r[1] async for r in cur}
-        return self._known_chains
-
+        version = await self._version()
+        if self._known_chains is None or self._known_chains[0] != version:
+            sql = "SELECT chain_key, MIN(chain) FROM intel_incident_chains GROUP BY 1"
+            async with self._db.execute(sql) as cur:
+                self._known_chains = (version, {r[0]: r[1] for r in await cur.fetchall()})
+        return self._known_chains[1]
 
 
 def _search_document(group_id: str, group: list[Incident]) -> tuple[str, str, str, str, str]:
@@ -227,6 +227,10 @@ def _search_document(group_id: str, group: list[Incident]) -> tuple[str, str, st
     techniques = {m.technique for m in group if m.technique}
     classes = {m.classification for m in group if m.classification}
     chains = {c for m in group for c in m.chains}
-    return group_id, " ".join(sorted(names)), " ".join(sorted(techniques)), " ".join(sorted(classes)), " ".join(
-        sorted(chains)
+    return (
+        group_id,
+        " ".join(sorted(names)),
+        " ".join(sorted(techniques)),
+        " ".join(sorted(classes)),
+        " ".join(sorted(chains)),
     )

@@ -51,8 +51,20 @@ class AddressHit:
 
 def from_json(text: str) -> Incident:
     data = json.loads(text)
-    core = {k: data.pop(k, None) for k in ("id", "source", "date", "protocol", "classification",
-                                             "technique", "amount_usd", "returned_usd", "source_url")}
+    core = {
+        k: data.pop(k, None)
+        for k in (
+            "id",
+            "source",
+            "date",
+            "protocol",
+            "classification",
+            "technique",
+            "amount_usd",
+            "returned_usd",
+            "source_url",
+        )
+    }
     chains = tuple(data.pop("chains", None) or ())
     related = tuple(data.pop("related_ids", None) or ())
     return Incident(**core, chains=chains, related_ids=related, extra=data)
@@ -62,34 +74,67 @@ def _stored(row: Sequence[Any]) -> StoredIncident:
     return StoredIncident(from_json(row[1]), row[2] or row[0], bool(row[3]), row[4], tuple(json.loads(row[5])))
 
 
+def _search_row(r: Sequence[Any]) -> StoredIncident:
+    incident = Incident(
+        id=r[0],
+        source=r[1],
+        date=r[2],
+        protocol=r[3],
+        chains=tuple(json.loads(r[4] or "[]")),
+        classification=r[5],
+        technique=r[6],
+        amount_usd=r[7],
+        returned_usd=r[8],
+        source_url=r[9],
+    )
+    return StoredIncident(incident, r[0], True, r[10], tuple(json.loads(r[11])))
+
+
 class StoreReads:
     _db: aiosqlite.Connection
+    _summaries: tuple[tuple[int, int], list[GroupSummary]] | None = None
+
+    async def _version(self) -> tuple[int, int]:
+        # data_version moves when another connection commits; total_changes when this one writes.
+        async with self._db.execute("PRAGMA data_version") as cur:
+            row = await cur.fetchone()
+        return (int(row[0]) if row else 0), self._db.total_changes
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async with self._db.execute(sql, params) as cur:
-            return [tuple(r) async for r in cur]
+            # One fetchall: aiosqlite's async iteration costs a thread hop per row.
+            return [tuple(r) for r in await cur.fetchall()]
 
     async def search(
         self, *, match: str | None, chain_key: str | None, since: str | None, limit: int
     ) -> tuple[int, list[StoredIncident]]:
-        """``(total matching, newest-first page)`` of canonical reports, one per incident group."""
+        """``(total matching, newest-first page)`` of canonical reports, one per incident group.
+
+        Page rows carry the search-result fields only (``extra`` is empty): decoding every row's
+        full record would dominate the latency of large pages.
+        """
+        # A group's id is its canonical report's id, so FTS hits join on the primary key.
+        source = "intel_incidents i"
         where, params = ["i.is_canonical = 1"], []
         if match:
-            where.append("i.group_id IN (SELECT group_id FROM intel_search WHERE intel_search MATCH ?)")
+            source = "intel_search s JOIN intel_incidents i ON i.id = s.group_id"
+            where.append("intel_search MATCH ?")
             params.append(match)
         if chain_key:
-            where.append("i.group_id IN (SELECT group_id FROM intel_group_chains WHERE chain_key = ?)")
+            where.append("EXISTS (SELECT 1 FROM intel_group_chains g WHERE g.chain_key = ? AND g.group_id = i.id)")
             params.append(chain_key)
         if since:
             where.append("i.date >= ?")
             params.append(since)
         clause = " AND ".join(where)
-        total = (await self._rows(f"SELECT COUNT(*) FROM intel_incidents i WHERE {clause}", params))[0][0]
+        total = (await self._rows(f"SELECT COUNT(*) FROM {source} WHERE {clause}", params))[0][0]
         rows = await self._rows(
-            f"SELECT {_COLUMNS} FROM intel_incidents i WHERE {clause} ORDER BY i.date DESC, i.id LIMIT ?",
+            "SELECT i.id, i.source, i.date, i.protocol, json_extract(i.data, '$.chains'), i.classification,"
+            " i.technique, i.amount_usd, i.returned_usd, i.source_url, i.group_amount_usd, i.group_chains"
+            f" FROM {source} WHERE {clause} ORDER BY i.date DESC, i.id LIMIT ?",
             [*params, limit],
         )
-        return total, [_stored(r) for r in rows]
+        return total, [_search_row(r) for r in rows]
 
     async def get_incident(self, incident_id: str) -> StoredIncident | None:
         rows = await self._rows(f"SELECT {_COLUMNS} FROM intel_incidents i WHERE i.id = ?", (incident_id,))
@@ -114,7 +159,10 @@ class StoreReads:
         return [r[0] for r in rows]
 
     async def group_summaries(self) -> list[GroupSummary]:
-        """All incident groups with their members' names and techniques."""
+        """All incident groups with their members' names and techniques (cached until a write)."""
+        version = await self._version()
+        if self._summaries is not None and self._summaries[0] == version:
+            return self._summaries[1]
         rows = await self._rows(
             "SELECT i.group_id, i.protocol, i.technique, i.is_canonical, i.date, i.group_amount_usd,"
             " i.group_chains FROM intel_incidents i ORDER BY i.group_id, i.is_canonical DESC"
@@ -126,14 +174,27 @@ class StoreReads:
             if technique:
                 g["techniques"].append(technique)
             if canonical:
-                g.update(date=day, protocol=protocol, amount=amount,
-                         chains=frozenset(c.casefold() for c in json.loads(chains)))
-        return [
-            GroupSummary(gid, g["date"], g["protocol"], g["amount"], g["chains"],
-                         tuple(dict.fromkeys(g["names"])), tuple(dict.fromkeys(g["techniques"])))
+                g.update(
+                    date=day,
+                    protocol=protocol,
+                    amount=amount,
+                    chains=frozenset(c.casefold() for c in json.loads(chains)),
+                )
+        summaries = [
+            GroupSummary(
+                gid,
+                g["date"],
+                g["protocol"],
+                g["amount"],
+                g["chains"],
+                tuple(dict.fromkeys(g["names"])),
+                tuple(dict.fromkeys(g["techniques"])),
+            )
             for gid, g in groups.items()
             if "date" in g
         ]
+        self._summaries = (version, summaries)
+        return summaries
 
     async def address_hits(self, addresses: Sequence[str], roles: Sequence[str] | None = None) -> list[AddressHit]:
         """Stored links of any of ``addresses`` (optionally only some roles), newest incident first."""
