@@ -1,0 +1,188 @@
+"""Core store operations: customers, operator grants, tokens and the audit log (portable SQL).
+
+Written against the store's small connection surface (`execute`, `execute_fetchall`, `?`
+placeholders) so the same statements run on SQLite and PostgreSQL: `self._read` for reads outside
+a transaction, `self.transaction()` for one atomic write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from billing.errors import NotFoundError
+from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState
+
+_TOKEN_STATE_SQL = """
+SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
+       c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
+       s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
+       u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0)
+FROM tokens AS t
+JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
+JOIN customers AS c ON c.user_id = t.user_id
+LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
+"""
+
+_TOKEN_ROW_SQL = """
+SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.tier, s.status, t.created_at,
+       t.expires_at, t.revoked_at, t.revoked_reason
+FROM tokens AS t
+JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
+JOIN customers AS c ON c.user_id = t.user_id
+"""
+
+
+class CoreSQL:
+    """Mixin of the store classes; they provide `_read` and `transaction()`."""
+
+    _read: Any
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
+
+    async def token_state(self, token_hash: str) -> TokenState | None:
+        rows = await self._read.execute_fetchall(_TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
+        for row in rows:
+            return _token_state(row)
+        return None
+
+    # ---- customers and entitlements --------------------------------------------------------
+
+    async def find_user_id(self, email: str) -> str | None:
+        rows = await self._read.execute_fetchall(
+            "SELECT user_id FROM customers WHERE email = ? ORDER BY created_at, user_id LIMIT 1", (email,)
+        )
+        for row in rows:
+            return str(row[0])
+        return None
+
+    async def _ensure_customer(self, db: Any, email: str, user_id: str, *, now: int) -> str:
+        """The user id of the customer with `email`, created as `user_id` if there is none."""
+        rows = list(await db.execute_fetchall(
+            "SELECT user_id FROM customers WHERE email = ? ORDER BY created_at, user_id LIMIT 1", (email,)
+        ))
+        if rows:
+            return str(rows[0][0])
+        await db.execute(
+            "INSERT INTO customers (user_id, email, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            (user_id, email, now, now),
+        )
+        return user_id
+
+    async def create_grant(self, email: str, tier: str, token: NewToken, *, now: int,
+                           audit: AuditEntry) -> str:
+        """Create an operator grant and its first token in one transaction; returns the user id."""
+        async with self.transaction() as db:
+            user_id = await self._ensure_customer(db, email, token.user_id, now=now)
+            await db.execute(
+                "INSERT INTO subscriptions (subscription_id, kind, user_id, tier, status, created_at,"
+                " updated_at) VALUES (?, 'grant', ?, ?, 'active', ?, ?)",
+                (token.subscription_id, user_id, tier, now, now),
+            )
+            await self._insert_token(db, token, user_id=user_id, subscription_id=token.subscription_id)
+            await self._audit(db, audit, now=now)
+        return user_id
+
+    async def set_subscription_tier(self, subscription_id: str, tier: str, *, now: int,
+                                    audit: AuditEntry) -> None:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE subscriptions SET tier = ?, updated_at = ? WHERE subscription_id = ?",
+                (tier, now, subscription_id),
+            )
+            if cursor.rowcount != 1:
+                raise NotFoundError(f"no subscription {subscription_id}")
+            await self._audit(db, audit, now=now)
+
+    # ---- tokens ----------------------------------------------------------------------------
+
+    async def get_token(self, token_id: str) -> TokenRow | None:
+        rows = await self._read.execute_fetchall(_TOKEN_ROW_SQL + " WHERE t.token_id = ?", (token_id,))
+        for row in rows:
+            return TokenRow(*row)
+        return None
+
+    async def list_tokens(self, email: str | None = None) -> list[TokenRow]:
+        if email is None:
+            rows = await self._read.execute_fetchall(_TOKEN_ROW_SQL + " ORDER BY t.created_at, t.token_id")
+        else:
+            rows = await self._read.execute_fetchall(
+                _TOKEN_ROW_SQL + " WHERE c.email = ? ORDER BY t.created_at, t.token_id", (email,)
+            )
+        return [TokenRow(*row) for row in rows]
+
+    async def revoke_token(self, token_id: str, reason: str, *, now: int, audit: AuditEntry) -> bool:
+        """Revoke one token; False when it was already revoked.
+
+        Raises:
+            NotFoundError: there is no such token.
+        """
+        async with self.transaction() as db:
+            rows = list(await db.execute_fetchall(
+                "SELECT revoked_at FROM tokens WHERE token_id = ?", (token_id,)
+            ))
+            if not rows:
+                raise NotFoundError(f"no token {token_id}")
+            if rows[0][0] is not None:
+                return False
+            await db.execute(
+                "UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE token_id = ?",
+                (now, reason, token_id),
+            )
+            await self._audit(db, audit, now=now)
+            return True
+
+    async def rotate_token(self, old_token_id: str, new: NewToken, *, now: int, audit: AuditEntry) -> None:
+        """Replace a live token by `new` (same owner and entitlement) in one transaction.
+
+        Raises:
+            NotFoundError: no live token `old_token_id`.
+        """
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "UPDATE tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ?"
+                " WHERE token_id = ? AND revoked_at IS NULL AND user_id = ? AND subscription_id = ?",
+                (now, new.token_id, old_token_id, new.user_id, new.subscription_id),
+            )
+            if cursor.rowcount != 1:
+                raise NotFoundError(f"no live token {old_token_id}")
+            await self._insert_token(db, new, user_id=new.user_id, subscription_id=new.subscription_id)
+            await self._audit(db, audit, now=now)
+
+    async def insert_token(self, token: NewToken, *, now: int, audit: AuditEntry) -> None:
+        async with self.transaction() as db:
+            await self._insert_token(db, token, user_id=token.user_id, subscription_id=token.subscription_id)
+            await self._audit(db, audit, now=now)
+
+    async def _insert_token(self, db: Any, token: NewToken, *, user_id: str,
+                            subscription_id: str) -> None:
+        await db.execute(
+            "INSERT INTO tokens (token_id, user_id, subscription_id, token_hash, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (token.token_id, user_id, subscription_id, token.token_hash, token.created_at, token.expires_at),
+        )
+
+    # ---- audit -----------------------------------------------------------------------------
+
+    async def _audit(self, db: Any, entry: AuditEntry, *, now: int) -> None:
+        await db.execute(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            (now, entry.actor, entry.action, entry.subject, entry.detail),
+        )
+
+    async def audit_entries(self, subject: str | None = None) -> list[dict[str, object]]:
+        sql = "SELECT at, actor, action, subject, detail FROM audit_log"
+        params: Sequence[object] = ()
+        if subject is not None:
+            sql += " WHERE subject = ?"
+            params = (subject,)
+        rows = await self._read.execute_fetchall(sql + " ORDER BY id", params)
+        keys = ("at", "actor", "action", "subject", "detail")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _token_state(row: Sequence[object]) -> TokenState:
+    values = list(row)
+    values[10] = bool(values[10])
+    return TokenState(*values)  # type: ignore[arg-type]

@@ -1,0 +1,74 @@
+"""asyncpg behind the small connection surface the store's SQL is written against.
+
+The store modules write portable SQL with `?` placeholders and call `execute(sql, params)` (which
+reports `rowcount`) and `execute_fetchall(sql, params)`, exactly as on aiosqlite. Here `?` becomes
+`$1..$n` (outside string literals) and asyncpg's status line becomes a row count.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1..$n`, leaving quoted literals and identifiers alone."""
+    out: list[str] = []
+    count = 0
+    quote: str | None = None
+    for char in sql:
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            count += 1
+            out.append(f"${count}")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    rowcount: int
+
+
+def _rowcount(status: str) -> int:
+    # "INSERT 0 1", "UPDATE 3", "DELETE 0", "SELECT 2": the count is the last word.
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1
+
+
+class PgConnection:
+    """One asyncpg connection (inside a transaction, or a pooled one for a single statement)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        return Result(_rowcount(await self._conn.execute(numbered(sql), *params)))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        return list(await self._conn.fetch(numbered(sql), *params))
+
+
+class PgPoolReader:
+    """Single statements outside any transaction, each on a connection borrowed from the pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        async with self._pool.acquire() as conn:
+            return Result(_rowcount(await conn.execute(numbered(sql), *params)))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return list(await conn.fetch(numbered(sql), *params))
