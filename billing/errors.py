@@ -5,7 +5,9 @@
     ├── InvalidTokenError      a token that does not authenticate (malformed, forged, expired, rotated away)
     ├── NotFoundError          no such token / customer / subscription / event
     ├── ConflictError          the request contradicts the stored state (e.g. no Stripe customer to manage)
-    └── StoreError             the store refused or failed an operation
+    ├── InvalidRequestError    an HTTP caller's request is unusable (`code`, `message`: answered 400)
+    ├── StoreError             the store refused or failed an operation
+    └── StripeGatewayError     Stripe refused a call or could not be reached (billing.stripe_gateway)
 
 Messages never contain a token, a key or a webhook secret.
 """
@@ -35,6 +37,15 @@ class NotFoundError(BillingError):
 
 class ConflictError(BillingError):
     pass
+
+
+class InvalidRequestError(BillingError):
+    """A request body or parameter we refuse; `code` is machine-readable, `message` says what to fix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class StoreError(BillingError):

@@ -13,20 +13,24 @@ The secret key is never logged and is scrubbed from any message that could echo 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 import stripe
+
+from billing.errors import BillingError
 
 logger = logging.getLogger(__name__)
 
 _UNREACHABLE = "Stripe could not be reached"
 
 
-class StripeGatewayError(Exception):
+class StripeGatewayError(BillingError):
     """Stripe refused a call or could not be reached.
 
     ``message`` is Stripe's user-facing message (safe to show; never contains the key),
-    ``http_status`` is None for network failures.
+    ``http_status`` is None for network failures, ``error_type`` is Stripe's ``error.type``
+    (e.g. ``idempotency_error``: a key reused with other parameters, or still in flight).
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class StripeGatewayError(Exception):
         request_id: str | None = None,
         code: str | None = None,
         not_found: bool = False,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -44,6 +49,7 @@ class StripeGatewayError(Exception):
         self.request_id = request_id
         self.code = code
         self.not_found = not_found
+        self.error_type = error_type
 
 
 def stripe_mode(secret_key: str) -> Literal["test", "live"]:
@@ -95,36 +101,34 @@ class StripeGateway:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def create_checkout_session(self, params: dict[str, Any], idempotency_key: str | None) -> dict:
+    async def create_checkout_session(self, params: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
         """POST /v1/checkout/sessions. Raises StripeGatewayError."""
         options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
-        return await self._call(
-            self._client.v1.checkout.sessions.create_async(params=params, options=options)
-        )
+        return await self._call(self._client.v1.checkout.sessions.create_async(params=params, options=options))
 
-    async def retrieve_checkout_session(self, session_id: str) -> dict:
+    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         """GET /v1/checkout/sessions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
 
-    async def create_portal_session(self, customer: str, return_url: str) -> dict:
+    async def create_portal_session(self, customer: str, return_url: str) -> dict[str, Any]:
         """POST /v1/billing_portal/sessions. Raises StripeGatewayError."""
         params = {"customer": customer, "return_url": return_url}
         return await self._call(self._client.v1.billing_portal.sessions.create_async(params=params))
 
-    async def find_customer_by_email(self, email: str) -> dict | None:
+    async def find_customer_by_email(self, email: str) -> dict[str, Any] | None:
         """The newest customer with exactly this e-mail, or None. Raises StripeGatewayError."""
         found = await self._call(self._client.v1.customers.list_async(params={"email": email, "limit": 1}))
         return found["data"][0] if found["data"] else None
 
-    async def retrieve_subscription(self, subscription_id: str) -> dict:
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
 
-    async def retrieve_price(self, price_id: str) -> dict:
+    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
         """GET /v1/prices/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.prices.retrieve_async(price_id))
 
-    async def _call(self, pending: Any) -> dict:
+    async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:
             result = await pending
         except stripe.APIConnectionError as exc:
@@ -137,13 +141,18 @@ class StripeGateway:
     def _translate(self, exc: stripe.StripeError) -> StripeGatewayError:
         error = exc.error
         code = exc.code or (error.code if error is not None else None)
-        message = (exc.user_message or "Stripe request failed").replace(self._secret_key, "[redacted]")
+        message = exc.user_message or "Stripe request failed"
+        if self._secret_key:
+            message = message.replace(self._secret_key, "[redacted]")
         status = exc.http_status
-        logger.warning("Stripe refused a call: status=%s code=%s request_id=%s", status, code, exc.request_id)
+        # A 4xx is usually the caller's business (unknown id, declined card); 5xx is Stripe's.
+        level = logging.WARNING if status is None or status >= 500 else logging.INFO
+        logger.log(level, "Stripe refused a call: status=%s code=%s request_id=%s", status, code, exc.request_id)
         return StripeGatewayError(
             message,
             http_status=status,
             request_id=exc.request_id,
             code=code,
             not_found=status == 404 or code == "resource_missing",
+            error_type=getattr(error, "type", None) if error is not None else None,
         )

@@ -11,6 +11,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from billing.http.checkout import StripeGatewaySlot, billing_routes
 from kamiyo_mcp.gate import bearer_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
@@ -25,6 +26,7 @@ MCP_PATH = "/mcp"
 def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette:
     """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata."""
     runtime = Runtime(settings)
+    stripe_gateway = StripeGatewaySlot(settings.billing)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -35,7 +37,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -48,6 +50,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app = Starlette(
         routes=[
             *core_routes(runtime),
+            *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
                                       resource_metadata_url=settings.public_url
                                       + "/.well-known/oauth-protected-resource/mcp")),

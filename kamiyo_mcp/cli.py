@@ -58,6 +58,9 @@ def read_environment() -> dict[str, str]:
 def configure_logging(level: str) -> None:
     # stderr only: in stdio mode stdout is the protocol stream.
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Their INFO lines carry request URLs with checkout session ids (the success page's claim secret).
+    for noisy in ("stripe", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,9 +69,7 @@ async def test_repeating_a_checkout_with_the_same_key_returns_the_same_session(
     assert again["id"] == first["id"]
 
 
-async def test_a_checkout_without_our_key_still_gets_one_from_the_sdk(
-    gateway: StripeGateway, fake: FakeStripe
-) -> None:
+async def test_a_checkout_without_our_key_still_gets_one_from_the_sdk(gateway: StripeGateway, fake: FakeStripe) -> None:
     await gateway.create_checkout_session(checkout_params(), idempotency_key=None)
 
     assert fake.requests[-1].idempotency_key
@@ -101,9 +99,7 @@ async def test_an_unknown_session_is_reported_as_not_found(gateway: StripeGatewa
     assert error.request_id and error.request_id.startswith("req_")
 
 
-async def test_a_portal_session_is_created_for_a_known_customer(
-    gateway: StripeGateway, fake: FakeStripe
-) -> None:
+async def test_a_portal_session_is_created_for_a_known_customer(gateway: StripeGateway, fake: FakeStripe) -> None:
     portal = await gateway.create_portal_session(SEEDED_CUSTOMER, "https://app.example/account")
 
     assert (portal["customer"], portal["return_url"]) == (SEEDED_CUSTOMER, "https://app.example/account")
@@ -135,9 +131,7 @@ async def test_prices_are_returned_as_dicts(gateway: StripeGateway) -> None:
     assert (price["unit_amount"], price["recurring"]["interval"]) == (2000, "month")
 
 
-async def test_a_declined_card_keeps_stripes_code_and_message(
-    gateway: StripeGateway, fake: FakeStripe
-) -> None:
+async def test_a_declined_card_keeps_stripes_code_and_message(gateway: StripeGateway, fake: FakeStripe) -> None:
     fake.fail_next(402)
 
     with pytest.raises(StripeGatewayError) as raised:
@@ -174,9 +168,7 @@ async def test_a_transient_server_error_is_retried_with_the_same_idempotency_key
 
 
 @pytest.mark.usefixtures("no_retry_backoff")
-async def test_persistent_server_errors_surface_after_two_retries(
-    gateway: StripeGateway, fake: FakeStripe
-) -> None:
+async def test_persistent_server_errors_surface_after_two_retries(gateway: StripeGateway, fake: FakeStripe) -> None:
     fake.fail_next(503, times=3)
 
     with pytest.raises(StripeGatewayError) as raised:

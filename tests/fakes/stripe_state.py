@@ -113,7 +113,8 @@ class StripeState:
 
     def create_customer(self, params: Obj) -> Obj:
         settable = ("email", "name", "description", "phone", "metadata", "preferred_locales")
-        return self.add_customer(**{k: params[k] for k in settable if k in params})
+        # "" is Stripe's "unset": on create it leaves the field at its default.
+        return self.add_customer(**{k: params[k] for k in settable if params.get(k, "") != ""})
 
     def list_customers(self, params: Obj) -> Obj:
         found = [c for c in self.customers.values() if "email" not in params or c["email"] == params["email"]]
@@ -222,9 +223,7 @@ class StripeState:
                 item["price"] = copy.deepcopy(self.prices[line["price"]])
             item.update(current_period_start=now, current_period_end=now + 30 * 24 * 3600)
             items.append(item)
-        subscription.update(
-            id=subscription_id, customer=customer, created=now, start_date=now, status="active"
-        )
+        subscription.update(id=subscription_id, customer=customer, created=now, start_date=now, status="active")
         subscription["items"] = {**template["items"], "data": items}
         subscription["items"]["url"] = f"/v1/subscription_items?subscription={subscription_id}"
         subscription.update(fields)

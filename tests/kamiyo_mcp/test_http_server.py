@@ -150,3 +150,13 @@ def test_the_server_log_never_contains_a_token(server: ServerProcess, tmp_path: 
     token = issue(server, "team", "log@example.com")
     httpx.post(server.url + "/mcp", headers={"Authorization": f"Bearer {token}x"}, json={})
     assert token not in server.logs()
+
+
+def test_without_stripe_the_billing_endpoints_say_billing_is_not_configured(server: ServerProcess) -> None:
+    health = httpx.get(server.url + "/api/billing/checkout-health")
+    checkout = httpx.post(server.url + "/api/billing/create-checkout-session",
+                          json={"tier": "team", "user_email": "a@example.com",
+                                "success_url": server.url + "/billing/success", "cancel_url": server.url + "/pricing"})
+    assert health.status_code == 503 and health.json()["error"]["code"] == "billing_not_configured"
+    assert checkout.status_code == 503 and "not configured" in checkout.json()["error"]["message"]
+    assert httpx.get(server.url + "/openapi.json").json()["paths"]["/api/billing/create-checkout-session"]
