@@ -12,10 +12,11 @@ import json
 import secrets
 import string
 import time
-from pathlib import Path
 from typing import Any
 
-SHARED = Path("/work/shared/stripe")
+from tests.support import shared_dir
+
+SHARED = shared_dir() / "stripe"
 SPEC_PATH = SHARED / "openapi-trimmed.json"
 FIXTURES = SHARED / "fixtures"
 EVENTS = SHARED / "events"
