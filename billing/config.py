@@ -22,6 +22,7 @@ class BillingConfig:
     checkout_rate_per_minute: int = 10
     webhook_unverified_rate_per_minute: int = 30
     webhook_tolerance_seconds: int = 300
+    support_email: str = "support@kamiyo.ai"
 
     @property
     def billing_enabled(self) -> bool:
@@ -46,7 +47,6 @@ class MailConfig:
     smtp_password: str | None = field(default=None, repr=False)
     smtp_starttls: bool = True
     email_from: str = "KAMIYO <no-reply@kamiyo.ai>"
-    support_email: str = "support@kamiyo.ai"
 
     @property
     def enabled(self) -> bool:

@@ -12,10 +12,13 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
+from billing.http.webhooks import webhook_routes
+from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import bearer_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -27,9 +30,12 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata."""
     runtime = Runtime(settings)
     stripe_gateway = StripeGatewaySlot(settings.billing)
+    metrics = create_metrics()
+    delivery = DeliveryWiring(runtime)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
+        on_tool_call=metrics.observe_tool_call,
     )
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
@@ -37,7 +43,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), stripe_gateway.opened(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -51,6 +57,9 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
         routes=[
             *core_routes(runtime),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
+            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
+            *metrics_routes(metrics, lambda: runtime.store),
+            *delivery.routes(),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
                                       resource_metadata_url=settings.public_url
                                       + "/.well-known/oauth-protected-resource/mcp")),
@@ -58,6 +67,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.delivery = delivery
     return app
 
 

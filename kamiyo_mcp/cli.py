@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import events, ingest, tokens
+from kamiyo_mcp.commands import claims, events, ingest, outbox, tokens
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_parser(commands)
     ingest.add_parser(commands)
     events.add_parser(commands)
+    claims.add_parser(commands)
+    outbox.add_parser(commands)
     return parser
 
 

@@ -24,6 +24,7 @@ from kamiyo_mcp.http.bearer import parse_bearer
 logger = logging.getLogger(__name__)
 
 TokenSource = Callable[[ServerRequestContext[Any, Any]], str | None]
+ToolCallObserver = Callable[[str, str, str], None]  # (tool, tier or "none", "granted" or the denial code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,13 @@ class AuthorizationGate(Extension):
     identifier = "ai.kamiyo/authorization"
 
     def __init__(self, authority: Callable[[], Authority], token_source: TokenSource,
-                 known_tools: Callable[[], set[str]], *, missing_token_hint: str) -> None:
+                 known_tools: Callable[[], set[str]], *, missing_token_hint: str,
+                 on_call: ToolCallObserver | None = None) -> None:
         self._authority = authority
         self._token_source = token_source
         self._known_tools = known_tools
         self._missing_token_hint = missing_token_hint
+        self._on_call = on_call or (lambda tool, tier, outcome: None)
 
     async def intercept_tool_call(self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any],
                                   call_next: CallNext) -> HandlerResult:
@@ -72,11 +75,14 @@ class AuthorizationGate(Extension):
             return await call_next(ctx)  # the SDK answers "Unknown tool" without spending quota
         token = self._token_source(ctx)
         if not token:
+            self._on_call(params.name, "none", "missing_token")
             return refusal(self._missing_token_hint)
         decision = await self._authority().authorize(token, params.name)
         if isinstance(decision, Denial):
+            self._on_call(params.name, "none", decision.code)
             logger.info("tool %s refused: %s", params.name, decision.code)
             return refusal(decision.message)
+        self._on_call(params.name, decision.tier.name, "granted")
         reset = _call.set(AuthorizedCall(decision, token))
         try:
             return await call_next(ctx)

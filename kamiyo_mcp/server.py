@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.gate import AuthorizationGate, TokenSource
+from kamiyo_mcp.gate import AuthorizationGate, TokenSource, ToolCallObserver
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.tools import account, intel
 
@@ -17,7 +17,8 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str) -> MCPServer:
+def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str,
+                 on_tool_call: ToolCallObserver | None = None) -> MCPServer:
     """A new MCP server whose tools read `runtime` (opened by the caller) on every call."""
     server: MCPServer = MCPServer(
         "kamiyo",
@@ -32,6 +33,7 @@ def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_h
                 token_source,
                 lambda: known_tools,
                 missing_token_hint=missing_token_hint,
+                on_call=on_tool_call,
             )
         ],
     )

@@ -1,0 +1,1 @@
+"""Transactional email: composition (pure) and the outbox sender."""

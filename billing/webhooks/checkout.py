@@ -1,0 +1,56 @@
+"""`checkout.session.completed`: the customer, the subscription and a claim to pick the token up with."""
+
+from __future__ import annotations
+
+import secrets
+
+from billing.delivery import add_email_claim_and_welcome
+from billing.subscription_state import ends_access, parse_checkout_session, provisional_state
+from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
+
+CLAIM_TTL_SECONDS = 24 * 3600
+
+
+async def on_checkout_completed(ctx: EventContext) -> Applied:
+    """Create or update the customer and the subscription, and a claim bound to the session.
+
+    The subscription written here is provisional: `customer.subscription.*` events override it
+    whenever they arrive, before or after this one.
+    """
+    event, tx = ctx.event, ctx.tx
+    session = parse_checkout_session(event.object, ctx.config)
+    if session.mode != "subscription" or not session.subscription_id:
+        return ignored(f"checkout session {session.session_id} is not a subscription checkout")
+    current = await tx.subscription(session.subscription_id)
+    state = provisional_state(current, session.tier, session.provisional_status)
+    if current is None and state is None:
+        return ignored(f"checkout session {session.session_id} has no MCP tier "
+                       "(its price is not configured and it has no metadata.tier)")
+    user_id = await tx.ensure_stripe_customer(session.customer_id, email=session.email, name=session.name,
+                                              event_created=event.created)
+    if state is not None:
+        await tx.write_subscription(session.subscription_id, current.user_id if current else user_id, state)
+    status = state.status if state is not None else current.status if current is not None else "incomplete"
+    # A subscription that has already ended gets a claim that is born expired: one row, never usable.
+    expires_at = tx.now if ends_access(status) else tx.now + CLAIM_TTL_SECONDS
+    created = await tx.create_claim(session.subscription_id, kind="checkout_session", secret=session.session_id,
+                                    expires_at=expires_at)
+    tier = state.tier if state is not None else current.tier if current is not None else None
+    if created and session.email and tier is not None:
+        if ends_access(status):
+            # Ended before the checkout arrived: the emailed claim is born expired and no mail goes out,
+            # so the claims are the same whichever order the events came in.
+            await tx.create_claim(session.subscription_id, kind="email_code", secret=secrets.token_urlsafe(32),
+                                  expires_at=tx.now)
+        else:
+            # The welcome mail with its claim link joins this transaction: entitlement and mail, or neither.
+            await add_email_claim_and_welcome(tx.db, subscription_id=session.subscription_id, email=session.email,
+                                              tier=tier, public_url=ctx.config.public_url,
+                                              support_email=ctx.config.support_email, now=tx.now)
+    await tx.audit(ACTOR, "checkout.completed", session.subscription_id,
+                   f"event={event.id} user={user_id} claim={'created' if created else 'exists'}")
+    return processed(f"subscription {session.subscription_id} recorded for the checkout; "
+                     f"claim {'created' if created else 'already present'}")
+
+
+HANDLERS: dict[str, Handler] = {"checkout.session.completed": on_checkout_completed}

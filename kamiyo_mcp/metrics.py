@@ -1,0 +1,76 @@
+"""Prometheus metrics: webhook deliveries and their processing time, active subscriptions, tool calls.
+
+Each app gets its own registry from `create_metrics()` (nothing global, so two apps in one
+process, as in tests, never share counters). Label values come from bounded sets: Stripe's
+event types, our outcomes, tiers and tool names (the gate only reports tools we registered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from billing.store import Store
+from billing.tiers import TIER_NAMES
+
+# Webhook processing is a few milliseconds; the upper buckets catch a store under contention.
+SECONDS_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+SUBSCRIPTION_KINDS = ("stripe", "grant")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhook_deliveries = Counter(
+            "kamiyo_webhook_deliveries", "Stripe webhook deliveries by event type and outcome "
+            "(processed, ignored, duplicate, failed, or why an unverified one was refused).",
+            ["event_type", "outcome"], registry=self.registry)
+        self.webhook_seconds = Histogram(
+            "kamiyo_webhook_processing_seconds", "Time from receiving a webhook to answering it.",
+            ["event_type"], buckets=SECONDS_BUCKETS, registry=self.registry)
+        self.active_subscriptions = Gauge(
+            "kamiyo_active_subscriptions", "Subscriptions that grant access now, by kind and tier.",
+            ["kind", "tier"], registry=self.registry)
+        self.tool_calls = Counter(
+            "kamiyo_tool_calls", "MCP tool calls by tool, tier and outcome (granted or the denial code).",
+            ["tool", "tier", "outcome"], registry=self.registry)
+
+    def observe_webhook(self, event_type: str, outcome: str, seconds: float) -> None:
+        """Count one webhook delivery (the view's `on_delivery` hook)."""
+        self.webhook_deliveries.labels(event_type, outcome).inc()
+        self.webhook_seconds.labels(event_type).observe(seconds)
+
+    def observe_tool_call(self, tool: str, tier: str, outcome: str) -> None:
+        """Count one tool call as the gate decided it (tier "none" when the call was refused unknown)."""
+        self.tool_calls.labels(tool, tier, outcome).inc()
+
+    async def refresh(self, store: Store, now: int) -> None:
+        """Read the subscription gauge from the store (done on each scrape: the store is the truth)."""
+        counts = await store.active_subscriptions_by_tier(now)
+        for kind in SUBSCRIPTION_KINDS:
+            for tier in TIER_NAMES:
+                self.active_subscriptions.labels(kind, tier).set(counts.get((kind, tier), 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def create_metrics() -> Metrics:
+    return Metrics()
+
+
+def metrics_routes(metrics: Metrics, store: Callable[[], Store], *,
+                   clock: Callable[[], float] = time.time) -> list[Route]:
+    """`GET /metrics` in the Prometheus text format; `store` gives the open store at scrape time."""
+
+    async def scrape(request: Request) -> Response:
+        await metrics.refresh(store(), int(clock()))
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/metrics", scrape, methods=["GET"])]

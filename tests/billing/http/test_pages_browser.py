@@ -1,0 +1,144 @@
+"""The pages in a real headless Chromium: pricing → Stripe Checkout, success → reveal once, emailed claim link.
+
+Debian's `chromium` (installed by .ci/run), driven by Playwright's Python package; the fake Stripe
+stands behind the checkout call and its hosted page is answered by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.billing.http.delivery_harness import Inbox, Shop, claim_link, running_shop
+from tests.fakes.stripe_fake import FakeStripe
+from tests.support import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    box = Inbox().start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[Shop]:
+    async with running_shop(tmp_path, fake, smtp_port=inbox.port) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            viewport={"width": 1100, "height": 1400})
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def open_page(browser: object) -> tuple[object, list[str]]:
+    page = await browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page, problems
+
+
+async def test_pricing_checkout_success_and_a_token_revealed_once(shop: Shop, inbox: Inbox, browser: object) -> None:
+    page, problems = await open_page(browser)
+    stripe_pages: list[str] = []
+
+    async def hosted_checkout(route: object) -> None:
+        stripe_pages.append(route.request.url)  # type: ignore[attr-defined]
+        await route.fulfill(status=200, content_type="text/html",  # type: ignore[attr-defined]
+                            body="<!doctype html><title>Stripe Checkout</title><h1>Stripe Checkout</h1>")
+
+    await page.route("https://checkout.stripe.com/**", hosted_checkout)  # type: ignore[attr-defined]
+    await page.goto(f"{shop.url}/pricing")  # type: ignore[attr-defined]
+    cards = page.locator("article.tier")  # type: ignore[attr-defined]
+    assert await cards.count() == 3
+    assert "$99" in await cards.nth(1).inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "pricing.png"), full_page=True)  # type: ignore[attr-defined]
+
+    await page.get_by_role("button", name="Subscribe to team").click()  # type: ignore[attr-defined]
+    assert "valid email" in await page.locator("#status").inner_text()  # type: ignore[attr-defined]
+    await page.get_by_label("Email for the receipt").fill("browser@example.com")  # type: ignore[attr-defined]
+    await page.get_by_role("button", name="Subscribe to team").click()  # type: ignore[attr-defined]
+    await page.wait_for_url("https://checkout.stripe.com/**", timeout=15_000)  # type: ignore[attr-defined]
+
+    (checkout_call,) = shop.fake.requests_to("POST", "/v1/checkout/sessions")
+    assert checkout_call.params["customer_email"] == "browser@example.com"
+    assert checkout_call.params["metadata"]["tier"] == "team"
+    session_id = stripe_pages[0].rsplit("/", 1)[-1]
+    success_url = checkout_call.params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id)
+    assert success_url == f"{shop.url}/billing/success?session_id={session_id}"
+
+    await shop.complete(session_id)  # the customer pays; Stripe's webhook arrives
+    await page.goto(success_url)  # type: ignore[attr-defined]
+    summary = page.locator("#summary-text")  # type: ignore[attr-defined]
+    await summary.filter(has_text="Team plan").wait_for(timeout=15_000)
+    amount = shop.fake.state.checkout_sessions[session_id]["amount_total"]
+    shown = await summary.inner_text()
+    assert f"${amount / 100:,.2f} per month" in shown and "browser@example.com" in shown
+
+    await page.get_by_role("button", name="Reveal my token").click()  # type: ignore[attr-defined]
+    await page.locator("#revealed").wait_for(state="visible", timeout=15_000)  # type: ignore[attr-defined]
+    token = await page.locator("#token").input_value()  # type: ignore[attr-defined]
+    config = json.loads(await page.locator("#config").input_value())  # type: ignore[attr-defined]
+    assert config["mcpServers"]["kamiyo-remote"]["env"]["AUTH_HEADER"] == f"Bearer {token}"
+    assert session_id not in page.url and token not in page.url  # type: ignore[attr-defined]
+    assert await page.context.cookies() == []  # type: ignore[attr-defined]
+    await page.screenshot(path=str(ARTIFACTS / "billing-success-token-revealed.png"), full_page=True)  # type: ignore[attr-defined]
+
+    validated = await shop.client.post("/api/mcp/validate", headers={"Authorization": f"Bearer {token}"})
+    assert validated.status_code == 200 and validated.json()["tier"] == "team"
+
+    second, second_problems = await open_page(browser)
+    await second.goto(success_url)  # type: ignore[attr-defined]
+    await second.get_by_role("button", name="Reveal my token").click()  # type: ignore[attr-defined]
+    status = second.locator("#reveal-status")  # type: ignore[attr-defined]
+    await status.filter(has_text="already revealed").wait_for(timeout=15_000)
+    assert "rotate" in await status.inner_text()
+    assert await second.locator("#revealed").is_hidden()  # type: ignore[attr-defined]
+    assert problems == [] and [p for p in second_problems if "410" not in p] == []
+
+
+async def test_the_emailed_link_page_redeems_only_on_the_click(shop: Shop, inbox: Inbox, browser: object) -> None:
+    paid = await shop.pay("mailed@example.com", "personal")
+    link = claim_link(await inbox.next())
+    code = parse_qs(urlsplit(link).query)["code"][0]
+
+    page, problems = await open_page(browser)
+    await page.goto(link)  # type: ignore[attr-defined]  # what a mail scanner does: open it
+    await page.get_by_role("button", name="Reveal my token").wait_for()  # type: ignore[attr-defined]
+    unredeemed = await shop.claim(claim_code="x" * 43)  # unrelated probe: the page's GET redeemed nothing
+    assert unredeemed.status_code == 404
+    assert await shop.runtime.store.list_tokens() == []
+
+    await page.get_by_role("button", name="Reveal my token").click()  # type: ignore[attr-defined]
+    await page.locator("#revealed").wait_for(state="visible", timeout=15_000)  # type: ignore[attr-defined]
+    assert (await page.locator("#token-tier").inner_text()) == "personal"  # type: ignore[attr-defined]
+    assert code not in page.url  # type: ignore[attr-defined]
+    (row,) = await shop.runtime.store.list_tokens()
+    assert row.subscription_id == paid.subscription_id
+    assert problems == []
