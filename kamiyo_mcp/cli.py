@@ -96,7 +96,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
-                settings.database_path)
+                settings.database_label)
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     return 0

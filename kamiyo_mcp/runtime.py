@@ -25,12 +25,20 @@ class Runtime:
     _authority: Authority | None = field(default=None, repr=False)
     _intel: IntelStore | None = field(default=None, repr=False)
     _chain_provider: ChainProvider | None = field(default=None, repr=False)
+    _codec: TokenCodec | None = field(default=None, repr=False)
 
     @property
     def authority(self) -> Authority:
         if self._authority is None:
             raise RuntimeError("the runtime is not open")
         return self._authority
+
+    @property
+    def codec(self) -> TokenCodec:
+        """Mints and verifies tokens with the server's one secret."""
+        if self._codec is None:
+            raise RuntimeError("the runtime is not open")
+        return self._codec
 
     @property
     def store(self) -> Store:
@@ -52,15 +60,17 @@ class Runtime:
         """Open the stores and the authority for the duration of the block."""
         codec = TokenCodec(resolve_jwt_secret(self.settings))
         async with AsyncExitStack() as stack:
-            store = await open_store(self.settings.database_url)
+            store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,
+                                     pool_max=self.settings.database_pool_max)
             stack.push_async_callback(store.close)
-            intel = await IntelStore.open(self.settings.database_path)
+            intel = await IntelStore.open(self.settings.intel_path)
             stack.push_async_callback(intel.close)
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,
                 token_expiry_days=self.settings.token_expiry_days,
             )
             self._intel = intel
+            self._codec = codec
             if self.settings.chain_api_url:
                 self._chain_provider = ChainProvider(self.settings.chain_api_url, self.settings.chain_api_key)
             try:
@@ -69,3 +79,4 @@ class Runtime:
                 self._authority = None
                 self._intel = None
                 self._chain_provider = None
+                self._codec = None

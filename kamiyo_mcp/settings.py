@@ -16,7 +16,7 @@ import platformdirs
 
 from billing.config import STRIPE_API_BASE, BillingConfig, MailConfig
 from billing.errors import ConfigurationError
-from billing.store import sqlite_path
+from billing.store import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, is_postgres_url, sqlite_path
 from billing.tiers import TIER_NAMES
 from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 
@@ -36,9 +36,14 @@ class SettingsError(Exception):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
-    database_path: Path
+    database_path: Path | None  # the SQLite file; None when the store is PostgreSQL
     public_url: str
-    jwt_secret: str | None  # None: use (or create) the secret file beside the database
+    jwt_secret: str | None  # None: use (or create) the secret file beside the database (SQLite only)
+    # The intel tables always live in a local SQLite file: the billing file itself with SQLite, else
+    # KAMIYO_INTEL_DATABASE (default: intel.db in the user data directory), one per host.
+    intel_path: Path = field(default_factory=lambda: _default_data_dir() / "intel.db")
+    database_pool_min: int = DEFAULT_POOL_MIN
+    database_pool_max: int = DEFAULT_POOL_MAX
     jwt_algorithm: str = ALGORITHM
     token_expiry_days: int = 365
     kamiyo_token: str | None = None
@@ -53,15 +58,38 @@ class Settings:
 
     @property
     def secret_file(self) -> Path:
+        """The zero-configuration secret file beside the SQLite database.
+
+        Raises:
+            SettingsError: the store is PostgreSQL, where MCP_JWT_SECRET must be set instead.
+        """
+        if self.database_path is None:
+            raise SettingsError("MCP_JWT_SECRET", _POSTGRES_NEEDS_SECRET)
         return self.database_path.with_name(self.database_path.name + ".jwt-secret")
+
+    @property
+    def database_label(self) -> str:
+        """Where the store is, for logs: the SQLite path, or PostgreSQL's host and database (no password)."""
+        if self.database_path is not None:
+            return str(self.database_path)
+        parts = urlsplit(self.database_url)
+        return f"postgresql://{parts.hostname or 'localhost'}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
     @property
     def resource_url(self) -> str:
         return self.public_url.rstrip("/") + "/mcp"
 
 
+_POSTGRES_NEEDS_SECRET = ("must be set when KAMIYO_DATABASE_URL is a PostgreSQL URL: every process signs and "
+                          "verifies tokens with the same secret (there is no shared secret file)")
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("kamiyo-mcp", appauthor=False))
+
+
 def default_database_url() -> str:
-    return str(Path(platformdirs.user_data_dir("kamiyo-mcp", appauthor=False)) / "kamiyo.db")
+    return str(_default_data_dir() / "kamiyo.db")
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -71,14 +99,24 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         SettingsError: the first bad variable, named.
     """
     database_url = _get(env, "KAMIYO_DATABASE_URL") or default_database_url()
-    if database_url.startswith(("postgres://", "postgresql://")):
-        raise SettingsError(
-            "KAMIYO_DATABASE_URL", "PostgreSQL stores are not available in this version; use a SQLite path"
-        )
-    try:
-        database_path = sqlite_path(database_url)
-    except ConfigurationError as exc:
-        raise SettingsError("KAMIYO_DATABASE_URL", str(exc)) from None
+    database_path: Path | None = None
+    if is_postgres_url(database_url):
+        if not urlsplit(database_url).path.strip("/"):
+            raise SettingsError("KAMIYO_DATABASE_URL", "a PostgreSQL URL names its database: "
+                                "postgresql://user:password@host:5432/kamiyo")
+        if env.get("MCP_JWT_SECRET") is None:
+            raise SettingsError("MCP_JWT_SECRET", _POSTGRES_NEEDS_SECRET)
+    else:
+        try:
+            database_path = sqlite_path(database_url)
+        except ConfigurationError as exc:
+            raise SettingsError("KAMIYO_DATABASE_URL", str(exc)) from None
+    intel = _get(env, "KAMIYO_INTEL_DATABASE")
+    intel_path = Path(intel).expanduser() if intel else database_path or _default_data_dir() / "intel.db"
+    pool_min = _int(env, "KAMIYO_DATABASE_POOL_MIN", DEFAULT_POOL_MIN, low=0, high=1000)
+    pool_max = _int(env, "KAMIYO_DATABASE_POOL_MAX", DEFAULT_POOL_MAX, low=1, high=1000)
+    if pool_min > pool_max:
+        raise SettingsError("KAMIYO_DATABASE_POOL_MIN", f"must not exceed KAMIYO_DATABASE_POOL_MAX ({pool_max})")
 
     secret = env.get("MCP_JWT_SECRET")
     if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
@@ -95,6 +133,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         database_url=database_url,
         database_path=database_path,
+        intel_path=intel_path,
+        database_pool_min=pool_min,
+        database_pool_max=pool_max,
         public_url=public_url,
         public_url_explicit=_get(env, "KAMIYO_PUBLIC_URL") is not None,
         jwt_secret=secret,
@@ -138,6 +179,7 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
         allowed_redirect_origins=origins or (_origin(public_url, "KAMIYO_PUBLIC_URL"),),
         checkout_automatic_tax=_bool(env, "KAMIYO_CHECKOUT_AUTOMATIC_TAX", False),
         checkout_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
         webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
                                                 low=1, high=100_000),
     )
@@ -151,7 +193,6 @@ def load_mail(env: Mapping[str, str]) -> MailConfig:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
         email_from=_get(env, "EMAIL_FROM") or "KAMIYO <no-reply@kamiyo.ai>",
-        support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
     )
 
 

@@ -1,13 +1,29 @@
-"""The store behind the billing authority, selected by the database URL."""
+"""The store behind the billing authority, selected by the database URL.
+
+    sqlite:///relative.db, sqlite:////absolute.db or a plain path  → SQLiteStore (one file)
+    postgresql://user:pass@host:5432/db (or postgres://)           → PostgresStore (asyncpg pool)
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from billing.errors import ConfigurationError
+from billing.store.postgres import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, PostgresStore
 from billing.store.sqlite import SQLiteStore
 
-Store = SQLiteStore
+# The store behind the authority: either backend, same interface, chosen by `open_store`.
+AnyStore = SQLiteStore | PostgresStore
+Store = AnyStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+__all__ = ["POSTGRES_SCHEMES", "AnyStore", "PostgresStore", "SQLiteStore", "Store", "is_postgres_url", "open_store",
+           "sqlite_path"]
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.strip().lower().startswith(POSTGRES_SCHEMES)
 
 
 def sqlite_path(url: str) -> Path:
@@ -29,6 +45,13 @@ def sqlite_path(url: str) -> Path:
     return Path(url).expanduser()
 
 
-async def open_store(url: str) -> Store:
-    """Open the store a database URL names (only SQLite for now)."""
+async def open_store(url: str, *, pool_min: int = DEFAULT_POOL_MIN, pool_max: int = DEFAULT_POOL_MAX) -> AnyStore:
+    """Open the store a database URL names (pool sizes apply to PostgreSQL only).
+
+    Raises:
+        ConfigurationError: the URL names no supported database.
+        StoreError: the database cannot be opened.
+    """
+    if is_postgres_url(url):
+        return await PostgresStore.open(url.strip(), pool_min=pool_min, pool_max=pool_max)
     return await SQLiteStore.open(sqlite_path(url))

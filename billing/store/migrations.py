@@ -1,11 +1,23 @@
-"""Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`)."""
+"""Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`).
+
+Each dialect has the same numbers: a PostgreSQL twin of every SQLite migration (BIGINT for times,
+BIGSERIAL for autoincrement), so both backends reach the same schema version.
+"""
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
+
+SCHEMA_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+)
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -31,6 +43,27 @@ def load(dialect: str) -> list[Migration]:
     if versions != list(range(1, len(versions) + 1)):
         raise RuntimeError(f"migrations of {dialect} are not numbered 1..n: {versions}")
     return found
+
+
+async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dialect: str, *, now: int) -> int:
+    """Apply the pending migrations of `dialect`, each in its own write transaction; returns how many.
+
+    The check runs inside the transaction, which holds the store's cross-process write lock, so two
+    processes starting together apply each migration once.
+    """
+    applied = 0
+    for migration in load(dialect):
+        async with transaction() as db:
+            await db.execute(SCHEMA_TABLE_SQL)
+            done = await db.execute_fetchall("SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,))
+            if list(done):
+                continue
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                             (migration.version, migration.name, now))
+            applied += 1
+    return applied
 
 
 def split_statements(script: str) -> list[str]:

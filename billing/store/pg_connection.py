@@ -2,17 +2,35 @@
 
 The store modules write portable SQL with `?` placeholders and call `execute(sql, params)` (which
 reports `rowcount`) and `execute_fetchall(sql, params)`, exactly as on aiosqlite. Here `?` becomes
-`$1..$n` (outside string literals) and asyncpg's status line becomes a row count.
+`$1..$n` (outside string literals) and asyncpg's status line becomes a row count. asyncpg's and
+the network's errors become `StoreError`, which callers above the store already handle (they
+know nothing of asyncpg), as they handle SQLite's errors.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from billing.errors import StoreError
+
+FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Re-raise asyncpg's and the network's errors as `StoreError` (the original is its cause)."""
+    try:
+        yield
+    except FAILURES as exc:
+        # The type and SQLSTATE only: asyncpg's messages can quote parameter values.
+        state = getattr(exc, "sqlstate", None)
+        raise StoreError(f"PostgreSQL failed: {type(exc).__name__}{f' ({state})' if state else ''}") from exc
 
 
 @functools.lru_cache(maxsize=1024)
@@ -53,10 +71,12 @@ class PgConnection:
         self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
-        return Result(_rowcount(await self._conn.execute(numbered(sql), *params)))
+        with store_errors():
+            return Result(_rowcount(await self._conn.execute(numbered(sql), *params)))
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        return list(await self._conn.fetch(numbered(sql), *params))
+        with store_errors():
+            return list(await self._conn.fetch(numbered(sql), *params))
 
 
 class PgPoolReader:
@@ -66,9 +86,11 @@ class PgPoolReader:
         self._pool = pool
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
-        async with self._pool.acquire() as conn:
-            return Result(_rowcount(await conn.execute(numbered(sql), *params)))
+        with store_errors():
+            async with self._pool.acquire() as conn:
+                return Result(_rowcount(await conn.execute(numbered(sql), *params)))
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        async with self._pool.acquire() as conn:
-            return list(await conn.fetch(numbered(sql), *params))
+        with store_errors():
+            async with self._pool.acquire() as conn:
+                return list(await conn.fetch(numbered(sql), *params))

@@ -29,6 +29,7 @@ from billing.store.delivery_sql import DeliverySQL
 from billing.store.records import CallCount
 
 BUSY_TIMEOUT_MS = 10_000
+WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
 class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
     """Named async operations over one SQLite file."""
@@ -51,10 +52,15 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
         """Open (creating if needed) the database at `path` and apply pending migrations."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write = await _connect(path, synchronous="FULL")
-        usage = await _connect(path, synchronous="NORMAL")
-        read = await _connect(path, synchronous="NORMAL")
-        store = cls(path, write, usage, read)
+        opened: list[aiosqlite.Connection] = []
+        try:
+            for synchronous in ("FULL", "NORMAL", "NORMAL"):
+                opened.append(await _connect(path, synchronous=synchronous))
+        except BaseException:
+            for conn in opened:
+                await conn.close()
+            raise
+        store = cls(path, *opened)
         try:
             await store._migrate()
         except BaseException:
@@ -122,10 +128,24 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
+        await _enable_wal(conn)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
     return conn
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch a new file to WAL; retried because SQLite answers a concurrent switch with an
+    immediate "database is locked" (the busy timeout does not cover it), e.g. when several
+    processes create the same file at once."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))

@@ -16,7 +16,7 @@ from tests.support import base_env, cli
         ({"MCP_JWT_ALGORITHM": "RS256"}, "MCP_JWT_ALGORITHM", "only HS256"),
         ({"MCP_JWT_ALGORITHM": "none"}, "MCP_JWT_ALGORITHM", "only HS256"),
         ({"KAMIYO_DATABASE_URL": "mysql://db/kamiyo"}, "KAMIYO_DATABASE_URL", "unsupported"),
-        ({"KAMIYO_DATABASE_URL": "postgresql://db/kamiyo"}, "KAMIYO_DATABASE_URL", "PostgreSQL"),
+        ({"KAMIYO_DATABASE_URL": "postgresql://db/kamiyo"}, "MCP_JWT_SECRET", "PostgreSQL"),
         ({"MCP_TOKEN_EXPIRY_DAYS": "soon"}, "MCP_TOKEN_EXPIRY_DAYS", "whole number"),
         ({"KAMIYO_PUBLIC_URL": "ftp://x"}, "KAMIYO_PUBLIC_URL", "http(s) URL"),
         ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY", "secret key"),

@@ -1,0 +1,72 @@
+"""Two `kamiyo-mcp serve` processes on one PostgreSQL database share one truth: quotas and revocations.
+
+The PostgreSQL twin of tests/kamiyo_mcp/test_two_processes.py (which runs them on one SQLite file).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+from mcp import Client
+
+from tests.support import JWT_SECRET, ServerProcess, cli
+from tests.support_mcp import mcp_session, text_of
+
+
+def environment(postgres_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"KAMIYO_DATABASE_URL": postgres_url, "MCP_JWT_SECRET": JWT_SECRET, "KAMIYO_INTEL_SOURCES": "",
+            "KAMIYO_INTEL_DATABASE": str(tmp_path / "intel.db")}
+
+
+def started(server_factory: type[ServerProcess], env: dict[str, str], tmp_path: Path) -> ServerProcess:
+    server = server_factory(env)
+    server.log = tmp_path / f"serve.{server.port}.log"  # the default sits beside a SQLite file
+    return server.start()
+
+
+async def start_of_a_fresh_minute_window() -> None:
+    # 45 calls take well under a second; only a window about to roll over could split them.
+    remaining = 60 - time.time() % 60
+    if remaining < 8:
+        with anyio.fail_after(10):
+            await anyio.sleep(remaining + 0.05)
+
+
+async def test_two_processes_on_postgres_share_the_per_minute_limit_exactly(
+    postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    env = environment(postgres_url, tmp_path)
+    a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
+    token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
+    await start_of_a_fresh_minute_window()
+    outcomes: list[bool] = []
+    async with mcp_session(a.url, token) as first, mcp_session(b.url, token) as second:
+        async def call(client: Client, n: int) -> None:
+            for _ in range(n):
+                result = await client.call_tool("get_account_status", {})
+                outcomes.append(not result.is_error)
+                if result.is_error:
+                    assert "30 calls per minute" in text_of(result)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call, first, 23)
+            group.start_soon(call, second, 22)
+    assert outcomes.count(True) == 30 and outcomes.count(False) == 15
+
+
+async def test_a_revocation_through_one_postgres_process_refuses_the_next_call_through_the_other(
+    postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    env = environment(postgres_url, tmp_path)
+    a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
+    token = cli(["token", "issue", "--email", "two@example.com", "--tier", "team"], env).stdout.strip()
+    async with mcp_session(a.url, token) as via_a, mcp_session(b.url, token) as via_b:
+        status = await via_a.call_tool("get_account_status", {})
+        assert not status.is_error and status.structured_content
+        assert not (await via_b.call_tool("get_account_status", {})).is_error
+        token_id = status.structured_content["token"]["token_id"]
+        assert cli(["token", "revoke", token_id], env).returncode == 0
+        assert (await via_b.call_tool("get_account_status", {})).is_error
+        assert (await via_a.call_tool("get_account_status", {})).is_error
