@@ -5,13 +5,17 @@ The PostgreSQL twin of tests/kamiyo_mcp/test_two_processes.py (which runs them o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from pathlib import Path
 
 import anyio
+import httpx
 from mcp import Client
 
-from tests.support import JWT_SECRET, ServerProcess, cli
+from tests.support import JWT_SECRET, ServerProcess, cli, shared_dir
 from tests.support_mcp import mcp_session, text_of
 
 
@@ -70,3 +74,35 @@ async def test_a_revocation_through_one_postgres_process_refuses_the_next_call_t
         assert cli(["token", "revoke", token_id], env).returncode == 0
         assert (await via_b.call_tool("get_account_status", {})).is_error
         assert (await via_a.call_tool("get_account_status", {})).is_error
+
+
+async def test_one_event_delivered_to_two_postgres_processes_at_once_is_applied_once(
+    postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    secret = "whsec_two_processes_0123456789"
+    env = {**environment(postgres_url, tmp_path), "STRIPE_WEBHOOK_SECRET": secret,
+           "STRIPE_PRICE_MCP_PERSONAL": "price_1PgafmB7WZ01zgkW6dKueIc5"}
+    a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
+    payload = (shared_dir() / "stripe" / "events" / "customer.subscription.created.json").read_bytes()
+
+    def signed() -> dict[str, str]:
+        t = int(time.time())
+        signature = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+        return {"Stripe-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = []
+
+        async def deliver(url: str) -> None:
+            answers.append(await http.post(url + "/api/v1/webhooks/stripe", content=payload, headers=signed()))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(deliver, a.url)
+                group.start_soon(deliver, b.url)
+
+    assert [r.status_code for r in answers] == [200] * 20
+    assert sorted(r.json()["status"] for r in answers) == ["duplicate"] * 19 + ["processed"]
+    listed = cli(["events", "list", "--json"], env)
+    [event] = json.loads(listed.stdout)
+    assert event["status"] == "processed" and event["attempts"] == 1
