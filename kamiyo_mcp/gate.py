@@ -8,6 +8,7 @@ error that says why and what to do, or runs the tool with the grant in a context
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from mcp_types import CallToolRequestParams, CallToolResult, TextContent
 
 from billing.access import Denial, Grant
 from billing.authority import Authority
+from billing.errors import StoreError
 from kamiyo_mcp.http.bearer import parse_bearer
 
 logger = logging.getLogger(__name__)
@@ -77,7 +79,14 @@ class AuthorizationGate(Extension):
         if not token:
             self._on_call(params.name, "none", "missing_token")
             return refusal(self._missing_token_hint)
-        decision = await self._authority().authorize(token, params.name)
+        try:
+            decision = await self._authority().authorize(token, params.name)
+        except (StoreError, sqlite3.Error):
+            # Fail closed, and say so: no call runs without a decision from the store.
+            logger.exception("tool %s: the store could not decide", params.name)
+            self._on_call(params.name, "none", "store_unavailable")
+            return refusal("The account service is unavailable right now, so this call was not run. "
+                           "Please retry in a few seconds.")
         if isinstance(decision, Denial):
             self._on_call(params.name, "none", decision.code)
             logger.info("tool %s refused: %s", params.name, decision.code)
