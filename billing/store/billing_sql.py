@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from billing.access import ENTITLED_STATUSES
+from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
 
@@ -193,11 +194,8 @@ class WebhookTransaction:
         return cursor.rowcount == 1
 
     async def expire_claims(self, subscription_id: str) -> int:
-        """End the unredeemed claims of a subscription whose access has ended."""
-        cursor = await self._db.execute(
-            "UPDATE claims SET expires_at = ? WHERE subscription_id = ? AND redeemed_at IS NULL AND expires_at > ?",
-            (self.now, subscription_id, self.now))
-        return max(cursor.rowcount, 0)
+        """End the unredeemed claims of a subscription whose access has ended, and its unsent mails."""
+        return await end_open_claims(self._db, subscription_id, now=self.now)
 
     # ---- audit -----------------------------------------------------------------------------
 

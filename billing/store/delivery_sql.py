@@ -78,6 +78,18 @@ async def add_email_claim_and_welcome(db: aiosqlite.Connection, *, subscription_
     return int(rows[0][0])
 
 
+async def end_open_claims(db: aiosqlite.Connection, subscription_id: str, *, now: int) -> int:
+    """Inside the open transaction `db`: expire an entitlement's unredeemed claims and cancel its unsent
+    mails (their links would lead nowhere); returns the number of claims ended."""
+    cursor = await db.execute(
+        "UPDATE claims SET expires_at = ? WHERE subscription_id = ? AND redeemed_at IS NULL AND expires_at > ?",
+        (now, subscription_id, now))
+    await db.execute(
+        "UPDATE outbox SET cancelled_at = ? WHERE subscription_id = ? AND sent_at IS NULL"
+        " AND cancelled_at IS NULL", (now, subscription_id))
+    return max(cursor.rowcount, 0)
+
+
 class DeliverySQL:
     """Store operations of token delivery (mixed into the store class)."""
 
@@ -129,13 +141,7 @@ class DeliverySQL:
 
     async def end_open_claims(self, db: aiosqlite.Connection, subscription_id: str, *, now: int) -> int:
         """Expire the unredeemed claims of an entitlement and cancel its unsent mails; returns claims ended."""
-        cursor = await db.execute(
-            "UPDATE claims SET expires_at = ? WHERE subscription_id = ? AND redeemed_at IS NULL AND expires_at > ?",
-            (now, subscription_id, now))
-        await db.execute(
-            "UPDATE outbox SET cancelled_at = ? WHERE subscription_id = ? AND sent_at IS NULL"
-            " AND cancelled_at IS NULL", (now, subscription_id))
-        return max(cursor.rowcount, 0)
+        return await end_open_claims(db, subscription_id, now=now)
 
     async def add_email_claim_and_welcome(self, db: aiosqlite.Connection, *, subscription_id: str,
                                           secret_hash: str, expires_at: int, mail: OutboxMail, now: int) -> int:

@@ -120,3 +120,12 @@ async def test_customer_updated_keeps_the_email_in_sync_and_an_older_one_is_igno
     await webhooks.post(older)
 
     assert webhooks.rows("SELECT email, name FROM customers") == [("new@example.com", "New")]
+
+
+async def test_a_deletion_before_the_welcome_mail_went_out_cancels_it(webhooks: Webhooks) -> None:
+    await webhooks.post_fixture("checkout.session.completed")
+    assert webhooks.rows("SELECT COUNT(*) FROM outbox WHERE cancelled_at IS NULL AND sent_at IS NULL") == [(1,)]
+
+    await webhooks.post_fixture("customer.subscription.deleted")
+
+    assert webhooks.rows("SELECT COUNT(*) FROM outbox WHERE cancelled_at IS NULL AND sent_at IS NULL") == [(0,)]
