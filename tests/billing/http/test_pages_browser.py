@@ -7,6 +7,7 @@ stands behind the checkout call and its hosted page is answered by the test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,8 +24,13 @@ ARTIFACTS = REPO / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
+import playwright.async_api as playwright_api  # noqa: E402  (a test dependency: pip install -e '.[test]')
+
+# Chromium comes from Debian's packages (.ci/run installs it); on a machine without it this module
+# is skipped with the reason shown, except in CI, where a missing browser must fail the run.
 if shutil.which(CHROMIUM) is None:
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is not installed: .ci/run must apt-get install chromium")
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
 

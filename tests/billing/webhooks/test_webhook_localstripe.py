@@ -24,8 +24,6 @@ from billing.access import Denial, Grant
 from tests.billing.webhooks.webhook_support import SECRET, LiveApp
 from tests.support import free_port
 
-pytest.importorskip("localstripe", reason="localstripe is a test dependency (pip install localstripe)")
-
 PLAN = "plan_kamiyo_personal_ls"
 WAIT_SECONDS = 20
 
