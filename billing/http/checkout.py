@@ -99,6 +99,10 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
         idempotency_key = check_idempotency_key(request.headers.get("idempotency-key"))
         checkout = parse_checkout_request(await read_json_object(request), config)
         known = await authority().store.customer_for_email(checkout.email)
+        if known is not None and not await _is_signed_in_as(authority(), request, known.user_id):
+            # An email alone proves nothing: reusing its Stripe customer would let anyone open a
+            # Checkout on that customer (its saved cards and address). Only the signed-in owner reuses it.
+            known = None
         params = checkout_session_params(
             checkout,
             stripe_customer_id=known.stripe_customer_id if known else None,
@@ -201,6 +205,18 @@ async def _token_customer(authority: Authority, authorization: str | None) -> st
             message = "no Stripe customer is linked to this token's account yet; retry in a minute"
         raise Refusal(409, "no_stripe_customer", message)
     return state.stripe_customer_id
+
+
+async def _is_signed_in_as(authority: Authority, request: Request, user_id: str) -> bool:
+    """Whether the request carries a live token of `user_id`."""
+    token = _bearer(request.headers.get("authorization"))
+    if token is None:
+        return False
+    try:
+        identity = await authority.authenticate(token)
+    except InvalidTokenError:
+        return False
+    return identity.state.user_id == user_id and identity.state.revoked_at is None
 
 
 async def _database_state(authority: AuthorityProvider) -> str:

@@ -13,6 +13,7 @@ from tests.billing.http.app_harness import (
     PUBLIC_URL,
     SECRET_KEY,
     SEEDED_CUSTOMER,
+    SEEDED_SUBSCRIPTION,
     TEAM_PRICE,
     assert_error_shape,
     checkout_body,
@@ -99,14 +100,21 @@ async def test_an_idempotency_key_reused_for_another_checkout_answers_409_not_a_
     assert body["stripe_request_id"].startswith("req_")
 
 
-async def test_an_email_the_store_knows_from_stripe_reuses_that_stripe_customer(
+async def signed_in_customer(billing: Any) -> tuple[str, str]:
+    """The customer the real webhook path records (example@example.com) and a token of theirs."""
+    assert (await billing.post_event("checkout.session.completed")).status_code == 200
+    user_id = await billing.runtime.store.find_user_id("example@example.com")
+    issued = await billing.runtime.authority.mint_for(user_id, SEEDED_SUBSCRIPTION, "personal", actor="test")
+    return user_id, issued.token
+
+
+async def test_the_signed_in_owner_of_a_known_email_reuses_that_stripe_customer(
     env: dict[str, str], fake: FakeStripe
 ) -> None:
     async with running_app(env, fake) as billing:
-        # The real webhook path records the customer of a completed checkout (example@example.com).
-        assert (await billing.post_event("checkout.session.completed")).status_code == 200
-        user_id = await billing.runtime.store.find_user_id("example@example.com")
-        response = await billing.checkout(checkout_body(tier="team", user_email=" Example@Example.com "))
+        user_id, token = await signed_in_customer(billing)
+        response = await billing.checkout(checkout_body(tier="team", user_email=" Example@Example.com "),
+                                          headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 200, response.text
     params = stripe_params(billing)
@@ -116,12 +124,28 @@ async def test_an_email_the_store_knows_from_stripe_reuses_that_stripe_customer(
     assert "customer_update" not in params
 
 
+async def test_a_known_email_without_its_owners_token_checks_out_as_a_new_customer(
+    env: dict[str, str], fake: FakeStripe
+) -> None:
+    async with running_app(env, fake) as billing:
+        user_id, _ = await signed_in_customer(billing)
+        anonymous = await billing.checkout(checkout_body(user_email="example@example.com"))
+        stranger = await billing.runtime.authority.issue_grant("stranger@example.com", "personal")
+        foreign = await billing.checkout(checkout_body(user_email="example@example.com"),
+                                         headers={"Authorization": f"Bearer {stranger.token}"})
+
+    assert anonymous.status_code == foreign.status_code == 200
+    for params in (r.params for r in billing.stripe_calls("POST", SESSIONS)):
+        assert params["customer_email"] == "example@example.com"
+        assert "customer" not in params and params["client_reference_id"] != user_id
+
+
 async def test_an_operator_only_customer_is_referenced_but_checks_out_by_email(
     env: dict[str, str], fake: FakeStripe
 ) -> None:
     async with running_app(env, fake) as billing:
         grant = await billing.runtime.authority.issue_grant("buyer@example.com", "personal")
-        response = await billing.checkout()
+        response = await billing.checkout(headers={"Authorization": f"Bearer {grant.token}"})
 
     assert response.status_code == 200, response.text
     params = stripe_params(billing)
@@ -134,9 +158,10 @@ async def test_automatic_tax_is_asked_for_when_enabled_and_keeps_a_known_custome
 ) -> None:
     env = environment(tmp_path, fake, KAMIYO_CHECKOUT_AUTOMATIC_TAX="true")
     async with running_app(env, fake) as billing:
-        await billing.post_event("checkout.session.completed")
+        _, token = await signed_in_customer(billing)
         new = await billing.checkout()
-        known = await billing.checkout(checkout_body(user_email="example@example.com"))
+        known = await billing.checkout(checkout_body(user_email="example@example.com"),
+                                       headers={"Authorization": f"Bearer {token}"})
 
     assert new.status_code == known.status_code == 200
     new_params, known_params = (r.params for r in billing.stripe_calls("POST", SESSIONS))
