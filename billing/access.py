@@ -63,8 +63,8 @@ def diagnose(state: TokenState | None, *, tool: str, now: int, links: Links) -> 
     if state.expires_at <= now:
         return Denial(
             "token_expired",
-            f"This token expired on {_date(state.expires_at)}. Get a new one by rotating your token "
-            f"or contact support; plans are at {links.pricing_url}.",
+            f"This token expired on {_date(state.expires_at)}. If your subscription is still active, contact "
+            f"support for a new token; otherwise subscribe again at {links.pricing_url}.",
             401,
         )
     if not subscription_grants_access(state, now):

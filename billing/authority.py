@@ -18,7 +18,7 @@ from billing.errors import ConfigurationError, InvalidTokenError, NotFoundError
 from billing.store import Store
 from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState, new_grant_id, new_user_id
 from billing.tiers import TIERS, get_tier, is_tier, min_tier_for
-from billing.tokens import Claims, TokenCodec, token_hash
+from billing.tokens import EXPIRED, Claims, TokenCodec, token_hash
 
 SECONDS_PER_DAY = 86_400
 
@@ -85,6 +85,10 @@ class Authority:
         try:
             claims = self._codec.verify(token, now=now)
         except InvalidTokenError as exc:
+            if exc.reason == EXPIRED:
+                return Denial("token_expired", "This token has expired. If your subscription is still active, "
+                              "contact support for a new token; otherwise subscribe again at "
+                              f"{self.links.pricing_url}.", 401)
             return Denial("invalid_token", f"The access token is not valid: {exc.reason}.", 401)
         needed = min_tier_for(tool)
         digest = token_hash(token)
@@ -108,7 +112,10 @@ class Authority:
         Raises:
             InvalidTokenError: the token does not authenticate.
         """
-        identity = await self.authenticate(token)
+        return self.status_of(await self.authenticate(token))
+
+    def status_of(self, identity: Identity) -> dict[str, object]:
+        """The account status of an already authenticated token."""
         state, now = identity.state, self.now()
         tier = TIERS.get(state.tier)
         minute, day = now - now % 60, now - now % SECONDS_PER_DAY

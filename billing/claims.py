@@ -100,8 +100,8 @@ def decide_redemption(claim: ClaimState | None, now: int, *, support_email: str,
     if claim.redeemed_at is not None:
         return ClaimRefusal(410, "claim_already_redeemed",
                             f"This token was already revealed on {_date(claim.redeemed_at)}; a claim works once. "
-                            "If you lost the token, rotate it (POST /api/mcp/token/rotate with the old token, or "
-                            f"'kamiyo-mcp token rotate'), or contact {support_email}.")
+                            f"If you lost the token, write to {support_email} for a new claim link; if it leaked, "
+                            "replace it with POST /api/mcp/token/rotate (sent with the old token).")
     ended = entitlement_ended(claim.status, claim.current_period_end, claim.cancel_at_period_end, now)
     if ended is not None:
         return ClaimRefusal(403, "subscription_not_active",

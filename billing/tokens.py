@@ -21,6 +21,7 @@ ALGORITHM = "HS256"
 ISSUER = "kamiyo-mcp"
 AUDIENCE = "kamiyo-mcp"
 MIN_SECRET_BYTES = 32
+EXPIRED = "the token has expired"
 _REQUIRED_CLAIMS = ["sub", "tier", "jti", "iat", "exp", "iss", "aud"]
 
 
@@ -91,7 +92,7 @@ class TokenCodec:
         else:
             self._cache.move_to_end(token)
         if claims.exp <= now:
-            raise InvalidTokenError("the token has expired")
+            raise InvalidTokenError(EXPIRED)
         return claims
 
     def _decode(self, token: str) -> Claims:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from billing.tokens import MIN_SECRET_BYTES, generate_secret
@@ -30,15 +31,22 @@ def resolve_jwt_secret(settings: Settings) -> str:
         return secret
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate = generate_secret()
+    # Written whole to a private temporary file, then linked into place: a process starting at the
+    # same moment sees either no file or the complete secret, and the first link wins.
+    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        secret = _read(path)
-        if secret is None:
-            raise SettingsError("MCP_JWT_SECRET", f"unset, and the secret file {path} is unreadable") from None
-        return secret
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(candidate + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(candidate + "\n")
+        os.chmod(temporary, 0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process created it first: use theirs
+            secret = _read(path)
+            if secret is None:
+                raise SettingsError("MCP_JWT_SECRET", f"unset, and the secret file {path} is unreadable") from None
+            return secret
+    finally:
+        os.unlink(temporary)
     logger.warning("MCP_JWT_SECRET is unset: created a signing secret in %s (mode 0600)", path)
     return candidate
 

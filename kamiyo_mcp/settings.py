@@ -35,10 +35,11 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
+    database_url: str = field(repr=False)  # a PostgreSQL URL may carry a password: see database_label
     database_path: Path | None  # the SQLite file; None when the store is PostgreSQL
     public_url: str
-    jwt_secret: str | None  # None: use (or create) the secret file beside the database (SQLite only)
+    # None: use (or create) the secret file beside the database (SQLite only)
+    jwt_secret: str | None = field(repr=False)
     # The intel tables always live in a local SQLite file: the billing file itself with SQLite, else
     # KAMIYO_INTEL_DATABASE (default: intel.db in the user data directory), one per host.
     intel_path: Path = field(default_factory=lambda: _default_data_dir() / "intel.db")
@@ -46,7 +47,7 @@ class Settings:
     database_pool_max: int = DEFAULT_POOL_MAX
     jwt_algorithm: str = ALGORITHM
     token_expiry_days: int = 365
-    kamiyo_token: str | None = None
+    kamiyo_token: str | None = field(default=None, repr=False)
     allowed_hosts: tuple[str, ...] = ()
     log_level: str = "INFO"
     intel_sources: tuple[str, ...] = DEFAULT_INTEL_SOURCES

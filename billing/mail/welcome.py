@@ -60,7 +60,8 @@ def welcome_mail(*, recipient: str, tier: str, claim_link: str, public_url: str,
         f"Get your token (the link works once, until {until}):", claim_link, "",
         "Set up Claude Desktop:",
         *(f"{n}. {step}" for n, step in enumerate(steps, 1)), "",
-        f"Lost the token later? Rotate it with the old one, or write to {support_email}.",
+        f"Lost the token later? Write to {support_email} for a new claim link. Leaked? Replace it with "
+        "POST /api/mcp/token/rotate, sent with the old token.",
         f"Plans and billing: {base}/pricing", "",
         f"Questions: {support_email}",
         "",
@@ -72,8 +73,9 @@ def welcome_mail(*, recipient: str, tier: str, claim_link: str, public_url: str,
         f"<p><a href=\"{escape(claim_link, quote=True)}\">Get your token</a> "
         f"(the link works once, until {escape(until)}).</p>"
         f"<p>Set up Claude Desktop:</p><ol>{items}</ol>"
-        f"<p>Lost the token later? Rotate it with the old one, or write to "
-        f"<a href=\"mailto:{escape(support_email, quote=True)}\">{escape(support_email)}</a>.</p>"
+        f"<p>Lost the token later? Write to "
+        f"<a href=\"mailto:{escape(support_email, quote=True)}\">{escape(support_email)}</a> for a new claim link. "
+        "Leaked? Replace it with <code>POST /api/mcp/token/rotate</code>, sent with the old token.</p>"
         f"<p>Plans and billing: <a href=\"{escape(base, quote=True)}/pricing\">{escape(base)}/pricing</a></p>"
         "</body></html>"
     )

@@ -12,6 +12,7 @@ commit, so a revocation or a quota count is shared by every process on the file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -113,7 +114,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
             except BaseException:
                 await self._write.execute("ROLLBACK")
                 raise
-            await self._write.execute("COMMIT")
+            try:
+                await self._write.execute("COMMIT")
+            except BaseException:
+                # A refused COMMIT can leave the transaction open; the one write connection must not
+                # stay inside it, or every later BEGIN fails.
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await self._write.execute("ROLLBACK")
+                raise
 
     # ---- the per-call path -----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing.errors import BillingError, InvalidTokenError
+from billing.errors import BillingError, InvalidTokenError, StoreError
 from billing.http.errors import error_response
 from kamiyo_mcp import __version__
 from kamiyo_mcp.http.bearer import parse_bearer
@@ -41,7 +41,11 @@ def core_routes(runtime: Runtime) -> list[Route]:
         except InvalidTokenError as exc:
             return error_response(401, "invalid_token", exc.reason, valid=False,
                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        status = await runtime.authority.account_status(token)
+        except (StoreError, sqlite3.Error):
+            logger.exception("validate: the store is unavailable")
+            return error_response(503, "store_unavailable", "the account store is unavailable; retry shortly",
+                                  headers={"Retry-After": "5"})
+        status = runtime.authority.status_of(identity)
         subscription = status["subscription"]
         assert isinstance(subscription, dict)
         return JSONResponse({

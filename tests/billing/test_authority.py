@@ -119,7 +119,7 @@ async def test_an_expired_grant_is_refused(authority: Authority, clock: Clock) -
     issued = await authority.issue_grant("a@example.com", "team", days=1)
     clock.now += 86_400
     decision = await authority.authorize(issued.token, "get_account_status")
-    assert isinstance(decision, Denial) and decision.code == "invalid_token" and "expired" in decision.message
+    assert isinstance(decision, Denial) and decision.code == "token_expired" and "pricing" in decision.message
 
 
 async def test_a_forged_token_is_refused_without_touching_quota(authority: Authority) -> None:

@@ -57,3 +57,22 @@ def test_an_explicit_secret_wins_over_the_secret_file(tmp_path: Path) -> None:
     resolve_jwt_secret(implicit)
     explicit = load_settings({"KAMIYO_DATABASE_URL": str(tmp_path / "k.db"), "MCP_JWT_SECRET": "e" * 40})
     assert resolve_jwt_secret(explicit) == "e" * 40
+
+
+def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("from kamiyo_mcp.settings import load_settings; from kamiyo_mcp.secret_file import resolve_jwt_secret; "
+              f"print(resolve_jwt_secret(load_settings({{'KAMIYO_DATABASE_URL': {str(tmp_path / 'k.db')!r}}})))")
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    secrets = {run.communicate(timeout=60)[0].strip() for run in runs}
+    assert len(secrets) == 1 and len(secrets.pop()) >= 32
+    assert [p.name for p in tmp_path.iterdir()] == ["k.db.jwt-secret"]
+
+
+def test_settings_never_show_secrets_in_their_repr() -> None:
+    settings = load_settings({"MCP_JWT_SECRET": "s" * 40, "KAMIYO_TOKEN": "the.user.token",
+                              "KAMIYO_DATABASE_URL": "postgresql://kamiyo:hunter2@db/kamiyo"})
+    text = repr(settings)
+    assert "s" * 40 not in text and "the.user.token" not in text and "hunter2" not in text
