@@ -52,6 +52,7 @@ class CheckoutSnapshot:
     name: str | None
     tier: str | None
     provisional_status: str
+    client_reference_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ def parse_checkout_session(obj: Mapping[str, Any], prices: PriceTiers) -> Checko
         name=_str_or_none(details.get("name")),
         tier=tier or metadata_tier(obj),
         provisional_status="active" if paid else "incomplete",
+        client_reference_id=_str_or_none(obj.get("client_reference_id")),
     )
 
 

@@ -98,9 +98,12 @@ class WebhookTransaction:
     # ---- customers -------------------------------------------------------------------------
 
     async def ensure_stripe_customer(self, stripe_customer_id: str | None, *, email: str | None, name: str | None,
-                                     event_created: int) -> str:
-        """The user id of a Stripe customer, created or linked (by email) if new; email kept current.
+                                     event_created: int, link_user_id: str | None = None) -> str:
+        """The user id of a Stripe customer, created if new; email kept current.
 
+        A new Stripe customer joins an existing user (e.g. an operator-grant holder) only when
+        `link_user_id` names one, which checkout passes from the session's `client_reference_id` —
+        set only for a signed-in buyer. An email alone never links accounts: anyone can type one.
         An older event than the one that last set the email does not overwrite it.
 
         Raises:
@@ -114,10 +117,9 @@ class WebhookTransaction:
                 if email:
                     await self._set_email(user_id, email, name, event_created)
                 return user_id
-        if email:
+        if link_user_id:
             rows = list(await self._db.execute_fetchall(
-                "SELECT user_id FROM customers WHERE email = ? AND stripe_customer_id IS NULL"
-                " ORDER BY created_at, user_id LIMIT 1", (email,)))
+                "SELECT user_id FROM customers WHERE user_id = ? AND stripe_customer_id IS NULL", (link_user_id,)))
             if rows:
                 user_id = str(rows[0][0])
                 await self._db.execute(

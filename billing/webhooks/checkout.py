@@ -27,7 +27,8 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
         return ignored(f"checkout session {session.session_id} has no MCP tier "
                        "(its price is not configured and it has no metadata.tier)")
     user_id = await tx.ensure_stripe_customer(session.customer_id, email=session.email, name=session.name,
-                                              event_created=event.created)
+                                              event_created=event.created,
+                                              link_user_id=session.client_reference_id)
     if state is not None:
         await tx.write_subscription(session.subscription_id, current.user_id if current else user_id, state)
     status = state.status if state is not None else current.status if current is not None else "incomplete"

@@ -87,10 +87,15 @@ async def test_a_savepoint_undoes_only_its_own_writes(store: AnyStore) -> None:
     assert await store.customer_for_email("sp@example.com") is not None
 
 
-async def test_a_customer_is_linked_by_email_and_an_older_event_does_not_overwrite_the_email(store: AnyStore) -> None:
+async def test_a_stripe_customer_links_to_a_user_only_when_named_and_an_older_event_keeps_the_newer_email(
+    store: AnyStore,
+) -> None:
     async with store.webhook_transaction(NOW) as tx:
         operator = await tx.ensure_stripe_customer(None, email="old@example.com", name=None, event_created=NOW)
-        linked = await tx.ensure_stripe_customer("cus_l", email="old@example.com", name="L", event_created=NOW)
+        stranger = await tx.ensure_stripe_customer("cus_x", email="old@example.com", name="X", event_created=NOW)
+        assert stranger != operator  # the same email alone never joins two accounts
+        linked = await tx.ensure_stripe_customer("cus_l", email="old@example.com", name="L", event_created=NOW,
+                                                 link_user_id=operator)
         assert linked == operator
         assert await tx.update_customer_email("cus_l", email="new@example.com", name=None, event_created=NOW + 5)
         assert not await tx.update_customer_email("cus_l", email="stale@example.com", name=None,
