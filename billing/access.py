@@ -47,11 +47,20 @@ class Links:
     portal_hint: str
 
 
+def entitlement_ended(status: str, current_period_end: int | None, cancel_at_period_end: bool, now: int
+                      ) -> str | None:
+    """Why a subscription in this state grants no access now, or None when it does."""
+    if status not in ENTITLED_STATUSES:
+        if status == "incomplete":
+            return "the payment for this subscription has not completed"
+        return f"the subscription has ended (its status is {status})"
+    if cancel_at_period_end and current_period_end is not None and current_period_end <= now:
+        return f"the subscription was cancelled and its last period ended on {_date(current_period_end)}"
+    return None
+
+
 def subscription_grants_access(state: TokenState, now: int) -> bool:
-    if state.status not in ENTITLED_STATUSES:
-        return False
-    period_over = state.current_period_end is not None and state.current_period_end <= now
-    return not (state.cancel_at_period_end and period_over)
+    return entitlement_ended(state.status, state.current_period_end, state.cancel_at_period_end, now) is None
 
 
 def diagnose(state: TokenState | None, *, tool: str, now: int, links: Links) -> Denial:

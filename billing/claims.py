@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from billing.access import ENTITLED_STATUSES
+from billing.access import entitlement_ended
 
 KIND_SESSION = "checkout_session"
 KIND_EMAIL = "email_code"
@@ -71,18 +71,6 @@ def is_session_id(value: object) -> bool:
 
 def email_claim_expiry(now: int) -> int:
     return now + EMAIL_CLAIM_TTL_SECONDS
-
-
-def entitlement_ended(status: str, current_period_end: int | None, cancel_at_period_end: bool, now: int
-                      ) -> str | None:
-    """Why a subscription in this state grants no access now, or None when it does."""
-    if status not in ENTITLED_STATUSES:
-        if status == "incomplete":
-            return "the payment for this subscription has not completed"
-        return f"the subscription has ended (its status is {status})"
-    if cancel_at_period_end and current_period_end is not None and current_period_end <= now:
-        return f"the subscription was cancelled and its last period ended on {_date(current_period_end)}"
-    return None
 
 
 def unknown_claim() -> ClaimRefusal:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from billing.access import entitlement_ended
 from billing.authority import SECONDS_PER_DAY, IssuedToken, normalize_email
 from billing.claims import (
     ClaimRefusal,
     claim_hash,
     decide_redemption,
     email_claim_expiry,
-    entitlement_ended,
     is_claim_code,
     is_session_id,
     new_claim_code,

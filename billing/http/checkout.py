@@ -34,6 +34,7 @@ from billing.checkout_request import (
 )
 from billing.config import BillingConfig
 from billing.errors import BillingError, InvalidTokenError
+from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
 from billing.http.ip_rate_limit import PerIPLimiter
@@ -185,7 +186,7 @@ def session_details(session: Mapping[str, Any]) -> dict[str, object]:
 
 async def _token_customer(authority: Authority, authorization: str | None) -> str:
     """The Stripe customer id of the bearer token's user."""
-    token = _bearer(authorization)
+    token = parse_bearer(authorization)
     challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     if token is None:
         raise Refusal(401, "invalid_token", "send your KAMIYO token as 'Authorization: Bearer <token>'",
@@ -209,7 +210,7 @@ async def _token_customer(authority: Authority, authorization: str | None) -> st
 
 async def _is_signed_in_as(authority: Authority, request: Request, user_id: str) -> bool:
     """Whether the request carries a live token of `user_id`."""
-    token = _bearer(request.headers.get("authorization"))
+    token = parse_bearer(request.headers.get("authorization"))
     if token is None:
         return False
     try:
@@ -225,12 +226,6 @@ async def _database_state(authority: AuthorityProvider) -> str:
     except (sqlite3.Error, BillingError, RuntimeError, ValueError):
         logger.exception("billing health: the store is unavailable")
         return "unavailable"
-
-
-def _bearer(header: str | None) -> str | None:
-    scheme, _, value = (header or "").partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value and " " not in value else None
 
 
 def _client_ip(request: Request) -> str:

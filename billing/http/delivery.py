@@ -24,6 +24,7 @@ from billing.access import subscription_grants_access
 from billing.authority import Authority, IssuedToken
 from billing.delivery import ClaimRefused, Delivery
 from billing.errors import InvalidRequestError, InvalidTokenError, NotFoundError
+from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
 from billing.http.ip_rate_limit import PerIPLimiter
@@ -65,7 +66,7 @@ def delivery_routes(delivery: Callable[[], Delivery], authority: Callable[[], Au
 
     async def rotate(request: Request) -> Response:
         _limit(rotate_limiter, request, "rotation attempts")
-        token = _bearer(request.headers.get("authorization"))
+        token = parse_bearer(request.headers.get("authorization"))
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         if token is None:
             raise Refusal(401, "invalid_token", "send the token to replace as 'Authorization: Bearer <token>'",
@@ -116,7 +117,3 @@ def _limit(limiter: PerIPLimiter, request: Request, what: str) -> None:
                       headers={"Retry-After": str(retry_after)})
 
 
-def _bearer(header: str | None) -> str | None:
-    scheme, _, value = (header or "").partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value and " " not in value else None

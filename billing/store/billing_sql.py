@@ -8,7 +8,6 @@ checking the event's status inside it makes concurrent deliveries of one event a
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from billing.access import ENTITLED_STATUSES
+from billing.claims import claim_hash
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
@@ -46,11 +46,6 @@ class EventRecord:
     received_at: int
     processed_at: int | None
     payload: str | None = None
-
-
-def secret_hash(secret: str) -> str:
-    """The SHA-256 hex digest under which a claim secret is stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class WebhookTransaction:
@@ -192,7 +187,7 @@ class WebhookTransaction:
         cursor = await self._db.execute(
             "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO NOTHING",
-            ("clm_" + uuid.uuid4().hex, subscription_id, kind, secret_hash(secret), expires_at, self.now))
+            ("clm_" + uuid.uuid4().hex, subscription_id, kind, claim_hash(secret), expires_at, self.now))
         return cursor.rowcount == 1
 
     async def expire_claims(self, subscription_id: str) -> int:

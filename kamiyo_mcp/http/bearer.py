@@ -15,18 +15,10 @@ import sqlite3
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billing.errors import InvalidTokenError, StoreError
+from billing.http.bearer_header import parse_bearer
 from kamiyo_mcp.runtime import Runtime
 
 logger = logging.getLogger(__name__)
-
-
-def parse_bearer(header: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, else None."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value and " " not in value else None
 
 
 class BearerAuth:

@@ -1,20 +1,9 @@
 """Two server processes on one SQLite file share one truth: quotas and revocations."""
 
-import time
 from pathlib import Path
 
-import anyio
-
 from tests.support import ServerProcess, base_env, cli
-from tests.support_mcp import mcp_session, text_of
-
-
-async def start_of_a_fresh_minute_window() -> None:
-    # 45 calls take well under a second; only a window about to roll over could split them.
-    remaining = 60 - time.time() % 60
-    if remaining < 8:
-        with anyio.fail_after(10):
-            await anyio.sleep(remaining + 0.05)
+from tests.support_mcp import account_calls, mcp_session, start_of_a_fresh_minute_window
 
 
 async def test_two_processes_share_the_per_minute_limit_exactly(
@@ -24,18 +13,8 @@ async def test_two_processes_share_the_per_minute_limit_exactly(
     a, b = server_factory(env).start(), server_factory(env).start()
     token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
     await start_of_a_fresh_minute_window()
-    outcomes: list[bool] = []
     async with mcp_session(a.url, token) as first, mcp_session(b.url, token) as second:
-        async def call(client, n: int) -> None:
-            for _ in range(n):
-                result = await client.call_tool("get_account_status", {})
-                outcomes.append(not result.is_error)
-                if result.is_error:
-                    assert "30 calls per minute" in text_of(result)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(call, first, 23)
-            group.start_soon(call, second, 22)
+        outcomes = await account_calls((first, 23), (second, 22), refusal="30 calls per minute")
     assert outcomes.count(True) == 30 and outcomes.count(False) == 15
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from billing.claims import claim_hash
 from billing.mail.welcome import OutboxMail
 from billing.store import AnyStore
-from billing.store.billing_sql import secret_hash
 from billing.store.records import AuditEntry, NewToken
 from billing.subscription_state import SubscriptionState
 
@@ -23,9 +23,9 @@ async def subscribed(store: AnyStore, status: str = "active") -> str:
 async def test_an_emailed_claim_and_its_welcome_mail_are_written_together(store: AnyStore) -> None:
     await subscribed(store)
     async with store.transaction() as db:
-        first = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=secret_hash("c1"),
+        first = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=claim_hash("c1"),
                                                         expires_at=NOW + 3600, mail=MAIL, now=NOW)
-        second = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=secret_hash("c2"),
+        second = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=claim_hash("c2"),
                                                          expires_at=NOW + 3600, mail=MAIL, now=NOW)
     assert second > first
     assert [row.id for row in await store.list_outbox(pending_only=True)] == [first, second]
@@ -35,20 +35,20 @@ async def test_an_emailed_claim_and_its_welcome_mail_are_written_together(store:
 async def test_redeeming_a_claim_ends_every_claim_of_the_entitlement_and_stores_the_token(store: AnyStore) -> None:
     user_id = await subscribed(store)
     async with store.transaction() as db:
-        await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=secret_hash("code"),
+        await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=claim_hash("code"),
                                                 expires_at=NOW + 3600, mail=MAIL, now=NOW)
     async with store.webhook_transaction(NOW) as tx:
         await tx.create_claim(SUB, kind="checkout_session", secret="cs_test_d", expires_at=NOW + 3600)
     async with store.transaction() as db:
-        claim = await store.claim_for_redemption(db, secret_hash("code"))
+        claim = await store.claim_for_redemption(db, claim_hash("code"))
         assert claim is not None and (claim.user_id, claim.email, claim.tier, claim.cancel_at_period_end) == (
             user_id, "buyer@example.com", "team", False)
         token = NewToken("tok_d", user_id, SUB, "d" * 64, NOW, NOW + 86_400)
         ended = await store.redeem_claim(db, claim, token, now=NOW, audit=AuditEntry("claim", "claim.redeem", SUB))
         assert ended == 2
-        assert await store.claim_for_redemption(db, secret_hash("missing")) is None
+        assert await store.claim_for_redemption(db, claim_hash("missing")) is None
     async with store.transaction() as db:
-        again = await store.claim_for_redemption(db, secret_hash("cs_test_d"))
+        again = await store.claim_for_redemption(db, claim_hash("cs_test_d"))
     assert again is not None and again.redeemed_at == NOW
     assert (await store.token_state("d" * 64)) is not None
 
@@ -56,7 +56,7 @@ async def test_redeeming_a_claim_ends_every_claim_of_the_entitlement_and_stores_
 async def test_a_resend_targets_the_latest_subscription_and_ends_open_claims_and_mails(store: AnyStore) -> None:
     await subscribed(store)
     async with store.transaction() as db:
-        await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=secret_hash("old"),
+        await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=claim_hash("old"),
                                                 expires_at=NOW + 3600, mail=MAIL, now=NOW)
     async with store.transaction() as db:
         target = await store.resend_target(db, "buyer@example.com")
@@ -73,7 +73,7 @@ async def test_a_resend_targets_the_latest_subscription_and_ends_open_claims_and
 async def test_taking_due_mail_leases_it_until_its_retry_time(store: AnyStore) -> None:
     await subscribed(store)
     async with store.transaction() as db:
-        mail_id = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=secret_hash("m"),
+        mail_id = await store.add_email_claim_and_welcome(db, subscription_id=SUB, secret_hash=claim_hash("m"),
                                                           expires_at=NOW + 3600, mail=MAIL, now=NOW)
     taken = await store.take_due_mail(NOW, retry_at=lambda attempts: NOW + 60 * attempts)
     assert [(m.id, m.attempts, m.next_attempt_at) for m in taken] == [(mail_id, 1, NOW + 60)]

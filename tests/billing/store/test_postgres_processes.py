@@ -13,10 +13,9 @@ from pathlib import Path
 
 import anyio
 import httpx
-from mcp import Client
 
 from tests.support import JWT_SECRET, ServerProcess, cli, shared_dir
-from tests.support_mcp import mcp_session, text_of
+from tests.support_mcp import account_calls, mcp_session, start_of_a_fresh_minute_window
 
 
 def environment(postgres_url: str, tmp_path: Path) -> dict[str, str]:
@@ -30,14 +29,6 @@ def started(server_factory: type[ServerProcess], env: dict[str, str], tmp_path: 
     return server.start()
 
 
-async def start_of_a_fresh_minute_window() -> None:
-    # 45 calls take well under a second; only a window about to roll over could split them.
-    remaining = 60 - time.time() % 60
-    if remaining < 8:
-        with anyio.fail_after(10):
-            await anyio.sleep(remaining + 0.05)
-
-
 async def test_two_processes_on_postgres_share_the_per_minute_limit_exactly(
     postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
@@ -45,18 +36,8 @@ async def test_two_processes_on_postgres_share_the_per_minute_limit_exactly(
     a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
     token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
     await start_of_a_fresh_minute_window()
-    outcomes: list[bool] = []
     async with mcp_session(a.url, token) as first, mcp_session(b.url, token) as second:
-        async def call(client: Client, n: int) -> None:
-            for _ in range(n):
-                result = await client.call_tool("get_account_status", {})
-                outcomes.append(not result.is_error)
-                if result.is_error:
-                    assert "30 calls per minute" in text_of(result)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(call, first, 23)
-            group.start_soon(call, second, 22)
+        outcomes = await account_calls((first, 23), (second, 22), refusal="30 calls per minute")
     assert outcomes.count(True) == 30 and outcomes.count(False) == 15
 
 
