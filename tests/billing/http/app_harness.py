@@ -20,7 +20,6 @@ import httpx
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import PATH as WEBHOOK_PATH
-from billing.http.webhooks import webhook_routes
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
@@ -115,15 +114,18 @@ class Billing:
 
 @asynccontextmanager
 async def running_app(env: dict[str, str], fake: FakeStripe) -> AsyncIterator[Billing]:
-    """`create_app(load_settings(env))` with the billing routes added, its lifespan running."""
+    """`create_app(load_settings(env))` with its lifespan running.
+
+    The billing routes are placed once more in front of the app's own, identical but for a frozen
+    rate-limiter clock, so limit tests never straddle a minute; the app's own wiring is tested by
+    tests/kamiyo_mcp/test_http_server.py and the webhook wiring test.
+    """
     settings = load_settings(env)
     app = create_app(settings)
     runtime: Runtime = app.state.runtime
     slot = StripeGatewaySlot(settings.billing)
-    app.router.routes[0:0] = [
-        *billing_routes(lambda: runtime.authority, settings.billing, slot, clock=lambda: FROZEN_NOW),
-        *webhook_routes(lambda: runtime.store, settings.billing),
-    ]
+    app.router.routes[0:0] = billing_routes(lambda: runtime.authority, settings.billing, slot,
+                                            clock=lambda: FROZEN_NOW)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
         await stack.enter_async_context(slot.opened())

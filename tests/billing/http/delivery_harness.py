@@ -36,10 +36,7 @@ from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 
 from billing.delivery import add_email_claim_and_welcome
-from billing.http.checkout import StripeGatewaySlot, billing_routes
-from billing.http.delivery import CLAIM_PATH
 from billing.http.webhooks import PATH as WEBHOOK_PATH
-from billing.http.webhooks import webhook_routes
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.runtime import Runtime
@@ -201,7 +198,7 @@ class Shop:
 
 @asynccontextmanager
 async def running_shop(tmp_path: Path, fake: FakeStripe, *, smtp_port: int | None,
-                       poll_seconds: float = 0.05, **extra_env: str) -> AsyncIterator[Shop]:
+                       **extra_env: str) -> AsyncIterator[Shop]:
     """The real app serving on a loopback port, with everything token delivery needs."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -209,30 +206,7 @@ async def running_shop(tmp_path: Path, fake: FakeStripe, *, smtp_port: int | Non
         settings = load_settings(shop_environment(tmp_path, fake, url, smtp_port=smtp_port, **extra_env))
         app = create_app(settings)
         runtime: Runtime = app.state.runtime
-        paths = {getattr(route, "path", None) for route in app.router.routes}
-        slot = StripeGatewaySlot(settings.billing)
-        wired: DeliveryWiring | None = getattr(app.state, "delivery", None)
-        wiring = wired or DeliveryWiring(runtime, poll_seconds=poll_seconds, base_delay=1.0)
-        # Until app.py wires them, the routes and the sender are added here as it will.
-        extra_routes = [
-            *([] if "/api/billing/create-checkout-session" in paths
-              else billing_routes(lambda: runtime.authority, settings.billing, slot)),
-            *([] if WEBHOOK_PATH in paths else webhook_routes(lambda: runtime.store, settings.billing)),
-            *([] if CLAIM_PATH in paths else wiring.routes()),
-        ]
-        app.router.routes[0:0] = extra_routes
-        original = app.router.lifespan_context
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with original(app), slot.opened():
-                if wired is not None:
-                    yield
-                    return
-                async with wiring.sending():
-                    yield
-
-        app.router.lifespan_context = lifespan
+        wiring: DeliveryWiring = app.state.delivery
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:

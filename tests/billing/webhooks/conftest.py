@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from billing.http.webhooks import PATH, webhook_routes
+from billing.http.webhooks import webhook_routes
 from billing.webhooks.registry import HandlerRegistry, default_registry
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.runtime import Runtime
@@ -55,9 +55,6 @@ async def live_app(tmp_path: Path, settings_env: dict[str, str]) -> AsyncIterato
         settings = load_settings(environment(tmp_path, KAMIYO_PUBLIC_URL=url, **settings_env))
         app = create_app(settings)
         runtime: Runtime = app.state.runtime
-        if not any(getattr(route, "path", None) == PATH for route in app.router.routes):  # until app.py wires it
-            for route in webhook_routes(lambda: runtime.store, settings.billing):
-                app.router.routes.insert(0, route)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
