@@ -1,15 +1,14 @@
 """Benchmark of the intel data layer: ingestion time of the shared set and search latency.
 
 Usage: python bench/bench_intel.py [--shared DIR] [--searches N]
-DIR is the shared exploits directory (default: <repo>/../shared/data/exploits, or
-$KAMIYO_SHARED_DIR/data/exploits). Prints plain text; goals: search p50 < 5 ms, p99 < 20 ms.
+DIR is the incident data directory (default: the repository's tests/data/exploits).
+Prints plain text; goals: search p50 < 5 ms, p99 < 20 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
@@ -57,8 +56,7 @@ SINCES = [None, None, "2022-01-01", "2024-06-01", "2025-01-01T00:00:00Z"]
 
 
 def _default_shared() -> Path:
-    base = Path(os.environ.get("KAMIYO_SHARED_DIR", REPO.parent / "shared"))
-    return base / "data" / "exploits"
+    return REPO / "tests" / "data" / "exploits"
 
 
 def _percentile(samples: list[float], p: float) -> float:

@@ -32,7 +32,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 REPO = Path(__file__).resolve().parents[1]
-EVENTS = Path(os.environ.get("KAMIYO_SHARED_DIR", REPO.parent / "shared")) / "stripe" / "events"
+EVENTS = REPO / "tests" / "data" / "stripe" / "events"
 SECRET = "whsec_bench_0123456789abcdef"
 PATH = "/api/v1/webhooks/stripe"
 SUBSCRIPTION, CUSTOMER = "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw", "cus_QXg1o8vcGmoR32"

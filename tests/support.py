@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 JWT_SECRET = "test-secret-" + "x" * 40
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("KAMIYO_SHARED_DIR", REPO.parent / "shared"))
+# Test material carried by the repository (with its provenance and licence files): Stripe's
+# fixtures, events and OpenAPI spec, and the real incident data set.
+DATA = REPO / "tests" / "data"
 
 
 def free_port() -> int:

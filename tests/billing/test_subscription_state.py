@@ -20,7 +20,7 @@ from billing.subscription_state import (
     payment_state_for,
     provisional_state,
 )
-from tests.support import shared_dir
+from tests.support import DATA
 
 PERSONAL = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM = "price_1PgafmB7WZ01zgkW02Hf9z6c"
@@ -28,7 +28,7 @@ CONFIG = BillingConfig("http://127.0.0.1:8000", prices={"personal": PERSONAL, "t
 
 
 def event_object(name: str) -> dict[str, Any]:
-    event = json.loads((shared_dir() / "stripe" / "events" / f"{name}.json").read_text())
+    event = json.loads((DATA / "stripe" / "events" / f"{name}.json").read_text())
     return copy.deepcopy(event["data"]["object"])
 
 

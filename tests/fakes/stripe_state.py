@@ -14,9 +14,9 @@ import string
 import time
 from typing import Any
 
-from tests.support import shared_dir
+from tests.support import DATA
 
-SHARED = shared_dir() / "stripe"
+SHARED = DATA / "stripe"
 SPEC_PATH = SHARED / "openapi-trimmed.json"
 FIXTURES = SHARED / "fixtures"
 EVENTS = SHARED / "events"

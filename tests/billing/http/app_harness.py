@@ -24,9 +24,9 @@ from kamiyo_mcp.app import create_app
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
 from tests.fakes.stripe_fake import FakeStripe
-from tests.support import JWT_SECRET, shared_dir
+from tests.support import DATA, JWT_SECRET
 
-EVENTS_DIR = shared_dir() / "stripe" / "events"
+EVENTS_DIR = DATA / "stripe" / "events"
 PUBLIC_URL = "https://kamiyo.test"
 SECRET_KEY = "sk_test_billing_http_0123456789"
 WEBHOOK_SECRET = "whsec_billing_http_0123456789"

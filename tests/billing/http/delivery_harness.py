@@ -43,9 +43,9 @@ from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
 from tests.billing.http.app_harness import PERSONAL_PRICE, SECRET_KEY, TEAM_PRICE, WEBHOOK_SECRET
 from tests.fakes.stripe_fake import FakeStripe
-from tests.support import JWT_SECRET, free_port, shared_dir
+from tests.support import DATA, JWT_SECRET, free_port
 
-EVENTS_DIR = shared_dir() / "stripe" / "events"
+EVENTS_DIR = DATA / "stripe" / "events"
 CLAIM_LINK = re.compile(r"https?://\S+/claim\?code=[A-Za-z0-9_-]+")
 
 

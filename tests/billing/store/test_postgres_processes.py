@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import httpx
 
-from tests.support import JWT_SECRET, ServerProcess, cli, shared_dir
+from tests.support import DATA, JWT_SECRET, ServerProcess, cli
 from tests.support_mcp import account_calls, mcp_session, start_of_a_fresh_minute_window
 
 
@@ -64,7 +64,7 @@ async def test_one_event_delivered_to_two_postgres_processes_at_once_is_applied_
     env = {**environment(postgres_url, tmp_path), "STRIPE_WEBHOOK_SECRET": secret,
            "STRIPE_PRICE_MCP_PERSONAL": "price_1PgafmB7WZ01zgkW6dKueIc5"}
     a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
-    payload = (shared_dir() / "stripe" / "events" / "customer.subscription.created.json").read_bytes()
+    payload = (DATA / "stripe" / "events" / "customer.subscription.created.json").read_bytes()
 
     def signed() -> dict[str, str]:
         t = int(time.time())

@@ -16,9 +16,9 @@ import httpx
 
 from billing.http.webhooks import PATH
 from kamiyo_mcp.runtime import Runtime
-from tests.support import base_env, shared_dir
+from tests.support import DATA, base_env
 
-EVENTS_DIR = shared_dir() / "stripe" / "events"
+EVENTS_DIR = DATA / "stripe" / "events"
 SECRET = "whsec_test_webhooks_0123456789"
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,13 +17,13 @@ from kamiyo_mcp.intel.ingest import ingest_sources
 from kamiyo_mcp.intel.store import IntelStore
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = Path(os.environ.get("KAMIYO_SHARED_DIR", REPO.parent / "shared")) / "data" / "exploits"
+SHARED = REPO / "tests" / "data" / "exploits"
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "exploits.jsonl").is_file():
-        pytest.fail(f"shared exploit data not found at {SHARED} (set KAMIYO_SHARED_DIR)")
+        pytest.fail(f"the incident data set is missing at {SHARED}")
     return SHARED
 
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ServerProcess, base_env, cli, shared_dir
+from tests.support import DATA, ServerProcess, base_env, cli
 from tests.support_mcp import mcp_session, text_of
 
 CURVE = {"protocol": "Curve"}
@@ -14,7 +14,7 @@ COFFEE = "0xc0ffeebabe5d496b2dde509f9fa189c25cf29671"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     env = base_env(tmp_path_factory.mktemp("intel") / "kamiyo.db")
-    loaded = cli(["ingest", str(shared_dir() / "data" / "exploits")], env, timeout=120)
+    loaded = cli(["ingest", str(DATA / "exploits")], env, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
     process = ServerProcess(env).start()
     yield process
