@@ -27,13 +27,16 @@ class Tier:
     monitor_wallet: bool
     calls_per_minute: int
     calls_per_day: int
+    # Open MCP sessions per token in one server process (the oldest idle one is closed for a new one).
+    sessions_per_token: int
 
 
 TIERS: dict[str, Tier] = {
-    "personal": Tier("personal", TierRank.PERSONAL, 19, 50, "basic", False, 30, 1_000),
-    "team": Tier("team", TierRank.TEAM, 99, 200, "summary", True, 120, 10_000),
-    "enterprise": Tier("enterprise", TierRank.ENTERPRISE, 299, 1_000, "full", True, 600, 100_000),
+    "personal": Tier("personal", TierRank.PERSONAL, 19, 50, "basic", False, 30, 1_000, 10),
+    "team": Tier("team", TierRank.TEAM, 99, 200, "summary", True, 120, 10_000, 50),
+    "enterprise": Tier("enterprise", TierRank.ENTERPRISE, 299, 1_000, "full", True, 600, 100_000, 200),
 }
+TOP_RANK = max(tier.rank for tier in TIERS.values())
 
 TIER_NAMES: tuple[str, ...] = tuple(TIERS)
 
@@ -62,6 +65,17 @@ def min_tier_for(tool: str) -> Tier | None:
     return TIERS[name] if name else None
 
 
-def allows(tier: Tier, tool: str) -> bool:
+def required_rank(tool: str) -> int:
+    """The rank a subscription's tier must reach to call `tool` (0: any tier)."""
     needed = min_tier_for(tool)
-    return needed is None or tier.rank >= needed.rank
+    return int(needed.rank) if needed else 0
+
+
+def allows(tier_name: str, tool: str) -> bool:
+    """The tier-rank rule: may a subscription on `tier_name` call `tool`?
+
+    The admit-and-count statement applies the same rule in SQL (the tier's rank against
+    `required_rank(tool)`); this is how a refusal is explained.
+    """
+    tier = TIERS.get(tier_name)
+    return tier is not None and int(tier.rank) >= required_rank(tool)
