@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 
+from billing.background import in_background, sleep_until_woken
 from billing.config import BillingConfig
 from billing.store import Store
 from billing.store.meter_sql import MeterEventRow, MeterOutcomes
@@ -105,14 +106,7 @@ class MeterEventSender:
             if handled >= self._batch and not self._stopping:
                 continue
             wait = self._poll if due is None else min(self._poll, max(due - self._clock(), 0.0))
-            wait = max(wait, self._paused_until - self._clock())
-            self._wake.clear()
-            # A timer sets the event: no asyncio.timeout/wait_for here (on 3.11 they can swallow a cancellation).
-            timer = asyncio.get_running_loop().call_later(max(wait, 0.01), self._wake.set)
-            try:
-                await self._wake.wait()
-            finally:
-                timer.cancel()
+            await sleep_until_woken(self._wake, max(wait, self._paused_until - self._clock()))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[MeterEventSender]:
@@ -120,15 +114,12 @@ class MeterEventSender:
         if not self._enabled:
             yield self
             return
-        task = asyncio.create_task(self.run(), name="kamiyo-meter-event-sender")
-        try:
+        async with in_background(self.run, self._stop, "kamiyo-meter-event-sender"):
             yield self
-        finally:
-            self._stopping = True
-            self._wake.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+    def _stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
 
     async def _deliver(self, gateway: StripeGateway, row: MeterEventRow, outcomes: MeterOutcomes) -> None:
         cancel = row.status == "cancel_pending"

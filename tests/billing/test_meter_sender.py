@@ -13,12 +13,12 @@ from billing.meter_sender import MeterEventSender
 from billing.store import SQLiteStore, Store
 from billing.stripe_gateway import StripeGateway
 from billing.subscription_state import SubscriptionState
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.fakes.fixtures import METER_EVENT_NAME as EVENT_NAME
+from tests.fakes.fixtures import OVERAGE_PRICE, run_metered_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 
 CUSTOMER = "cus_QXg1o8vcGmoR32"  # seeded in the fake
 SUB = "sub_meter_sender"
-OVERAGE_PRICE = "price_overage_calls"
-EVENT_NAME = "kamiyo_mcp_calls"
 KEY = "sk_test_meter_sender_0123456789"
 
 
@@ -32,8 +32,7 @@ class Clock:
 
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        fake.add_metered_price(OVERAGE_PRICE, EVENT_NAME)
+    with run_metered_fake_stripe() as fake:
         yield fake
 
 

@@ -9,19 +9,19 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.fakes.fixtures import METER_EVENT_NAME as EVENT
+from tests.fakes.fixtures import OVERAGE_PRICE as METERED
+from tests.fakes.fixtures import run_metered_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 
 CUSTOMER = "cus_QXg1o8vcGmoR32"
 SUBSCRIPTION = "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
-METERED = "price_metered_calls"
-EVENT = "kamiyo_mcp_calls"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        fake.add_metered_price(METERED, EVENT)
+    with run_metered_fake_stripe() as fake:
         yield fake
 
 

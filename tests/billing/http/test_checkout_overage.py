@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.billing.http.app_harness import TEAM_PRICE, assert_error_shape, checkout_body, environment, running_app
+from tests.fakes.fixtures import METER_EVENT_NAME as EVENT_NAME
+from tests.fakes.fixtures import OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe
-
-OVERAGE_PRICE = "price_overage_calls"
-EVENT_NAME = "kamiyo_mcp_calls"
 
 
 def overage_env(tmp_path: Path, fake: FakeStripe) -> dict[str, str]:

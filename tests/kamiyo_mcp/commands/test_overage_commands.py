@@ -17,19 +17,18 @@ from billing.webhooks.processor import WebhookProcessor
 from kamiyo_mcp.commands import overage
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.fakes.fixtures import METER_EVENT_NAME as EVENT_NAME
+from tests.fakes.fixtures import OVERAGE_PRICE, run_metered_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 from tests.support import base_env
 
 CUSTOMER = "cus_QXg1o8vcGmoR32"  # seeded in the fake, email example@example.com
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
-OVERAGE_PRICE = "price_overage_calls"
-EVENT_NAME = "kamiyo_mcp_calls"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
-    with run_fake_stripe() as fake:
-        fake.add_metered_price(OVERAGE_PRICE, EVENT_NAME)
+    with run_metered_fake_stripe() as fake:
         yield fake
 
 
