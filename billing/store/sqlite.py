@@ -54,7 +54,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
     async def open(cls, path: str | Path) -> SQLiteStore:
         """Open (creating if needed) the database at `path` and apply pending migrations."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
             for synchronous in ("FULL", "NORMAL", "NORMAL"):

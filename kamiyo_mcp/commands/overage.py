@@ -15,11 +15,11 @@ import json
 import uuid
 from typing import TextIO
 
-from billing.authority import normalize_email
 from billing.errors import ConfigurationError, NotFoundError
 from billing.overage import CAP_METADATA_KEY, MAX_CAP_USD, overage_status
 from billing.store.meter_sql import OverageAccount
 from billing.stripe_gateway import StripeGateway
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
@@ -28,24 +28,47 @@ WEBHOOK_NOTE = "in force when Stripe's customer.subscription.updated webhook arr
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    overage = commands.add_parser("overage", help="turn a customer's metered overage on or off (in Stripe)")
+    overage = commands.add_parser(
+        "overage", help="turn a customer's metered overage on or off (in Stripe)",
+        description="Turn a customer's metered overage on or off: the Stripe subscription gains or loses the metered "
+                    "price (STRIPE_PRICE_MCP_OVERAGE); its webhook records the change.")
     actions = overage.add_subparsers(dest="overage_command", metavar="ACTION", required=True)
-    on = actions.add_parser("on", help="add the metered overage price to the customer's subscription")
-    on.add_argument("--email", required=True)
-    on.add_argument("--cap", type=int, metavar="USD", help="lower the spend cap per billing period (whole dollars)")
+    on = actions.add_parser(
+        "on", help="add the metered overage price to the customer's subscription",
+        description="Add the metered overage price to the customer's latest Stripe subscription, so calls past the "
+                    "daily quota keep working and are billed; --cap lowers the spend cap per billing period.")
+    on.add_argument("--email", required=True, type=arguments.email)
+    on.add_argument("--cap", type=cap_usd, metavar="USD", help="lower the spend cap per billing period (whole dollars)")
     on.set_defaults(handler=run(_overage_on))
-    off = actions.add_parser("off", help="remove the metered overage price (overage so far is invoiced)")
-    off.add_argument("--email", required=True)
+    off = actions.add_parser(
+        "off", help="remove the metered overage price (overage so far is invoiced)",
+        description="Remove the metered overage item from the customer's subscription; the overage metered so far "
+                    "is invoiced, and calls past the daily quota are refused again.")
+    off.add_argument("--email", required=True, type=arguments.email)
     off.set_defaults(handler=run(_overage_off))
 
-    usage = commands.add_parser("usage", help="a customer's calls today and overage this billing period")
-    usage.add_argument("--email", required=True)
+    usage = commands.add_parser(
+        "usage", help="a customer's calls today and overage this billing period",
+        description="A customer's calls today, overage calls and their estimated cost this billing period, the spend "
+                    "cap and what is left, and the meter events sent, pending or failed.")
+    usage.add_argument("--email", required=True, type=arguments.email)
     usage.add_argument("--json", action="store_true", help="one JSON object on stdout")
     usage.set_defaults(handler=run(_usage))
 
 
+def cap_usd(value: str) -> int:
+    """A spend cap in whole dollars (a usage error otherwise)."""
+    try:
+        dollars = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of dollars: {value!r}") from None
+    if not 0 <= dollars <= MAX_CAP_USD:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_CAP_USD} (got {dollars})")
+    return dollars
+
+
 async def _account(runtime: Runtime, email: str) -> OverageAccount:
-    account = await runtime.store.overage_account(normalize_email(email))
+    account = await runtime.store.overage_account(email)
     if account is None:
         raise NotFoundError(f"no Stripe subscription for {email} (operator grants have no overage)")
     return account
@@ -65,7 +88,7 @@ async def _overage_on(runtime: Runtime, args: argparse.Namespace, out: TextIO, e
     tier = billing.tiers.get(account.tier)
     if tier is None or not tier.overage:
         raise ConfigurationError(f"the {account.tier} tier has no metered overage (see KAMIYO_TIERS_FILE)")
-    if args.cap is not None and not 0 <= args.cap <= min(tier.overage_cap_usd, MAX_CAP_USD):
+    if args.cap is not None and args.cap > tier.overage_cap_usd:
         raise ConfigurationError(f"--cap must be from 0 to the operator's default of ${tier.overage_cap_usd:,}")
     async with _gateway(runtime) as gateway:
         if args.cap is not None:
