@@ -111,7 +111,7 @@ def test_the_plain_usage_report_names_the_cap_and_what_is_left(settings: Setting
 def test_overage_cannot_be_turned_on_for_a_tier_without_it_or_above_the_default_cap(
         settings: Settings, fake: FakeStripe, capsys: pytest.CaptureFixture[str]) -> None:
     team_subscriber(settings, fake)
-    assert run_cli(settings, "overage", "on", "--email", "example@example.com", "--cap", "5000") == 1
+    assert run_cli(settings, "overage", "on", "--email", "example@example.com", "--cap", "5000") == 2
     assert "--cap must be from 0 to the operator's default of $200" in capsys.readouterr().err
     assert run_cli(settings, "overage", "on", "--email", "nobody@example.com") == 1
     assert "no Stripe subscription for nobody@example.com" in capsys.readouterr().err
