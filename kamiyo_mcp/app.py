@@ -20,6 +20,7 @@ from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    metering = MeteringWiring(runtime, stripe_gateway)
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -50,7 +52,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
+                server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -67,6 +70,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
+            *metering.routes(),
             Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
                                       resource=resource)),
         ],
@@ -75,6 +79,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.metering = metering
     return app
 
 
