@@ -47,6 +47,7 @@ class IntelStore(StoreReads):
         self._db = db
         # One connection serves concurrent tool calls; writers must not interleave their transactions.
         self._write_lock = asyncio.Lock()
+        self._index_lock = asyncio.Lock()
         self._known_chains: tuple[tuple[int, int], dict[str, str]] | None = None
 
     @contextlib.asynccontextmanager
