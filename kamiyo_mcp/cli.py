@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, tokens
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    overage.add_parser(commands)
     return parser
 
 

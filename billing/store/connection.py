@@ -8,7 +8,7 @@ reports `rowcount`) and `execute_fetchall(sql, params)`; `SqliteConnection` (aio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ class Connection(Protocol):
         """
         ...
 
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = (), /) -> Iterable[Row]:
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = (), /) -> Sequence[Row]:
         """Run one statement and return all its rows.
 
         Raises:

@@ -30,13 +30,15 @@ from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.records import CallCount
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"

@@ -7,7 +7,7 @@ kept; the driver's exception is the `StoreError`'s cause for the log.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,9 +41,9 @@ class SqliteConnection:
         with sqlite_errors():
             return await self.raw.execute(sql, params)
 
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = (), /) -> Iterable[Row]:
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = (), /) -> Sequence[Row]:
         with sqlite_errors():
-            return await self.raw.execute_fetchall(sql, params)
+            return list(await self.raw.execute_fetchall(sql, params))
 
     async def close(self) -> None:
         """Close the connection; closing one that is already closed or broken is not an error."""
