@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     resource = protected_resource(settings)
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
+        session_idle_timeout=settings.session_idle_timeout, max_sessions=settings.max_sessions,
     )
 
     @contextlib.asynccontextmanager
@@ -72,7 +73,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *delivery.routes(),
             *metering.routes(),
             Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
-                                      resource=resource)),
+                                      resource=resource, session_idle_timeout=settings.session_idle_timeout)),
         ],
         lifespan=lifespan,
     )
