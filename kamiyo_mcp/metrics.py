@@ -44,6 +44,7 @@ class Metrics:
         self.tool_calls = Counter(
             "kamiyo_tool_calls", "MCP tool calls by tool, tier and outcome (granted or the denial code).",
             ["tool", "tier", "outcome"], registry=self.registry)
+        self._tool_call_children: dict[tuple[str, str, str], Counter] = {}
 
     def observe_webhook(self, event_type: str, outcome: str, seconds: float) -> None:
         """Count one webhook delivery (the view's `on_delivery` hook)."""
@@ -52,7 +53,11 @@ class Metrics:
 
     def observe_tool_call(self, tool: str, tier: str, outcome: str) -> None:
         """Count one tool call as the gate decided it (tier "none" when the call was refused unknown)."""
-        self.tool_calls.labels(tool, tier, outcome).inc()
+        key = (tool, tier, outcome)  # bounded: registered tools x tiers x outcomes
+        child = self._tool_call_children.get(key)
+        if child is None:  # a label lookup per call costs more than the count itself
+            child = self._tool_call_children[key] = self.tool_calls.labels(tool, tier, outcome)
+        child.inc()
 
     async def refresh(self, store: Store, now: int) -> None:
         """Read the subscription gauge from the store (done on each scrape: the store is the truth)."""

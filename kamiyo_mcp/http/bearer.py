@@ -34,6 +34,7 @@ from billing.authority import Authority, Identity
 from billing.errors import InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
 from billing.tiers import TIERS
+from billing.tokens import Credential
 from kamiyo_mcp.caller import SCOPE_KEY, Caller, PendingCall
 from kamiyo_mcp.catalog import ToolCatalog
 from kamiyo_mcp.http.protected_resource import ProtectedResource
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BearerAuth", "parse_bearer"]
 
 VERSION_HEADER = b"mcp-protocol-version"
+PRINCIPALS_KEPT = 4096
 
 
 class BearerAuth:
@@ -56,6 +58,7 @@ class BearerAuth:
         self.path = path.rstrip("/")
         self._resource = resource
         self._sessions = SessionLimits(app, idle_timeout=session_idle_timeout)
+        self._principals: dict[str, AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
@@ -110,14 +113,13 @@ class BearerAuth:
             return
 
         scope[SCOPE_KEY] = Caller(credential, pending)
-        # The SDK binds each session to the principal that opened it: the token (by id), never the token itself.
-        claims = credential.claims
-        scope["user"] = AuthenticatedUser(AccessToken(token=claims.jti, client_id=claims.jti, scopes=[],
-                                                      subject=claims.sub))
+        session_id = requested_session(scope)
+        if opens_session or session_id is not None:
+            scope["user"] = self._principal(credential)
         try:
             if identity is not None and opens_session:
                 await self._open_session(identity, request, scope, receive, send)
-            elif (session_id := requested_session(scope)) is not None:
+            elif session_id is not None:
                 async with self._sessions.using(session_id, scope["method"], send) as watching:
                     await self.app(scope, receive, watching)
             else:
@@ -126,6 +128,18 @@ class BearerAuth:
             if pending is not None and (grant := pending.withdraw()) is not None:
                 with anyio.CancelScope(shield=True):
                     await _refund(authority, grant)
+
+    def _principal(self, credential: Credential) -> AuthenticatedUser:
+        """Who owns a session: the SDK binds each session to the principal that opened it (the token, by
+        its id; never the token itself). Remembered per token: the SDK's model is costly to build per call."""
+        user = self._principals.get(credential.token_hash)
+        if user is None:
+            claims = credential.claims
+            user = AuthenticatedUser(AccessToken(token=claims.jti, client_id=claims.jti, scopes=[], subject=claims.sub))
+            if len(self._principals) >= PRINCIPALS_KEPT:
+                self._principals.pop(next(iter(self._principals)))
+            self._principals[credential.token_hash] = user
+        return user
 
     async def _open_session(self, identity: Identity, request: RPCRequest | None, scope: Scope, receive: Receive,
                             send: Send) -> None:
