@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 
 from kamiyo_mcp import __version__
 from kamiyo_mcp.gate import AuthorizationGate, TokenSource, ToolCallObserver
@@ -17,10 +21,24 @@ INSTRUCTIONS = (
 )
 
 
+class KamiyoServer(MCPServer[Any]):
+    """MCPServer answering a prompt it does not have as the caller's mistake (-32602, as an unknown resource).
+
+    mcp 2.3.0 raises ValueError there, which the 2026-07-28 request path answers -32603 "Internal server
+    error" and logs with a traceback.
+    """
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context[Any, Any] | None = None) -> GetPromptResult | InputRequiredResult:
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}", data={"name": name})
+        return await super().get_prompt(name, arguments, context)
+
+
 def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str,
                  on_tool_call: ToolCallObserver | None = None) -> MCPServer:
     """A new MCP server whose tools read `runtime` (opened by the caller) on every call."""
-    server: MCPServer = MCPServer(
+    server = KamiyoServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",
         instructions=INSTRUCTIONS,
