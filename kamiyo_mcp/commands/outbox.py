@@ -14,7 +14,7 @@ from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     outbox = commands.add_parser("outbox", help="list the mails in the outbox",
                                  description="The mails the server has sent or still has to send.")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
