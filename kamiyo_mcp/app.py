@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
         routes=[
             *core_routes(runtime),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
-            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
+            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
+                            on_applied=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,

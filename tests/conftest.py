@@ -1,13 +1,14 @@
-"""Shared fixtures: settings for a store in tmp_path, real server processes."""
+"""Shared fixtures: settings for a store in tmp_path, real server processes, a real SMTP inbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from kamiyo_mcp.settings import Settings, load_settings
+from tests.billing.http.delivery_harness import Inbox
 from tests.support import ServerProcess, base_env
 
 
@@ -33,3 +34,13 @@ def server_factory() -> Iterator[type[ServerProcess]]:
     yield Tracked
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a loopback port, for the mails the server sends."""
+    box = Inbox().start()
+    try:
+        yield box
+    finally:
+        box.stop()

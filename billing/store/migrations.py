@@ -1,7 +1,9 @@
 """Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`).
 
 Each dialect has the same numbers: a PostgreSQL twin of every SQLite migration (BIGINT for times,
-BIGSERIAL for autoincrement), so both backends reach the same schema version.
+BIGSERIAL for autoincrement), so both backends reach the same schema version. A migration that must
+rewrite stored values with Python (e.g. hashing) has a step in `data_migrations.STEPS`, run right
+after its SQL in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+from billing.store import data_migrations
 
 SCHEMA_TABLE_SQL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -60,6 +64,9 @@ async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dia
                 continue
             for statement in migration.statements:
                 await db.execute(statement)
+            step = data_migrations.STEPS.get(migration.version)
+            if step is not None:
+                await step(db)
             await db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                              (migration.version, migration.name, now))
             applied += 1

@@ -30,6 +30,7 @@ from billing.store.billing_sql import BillingSQL
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.records import CallCount
@@ -42,7 +43,7 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

@@ -7,6 +7,9 @@ Three aiosqlite connections, each with its own thread:
 - `_read`: point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file.
+
+The file, its WAL and SHM are 0600 in a 0700 directory (`private_files`), and `secure_delete`
+zeroes what a write frees, so a cleared value does not linger in free space.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,12 +31,14 @@ from billing.store.call_counter import CallCounter
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.outbox_sql import OutboxSQL
+from billing.store.private_files import private_database_file
 from billing.store.records import CallCount
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -52,7 +58,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
     async def open(cls, path: str | Path) -> SQLiteStore:
         """Open (creating if needed) the database at `path` and apply pending migrations."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database_file(path)
         opened: list[aiosqlite.Connection] = []
         try:
             for synchronous in ("FULL", "NORMAL", "NORMAL"):
@@ -85,24 +91,10 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
         return int(list(rows)[0][0])
 
     async def _migrate(self) -> None:
-        await self._write.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-        )
-        for migration in migrations.load(self.dialect):
-            async with self.transaction() as db:
-                # Checked inside the write lock: two processes starting at once apply it once.
-                done = await db.execute_fetchall(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                )
-                if list(done):
-                    continue
-                for statement in migration.statements:
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch())",
-                    (migration.version, migration.name),
-                )
+        # Each check runs inside BEGIN IMMEDIATE: two processes starting at once apply a migration once.
+        if await migrations.apply(self.transaction, self.dialect, now=int(time.time())):
+            # A migration may have cleared stored values: leave none of their old pages in the WAL.
+            await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -139,6 +131,7 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         await _enable_wal(conn)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA secure_delete = ON")
     except sqlite3.Error as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from billing.claude_config import MCP_REMOTE, claude_desktop_config
+from tests.support import REPO
 
 
 def entries(config: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -35,3 +36,9 @@ def test_plain_http_off_loopback_gets_allow_http_and_loopback_does_not() -> None
     local = entries(claude_desktop_config("t", public_url="http://127.0.0.1:8000"))["kamiyo"]
     assert remote["args"][-1] == "--allow-http" and "http://mcp.internal:8000/mcp" in remote["args"]  # type: ignore[index,operator]
     assert "--allow-http" not in local["args"]  # type: ignore[operator]
+
+
+def test_the_self_hosting_example_shows_the_same_remote_entry() -> None:
+    example = json.loads((REPO / "claude_desktop_config.example.json").read_text())["mcpServers"]["kamiyo-remote"]
+    built = entries(claude_desktop_config("<your KAMIYO token>", public_url="https://mcp.kamiyo.ai"))["kamiyo"]
+    assert example == built

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.billing.http.delivery_harness import Inbox
 from tests.fakes.stripe_fake import run_fake_stripe
 from tests.paid_flow import paid_flow_env, run_paid_flow
 from tests.support import ServerProcess
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox().start()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 async def test_a_paid_flow_logged_at_debug_shows_no_token_claim_code_session_id_or_key(

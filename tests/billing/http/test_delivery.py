@@ -21,15 +21,6 @@ from tests.support_mcp import mcp_session, start_of_a_fresh_minute_window, text_
 
 
 @pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox().start()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture
 async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[Shop]:
     async with running_shop(tmp_path, fake, smtp_port=inbox.port) as running:
         yield running

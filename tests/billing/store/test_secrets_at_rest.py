@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -29,15 +28,6 @@ NOW = 1_900_000_000
 SESSION = "cs_test_a1LegacySessionIdThatWasStoredInPlainText0123456789abcdefghij"
 CODE = "LegacyClaimCodeMailedBeforeVersionFive_0123456789abcdef"
 SUB = "sub_legacy_at_rest"
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox().start()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 def mode(path: Path) -> int:
