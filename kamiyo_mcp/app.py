@@ -18,6 +18,7 @@ from kamiyo_mcp.gate import bearer_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    metering = MeteringWiring(runtime, stripe_gateway)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -43,7 +45,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
+                server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -61,6 +64,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
                             on_applied=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
+            *metering.routes(),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
                                       resource_metadata_url=settings.public_url
                                       + "/.well-known/oauth-protected-resource/mcp")),
@@ -70,6 +74,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.metering = metering
     return app
 
 

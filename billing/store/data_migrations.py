@@ -9,12 +9,11 @@ so each step runs on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
-
 from billing.claims import redact_session_ids
+from billing.store.connection import Connection
 
 
-async def redact_stored_session_ids(db: Any) -> None:
+async def redact_stored_session_ids(db: Connection) -> None:
     """5: Checkout Session ids (the success page's claim secret) leave every stored event.
 
     Each id becomes its claim digest (`claims.redact_session_ids`), so a replayed event still finds
@@ -30,4 +29,4 @@ async def redact_stored_session_ids(db: Any) -> None:
                              (*redacted, event_id))
 
 
-STEPS: dict[int, Callable[[Any], Awaitable[None]]] = {5: redact_stored_session_ids}
+STEPS: dict[int, Callable[[Connection], Awaitable[None]]] = {5: redact_stored_session_ids}

@@ -10,11 +10,11 @@ stored. The module functions are for transactions opened by other store modules 
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from billing.claims import KIND_EMAIL, ClaimState
+from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken
 
 
@@ -45,7 +45,7 @@ class ReservedClaim:
     cancel_at_period_end: bool
 
 
-async def reserve_email_claim(db: Any, subscription_id: str, *, expires_at: int, now: int) -> str:
+async def reserve_email_claim(db: Connection, subscription_id: str, *, expires_at: int, now: int) -> str:
     """Inside the open transaction `db`: an emailed claim without a secret yet; returns its id."""
     claim_id = "clm_" + uuid.uuid4().hex
     await db.execute(
@@ -54,7 +54,7 @@ async def reserve_email_claim(db: Any, subscription_id: str, *, expires_at: int,
     return claim_id
 
 
-async def end_open_claims(db: Any, subscription_id: str, *, now: int) -> int:
+async def end_open_claims(db: Connection, subscription_id: str, *, now: int) -> int:
     """Inside the open transaction `db`: expire an entitlement's unredeemed claims and cancel its unsent
     mails (their links would lead nowhere); returns the number of claims ended."""
     cursor = await db.execute(
@@ -66,21 +66,18 @@ async def end_open_claims(db: Any, subscription_id: str, *, now: int) -> int:
     return max(int(cursor.rowcount), 0)
 
 
-class DeliverySQL:
+class DeliverySQL(SQLMixin):
     """Store operations of token delivery (mixed into the store class)."""
 
-    _read: Any
+    if TYPE_CHECKING:  # provided by CoreSQL in the store class
+        async def _insert_token(self, db: Connection, token: NewToken, *, user_id: str,
+                                subscription_id: str) -> None: ...
 
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[Any]: ...
-
-        async def _insert_token(self, db: Any, token: NewToken, *, user_id: str, subscription_id: str) -> None: ...
-
-        async def _audit(self, db: Any, entry: AuditEntry, *, now: int) -> None: ...
+        async def _audit(self, db: Connection, entry: AuditEntry, *, now: int) -> None: ...
 
     # ---- claims (inside the caller's transaction) ------------------------------------------
 
-    async def claim_for_redemption(self, db: Any, secret_hash: str) -> ClaimState | None:
+    async def claim_for_redemption(self, db: Connection, secret_hash: str) -> ClaimState | None:
         rows = list(await db.execute_fetchall(
             "SELECT c.claim_id, c.subscription_id, c.kind, c.expires_at, c.redeemed_at, s.user_id, u.email, s.tier,"
             " s.status, s.current_period_end, s.cancel_at_period_end"
@@ -92,7 +89,7 @@ class DeliverySQL:
         values[10] = bool(values[10])
         return ClaimState(*values)
 
-    async def redeem_claim(self, db: Any, claim: ClaimState, token: NewToken, *, now: int,
+    async def redeem_claim(self, db: Connection, claim: ClaimState, token: NewToken, *, now: int,
                            audit: AuditEntry) -> int:
         """Mark every open claim of the entitlement redeemed (reserved ones too: their mails then say the token
         was revealed) and store the minted token; returns claims ended."""
@@ -103,7 +100,7 @@ class DeliverySQL:
         await self._audit(db, audit, now=now)
         return max(int(cursor.rowcount), 0)
 
-    async def reserved_email_claim(self, db: Any, claim_id: str) -> ReservedClaim | None:
+    async def reserved_email_claim(self, db: Connection, claim_id: str) -> ReservedClaim | None:
         rows = list(await db.execute_fetchall(
             "SELECT c.claim_id, c.subscription_id, c.secret_hash, c.expires_at, c.redeemed_at, s.tier, s.status,"
             " s.current_period_end, s.cancel_at_period_end"
@@ -115,7 +112,7 @@ class DeliverySQL:
         values[8] = bool(values[8])
         return ReservedClaim(*values)
 
-    async def seal_email_claim(self, db: Any, claim: ReservedClaim, secret_hash: str, *, expires_at: int,
+    async def seal_email_claim(self, db: Connection, claim: ReservedClaim, secret_hash: str, *, expires_at: int,
                                now: int) -> None:
         """Give a reserved claim the hash of the code its mail carries now.
 
@@ -133,7 +130,7 @@ class DeliverySQL:
             " VALUES (?, ?, ?, ?, ?, ?)",
             ("clm_" + uuid.uuid4().hex, claim.subscription_id, KIND_EMAIL, secret_hash, expires_at, now))
 
-    async def resend_target(self, db: Any, email: str) -> ResendTarget | None:
+    async def resend_target(self, db: Connection, email: str) -> ResendTarget | None:
         rows = list(await db.execute_fetchall(
             "SELECT s.subscription_id, c.email, s.tier, s.status, s.current_period_end, s.cancel_at_period_end"
             " FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id"
@@ -145,9 +142,9 @@ class DeliverySQL:
         values[5] = bool(values[5])
         return ResendTarget(*values)
 
-    async def end_open_claims(self, db: Any, subscription_id: str, *, now: int) -> int:
+    async def end_open_claims(self, db: Connection, subscription_id: str, *, now: int) -> int:
         """Expire the unredeemed claims of an entitlement and cancel its unsent mails; returns claims ended."""
         return await end_open_claims(db, subscription_id, now=now)
 
-    async def audit_in(self, db: Any, entry: AuditEntry, *, now: int) -> None:
+    async def audit_in(self, db: Connection, entry: AuditEntry, *, now: int) -> None:
         await self._audit(db, entry, now=now)

@@ -10,9 +10,9 @@ stored) and marks it sent, or cancels it when it no longer fits the state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+
+from billing.store.connection import Connection, SQLMixin
 
 MAX_ERROR_CHARS = 1000
 
@@ -48,7 +48,7 @@ class OutboxRow:
         return "retrying" if self.attempts else "pending"
 
 
-async def queue_mail(db: Any, *, kind: str, recipient: str, subject: str, subscription_id: str | None,
+async def queue_mail(db: Connection, *, kind: str, recipient: str, subject: str, subscription_id: str | None,
                      now: int, link_id: str | None = None, params: str = "{}", body_text: str = "",
                      body_html: str = "") -> int:
     """Queue a mail in the open transaction `db`, due now; returns its id.
@@ -63,13 +63,8 @@ async def queue_mail(db: Any, *, kind: str, recipient: str, subject: str, subscr
     return int(rows[0][0])
 
 
-class OutboxSQL:
+class OutboxSQL(SQLMixin):
     """Store operations of the outbox (mixed into the store class)."""
-
-    _read: Any
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
     async def take_due_mail(self, now: int, *, retry_at: Callable[[int], int], limit: int = 10,
                             mail_id: int | None = None) -> list[OutboxRow]:
@@ -97,7 +92,7 @@ class OutboxSQL:
                 taken.append(replace(mail, attempts=attempts, next_attempt_at=next_at))
             return taken
 
-    async def mail_is_pending(self, db: Any, mail_id: int) -> bool:
+    async def mail_is_pending(self, db: Connection, mail_id: int) -> bool:
         """Inside the open transaction `db`: whether the mail is neither sent nor cancelled."""
         rows = list(await db.execute_fetchall(f"SELECT 1 FROM outbox WHERE id = ? AND {_PENDING}", (mail_id,)))
         return bool(rows)

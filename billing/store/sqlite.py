@@ -6,7 +6,8 @@ Three aiosqlite connections, each with its own thread:
   harmless, an fsync per tool call is not), autocommit single statements;
 - `_read`: point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
-commit, so a revocation or a quota count is shared by every process on the file.
+commit, so a revocation or a quota count is shared by every process on the file. Every statement
+runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
 
 The file, its WAL and SHM are 0600 in a 0700 directory (`private_files`), and `secure_delete`
 zeroes what a write frees, so a cleared value does not linger in free space.
@@ -28,17 +29,21 @@ from billing.errors import StoreError
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
 from billing.store.call_counter import CallCounter
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
 from billing.store.records import CallCount
+from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -46,9 +51,9 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: aiosqlite.Connection,
                  read: aiosqlite.Connection) -> None:
         self.path = path
-        self._write = write
-        self._usage = usage
-        self._read = read
+        self._write = SqliteConnection(write)
+        self._read = SqliteConnection(read)
+        self._connections = (SqliteConnection(usage), self._read, self._write)
         self._calls = CallCounter(usage)
         self._write_lock = asyncio.Lock()
 
@@ -56,7 +61,11 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
-        """Open (creating if needed) the database at `path` and apply pending migrations."""
+        """Open (creating if needed) the database at `path` and apply pending migrations.
+
+        Raises:
+            StoreError: the file cannot be opened or migrated.
+        """
         path = Path(path)
         private_database_file(path)
         opened: list[aiosqlite.Connection] = []
@@ -69,20 +78,24 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
             raise
         store = cls(path, *opened)
         try:
-            await store._migrate()
+            if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
+                # A migration may have cleared stored values: leave none of their old pages in the WAL.
+                await store._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        for conn in (self._usage, self._read, self._write):
-            try:
-                await conn.close()
-            except (ValueError, sqlite3.Error):
-                pass
+        for conn in self._connections:
+            await conn.close()
 
     async def ping(self) -> bool:
+        """True when the database answers.
+
+        Raises:
+            StoreError: it does not.
+        """
         rows = await self._read.execute_fetchall("SELECT 1")
         return list(rows) == [(1,)]
 
@@ -90,28 +103,28 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(list(rows)[0][0])
 
-    async def _migrate(self) -> None:
-        # Each check runs inside BEGIN IMMEDIATE: two processes starting at once apply a migration once.
-        if await migrations.apply(self.transaction, self.dialect, now=int(time.time())):
-            # A migration may have cleared stored values: leave none of their old pages in the WAL.
-            await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it."""
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it.
+
+        Raises:
+            StoreError: SQLite refused the transaction or one of its statements.
+        """
         async with self._write_lock:
             await self._write.execute("BEGIN IMMEDIATE")
             try:
                 yield self._write
             except BaseException:
-                await self._write.execute("ROLLBACK")
+                # A failed ROLLBACK (the connection is gone) must not hide why the transaction ended.
+                with contextlib.suppress(StoreError):
+                    await self._write.execute("ROLLBACK")
                 raise
             try:
                 await self._write.execute("COMMIT")
             except BaseException:
                 # A refused COMMIT can leave the transaction open; the one write connection must not
                 # stay inside it, or every later BEGIN fails.
-                with contextlib.suppress(sqlite3.Error, ValueError):
+                with contextlib.suppress(StoreError):
                     await self._write.execute("ROLLBACK")
                 raise
 
@@ -124,7 +137,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL):
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -132,7 +145,7 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA secure_delete = ON")
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
     return conn

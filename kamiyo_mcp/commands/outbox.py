@@ -12,6 +12,7 @@ import json
 import time
 from typing import TextIO
 
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.delivery import build_sender
 from kamiyo_mcp.runtime import Runtime
@@ -20,15 +21,22 @@ LEASE_SECONDS = 300
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    outbox = commands.add_parser("outbox", help="list the mails in the outbox, or print one to forward it")
+    outbox = commands.add_parser("outbox", help="list the mails in the outbox, or print one to forward it",
+                                 description="The mails the server has sent or still has to send. A claim link "
+                                             "is made only when its mail is sent, so the outbox holds none.")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
-    listing = outbox_commands.add_parser("list", help="list mails, oldest first")
+    listing = outbox_commands.add_parser("list", help="list mails, oldest first",
+                                         description="List mails, oldest first: kind, status, recipient, subject, "
+                                                     "attempts and the last error. Without SMTP, hand a pending mail "
+                                                     "over with 'outbox print ID'.")
     listing.add_argument("--pending", action="store_true", help="only mails not sent yet")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
     listing.set_defaults(handler=run(_outbox_list))
     printing = outbox_commands.add_parser(
-        "print", help="compose a pending mail now, print it on stdout for you to forward, and mark it sent")
-    printing.add_argument("mail_id", type=int)
+        "print", help="compose a pending mail now, print it on stdout for you to forward, and mark it sent",
+        description="Compose a pending mail as the sender would (its claim link is made now; only the link's "
+                    "hash is stored), print it on stdout for you to forward, and mark it sent.")
+    printing.add_argument("mail_id", type=arguments.limit, metavar="ID", help="the mail's id, from 'outbox list'")
     printing.set_defaults(handler=run(_outbox_print))
 
 
