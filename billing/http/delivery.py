@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from billing.access import subscription_grants_access
-from billing.authority import Authority, IssuedToken, iso_time
+from billing.account import iso
+from billing.authority import Authority, IssuedToken
 from billing.delivery import ClaimRefused, Delivery
 from billing.errors import InvalidRequestError, InvalidTokenError, NotFoundError
 from billing.http.bearer_header import parse_bearer
@@ -105,7 +106,7 @@ def _token_answer(delivery: Delivery, issued: IssuedToken, **extra: object) -> J
         "token": issued.token,
         "token_id": issued.token_id,
         "tier": issued.tier,
-        "expires_at": iso_time(issued.expires_at),
+        "expires_at": iso(issued.expires_at),
         **extra,
         "claude_desktop_config": delivery.claude_config(issued.token),
     }

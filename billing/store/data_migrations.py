@@ -9,6 +9,7 @@ so each step runs on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+
 from billing.claims import redact_session_ids
 from billing.store.connection import Connection
 

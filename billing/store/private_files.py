@@ -51,9 +51,14 @@ def private_database_file(path: Path) -> None:
     except FileExistsError:
         pass
     for file in (path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDE_FILES)):
-        try:
-            mode = stat.S_IMODE(file.stat().st_mode)
-        except FileNotFoundError:
-            continue
-        if mode & 0o077:
-            os.chmod(file, mode & ~0o077)
+        private_file(file)
+
+
+def private_file(path: Path) -> None:
+    """Tighten an existing file to owner-only access (0600 for a 0644 file); a missing one is left missing."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, mode & ~0o077)

@@ -182,3 +182,18 @@ async def test_upgrading_an_old_database_removes_its_plain_secrets_and_replay_st
     if not store_url.startswith("postgresql"):
         assert holders(database_files(Path(store_url)), {"code": CODE, "session": SESSION}) == []
 
+
+
+async def test_an_existing_secret_file_and_its_directory_are_tightened(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    folder.chmod(0o755)
+    db = folder / "kamiyo.db"
+    settings = load_settings({"KAMIYO_DATABASE_URL": str(db), "KAMIYO_INTEL_SOURCES": ""})
+    settings.secret_file.write_text("s" * 48 + "\n")
+    settings.secret_file.chmod(0o644)
+
+    async with Runtime(settings).opened():
+        pass
+
+    assert oct(mode(folder)) == "0o700" and oct(mode(settings.secret_file)) == "0o600"
