@@ -33,6 +33,7 @@ from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
+from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.records import Admission
@@ -46,7 +47,7 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"
