@@ -6,19 +6,27 @@ HTTP or network, surfaces as one exception type::
     StripeGatewayError          Stripe refused the call or could not be reached
         .not_found              404 / resource_missing: the id does not exist
 
+The bulk reads of a reconciliation (`list_subscriptions`, `list_events`, `read_subscription`) go
+through a `Pacer` (below Stripe's rate limit, patient with 429) and are dated in Stripe's clock
+(`observed_at`, see `billing.stripe_pacing`).
+
 The API base URL is a constructor argument so tests point the gateway at a local fake.
 The secret key is never logged and is scrubbed from any message that could echo it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import stripe
 
 from billing.errors import BillingError
+from billing.stripe_pacing import Pacer, RateLimited, observed_at, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,23 @@ class StripeGatewayError(BillingError):
         self.error_type = error_type
 
 
+@dataclass(frozen=True, slots=True)
+class StripePage:
+    """One page of a Stripe list; it reflects every event created before the second `observed_at`."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    observed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StripeRead:
+    """One object as Stripe has it now (None: Stripe does not know the id), dated like a page."""
+
+    object: dict[str, Any] | None
+    observed_at: int
+
+
 def stripe_mode(secret_key: str) -> Literal["test", "live"]:
     """Whether a secret or restricted key belongs to test or live mode."""
     return "live" if secret_key.startswith(("sk_live_", "rk_live_")) else "test"
@@ -77,8 +102,11 @@ class _FormHTTPXClient(stripe.HTTPXClient):
 class StripeGateway:
     """Async access to the few Stripe endpoints billing needs; close with ``aclose()``."""
 
-    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20) -> None:
+    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20,
+                 pacer: Pacer | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._secret_key = secret_key
+        self.pacer = pacer or Pacer()
+        self._monotonic = monotonic
         self._http = _FormHTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
@@ -128,6 +156,82 @@ class StripeGateway:
         """GET /v1/prices/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.prices.retrieve_async(price_id))
 
+    # ---- bulk reads (paced) ----------------------------------------------------------------
+
+    async def list_subscriptions(self, *, price: str | None, created_gte: int | None = None,
+                                 starting_after: str | None = None, limit: int = 100) -> StripePage:
+        """One page of GET /v1/subscriptions (every status, newest first, customers expanded).
+
+        Raises:
+            StripeGatewayError: Stripe refused the call (e.g. 401 key, 403 permission) or could not be reached.
+        """
+        params: dict[str, Any] = {"status": "all", "limit": limit, "expand": ["data.customer"]}
+        if price is not None:
+            params["price"] = price
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        body, seen_at = await self._paced(lambda: self._client.v1.subscriptions.list_async(params=params))
+        return StripePage(list(body.get("data", [])), bool(body.get("has_more")), seen_at)
+
+    async def list_events(self, *, types: Sequence[str], created_gte: int | None = None,
+                          delivery_success: bool | None = None, starting_after: str | None = None,
+                          limit: int = 100) -> StripePage:
+        """One page of GET /v1/events of `types` (newest first). Raises StripeGatewayError."""
+        params: dict[str, Any] = {"types": list(types), "limit": limit}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        if delivery_success is not None:
+            params["delivery_success"] = delivery_success
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        body, seen_at = await self._paced(lambda: self._client.v1.events.list_async(params=params))
+        return StripePage(list(body.get("data", [])), bool(body.get("has_more")), seen_at)
+
+    async def read_subscription(self, subscription_id: str) -> StripeRead:
+        """GET /v1/subscriptions/{id} with its customer expanded; ``object`` is None when Stripe has no such id.
+
+        Raises:
+            StripeGatewayError: any other refusal, or Stripe could not be reached.
+        """
+        params = {"expand": ["customer"]}
+        try:
+            body, seen_at = await self._paced(
+                lambda: self._client.v1.subscriptions.retrieve_async(subscription_id, params=params))
+        except _NotFound as missing:
+            return StripeRead(None, missing.observed_at)
+        return StripeRead(body, seen_at)
+
+    async def _paced(self, request: Callable[[], Awaitable[stripe.StripeObject]]) -> tuple[dict[str, Any], int]:
+        sent = self._monotonic()
+
+        async def attempt() -> stripe.StripeObject:
+            try:
+                return await request()
+            except stripe.RateLimitError as exc:
+                raise RateLimited(retry_after_seconds(exc.headers)) from None
+
+        try:
+            result = await self.pacer.call(attempt)
+        except RateLimited:
+            raise StripeGatewayError("Stripe kept answering 429 (rate limited); try again later",
+                                     http_status=429) from None
+        except stripe.APIConnectionError as exc:
+            logger.warning("Stripe could not be reached: %s", type(exc.__cause__).__name__)
+            raise StripeGatewayError(_UNREACHABLE) from None
+        except stripe.StripeError as exc:
+            error = self._translate(exc)
+            if error.not_found and error.http_status == 404:
+                raise _NotFound(observed_at(exc.headers, sent, self._monotonic())) from None
+            raise error from None
+        response = result.last_response
+        seen_at = observed_at(response.headers if response else None, sent, self._monotonic())
+        # The body exactly as Stripe sent it: `to_dict()` turns decimal strings into Decimal, which
+        # neither JSON output nor a stored event payload can hold.
+        body = json.loads(response.body) if response is not None and response.body else result.to_dict()
+        return body, seen_at
+
     async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:
             result = await pending
@@ -156,3 +260,9 @@ class StripeGateway:
             not_found=status == 404 or code == "resource_missing",
             error_type=getattr(error, "type", None) if error is not None else None,
         )
+
+
+class _NotFound(Exception):
+    def __init__(self, observed_at: int) -> None:
+        super().__init__("not found")
+        self.observed_at = observed_at

@@ -19,6 +19,7 @@ from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
+from kamiyo_mcp.reconciliation import ReconcileWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -43,7 +45,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), reconciliation.running(), \
+                server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -55,7 +58,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     app = Starlette(
         routes=[
-            *core_routes(runtime),
+            *core_routes(runtime, reconciliation=reconciliation.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
             *metrics_routes(metrics, lambda: runtime.store),
@@ -69,6 +72,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.reconciliation = reconciliation
     return app
 
 

@@ -30,8 +30,10 @@ from billing.store.billing_sql import BillingSQL
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.jobs_sql import JobsSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
+from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import CallCount
 
 # Advisory lock keys (64-bit) no other application on the database is likely to use: "KAMIYOwr".
@@ -42,7 +44,7 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, ReconcileSQL, JobsSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

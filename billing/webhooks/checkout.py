@@ -43,8 +43,9 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
             # so the claims are the same whichever order the events came in.
             await tx.create_claim(session.subscription_id, kind="email_code", secret=secrets.token_urlsafe(32),
                                   expires_at=tx.now)
-        else:
+        elif not await tx.has_delivery(session.subscription_id):
             # The welcome mail with its claim link joins this transaction: entitlement and mail, or neither.
+            # (A reconciliation that found the subscription first has already sent it.)
             await add_email_claim_and_welcome(tx.db, subscription_id=session.subscription_id, email=session.email,
                                               tier=tier, public_url=ctx.config.public_url,
                                               support_email=ctx.config.support_email, now=tx.now)

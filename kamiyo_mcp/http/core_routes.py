@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +20,10 @@ from kamiyo_mcp.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-def core_routes(runtime: Runtime) -> list[Route]:
+def core_routes(runtime: Runtime, *,
+                reconciliation: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
+    """`reconciliation` gives the last reconciliation with Stripe for /healthz (it does not change the status:
+    a Stripe outage is not this server's)."""
     settings = runtime.settings
 
     async def healthz(request: Request) -> Response:
@@ -27,8 +32,14 @@ def core_routes(runtime: Runtime) -> list[Route]:
         except (sqlite3.Error, BillingError, RuntimeError):
             logger.exception("health check: store unavailable")
             ok = False
-        body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
-                "version": __version__}
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
+                                "version": __version__}
+        if ok and reconciliation is not None:
+            try:
+                body["reconciliation"] = await reconciliation()
+            except (sqlite3.Error, BillingError):
+                logger.exception("health check: the reconciliation state could not be read")
+                body["reconciliation"] = {"error": "unavailable"}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def validate(request: Request) -> Response:
