@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import stripe
+from stripe.params import EventListParams, SubscriptionListParams, SubscriptionRetrieveParams
 
 from billing.errors import BillingError
 from billing.stripe_pacing import Pacer, RateLimited, observed_at, retry_after_seconds
@@ -31,6 +33,7 @@ from billing.stripe_pacing import Pacer, RateLimited, observed_at, retry_after_s
 logger = logging.getLogger(__name__)
 
 _UNREACHABLE = "Stripe could not be reached"
+_KEY_LIKE = re.compile(r"\b[rsp]k_(?:test|live)_[A-Za-z0-9*]*")
 
 
 class StripeGatewayError(BillingError):
@@ -165,7 +168,7 @@ class StripeGateway:
         Raises:
             StripeGatewayError: Stripe refused the call (e.g. 401 key, 403 permission) or could not be reached.
         """
-        params: dict[str, Any] = {"status": "all", "limit": limit, "expand": ["data.customer"]}
+        params: SubscriptionListParams = {"status": "all", "limit": limit, "expand": ["data.customer"]}
         if price is not None:
             params["price"] = price
         if created_gte is not None:
@@ -179,7 +182,7 @@ class StripeGateway:
                           delivery_success: bool | None = None, starting_after: str | None = None,
                           limit: int = 100) -> StripePage:
         """One page of GET /v1/events of `types` (newest first). Raises StripeGatewayError."""
-        params: dict[str, Any] = {"types": list(types), "limit": limit}
+        params: EventListParams = {"types": list(types), "limit": limit}
         if created_gte is not None:
             params["created"] = {"gte": created_gte}
         if delivery_success is not None:
@@ -195,7 +198,7 @@ class StripeGateway:
         Raises:
             StripeGatewayError: any other refusal, or Stripe could not be reached.
         """
-        params = {"expand": ["customer"]}
+        params: SubscriptionRetrieveParams = {"expand": ["customer"]}
         try:
             body, seen_at = await self._paced(
                 lambda: self._client.v1.subscriptions.retrieve_async(subscription_id, params=params))
@@ -218,10 +221,11 @@ class StripeGateway:
             raise StripeGatewayError("Stripe kept answering 429 (rate limited); try again later",
                                      http_status=429) from None
         except stripe.APIConnectionError as exc:
-            logger.warning("Stripe could not be reached: %s", type(exc.__cause__).__name__)
+            # The caller reports it (a run's one line, or the schedule's log): no second line here.
+            logger.debug("Stripe could not be reached: %s", type(exc.__cause__).__name__)
             raise StripeGatewayError(_UNREACHABLE) from None
         except stripe.StripeError as exc:
-            error = self._translate(exc)
+            error = self._translate(exc, level=logging.DEBUG)
             if error.not_found and error.http_status == 404:
                 raise _NotFound(observed_at(exc.headers, sent, self._monotonic())) from None
             raise error from None
@@ -230,7 +234,7 @@ class StripeGateway:
         # The body exactly as Stripe sent it: `to_dict()` turns decimal strings into Decimal, which
         # neither JSON output nor a stored event payload can hold.
         body = json.loads(response.body) if response is not None and response.body else result.to_dict()
-        return body, seen_at
+        return dict(body), seen_at
 
     async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:
@@ -242,15 +246,18 @@ class StripeGateway:
             raise self._translate(exc) from None
         return result.to_dict()
 
-    def _translate(self, exc: stripe.StripeError) -> StripeGatewayError:
+    def _translate(self, exc: stripe.StripeError, *, level: int | None = None) -> StripeGatewayError:
         error = exc.error
         code = exc.code or (error.code if error is not None else None)
         message = exc.user_message or "Stripe request failed"
         if self._secret_key:
             message = message.replace(self._secret_key, "[redacted]")
+        # Stripe quotes a refused key masked, but with its mode and last characters: none of it leaves here.
+        message = _KEY_LIKE.sub("[redacted]", message)
         status = exc.http_status
         # A 4xx is usually the caller's business (unknown id, declined card); 5xx is Stripe's.
-        level = logging.WARNING if status is None or status >= 500 else logging.INFO
+        if level is None:
+            level = logging.WARNING if status is None or status >= 500 else logging.INFO
         logger.log(level, "Stripe refused a call: status=%s code=%s request_id=%s", status, code, exc.request_id)
         return StripeGatewayError(
             message,

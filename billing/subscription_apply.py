@@ -88,8 +88,8 @@ async def apply_subscription(tx: WebhookTransaction, config: BillingConfig, snap
     if state is None and not welcomed:
         return SubscriptionApplied("stale", f"stale: subscription {subscription_id} already reflects a newer "
                                             f"{'change' if read else 'event'}", status, tier)
-    await tx.audit(actor, action, subscription_id,
-                   f"{reference} status={status} tier={tier} revoked={revoked}" + (" welcome=queued" if welcomed else ""))
+    detail = f"{reference} status={status} tier={tier} revoked={revoked}"
+    await tx.audit(actor, action, subscription_id, detail + (" welcome=queued" if welcomed else ""))
     message = f"subscription {subscription_id} is {status} ({tier})"
     if revoked:
         message += f"; {revoked} token(s) revoked"

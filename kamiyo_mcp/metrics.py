@@ -98,8 +98,10 @@ class Metrics:
         if job is not None and job.last_finished_at is not None:
             self.reconcile_last_run.set(job.last_finished_at)
             result = _json_object(job.last_result)
-            self.reconcile_last_duration.set(float(result.get("duration_seconds", 0)))
-            self.reconcile_last_drift.set(-1 if result.get("result") == "failed" else int(result.get("drift", 0)))
+            duration, drift = result.get("duration_seconds"), result.get("drift")
+            self.reconcile_last_duration.set(duration if isinstance(duration, int | float) else 0)
+            self.reconcile_last_drift.set(-1 if result.get("result") == "failed" or not isinstance(drift, int)
+                                          else drift)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from billing.reconcile.schedule import JOB, ReconcileSchedule, RunObserver, ScheduleConfig
 from billing.reconcile.report import iso
+from billing.reconcile.schedule import JOB, ReconcileSchedule, RunObserver, ScheduleConfig
 from kamiyo_mcp.runtime import Runtime
 
 
@@ -56,13 +56,13 @@ class ReconcileWiring:
             return {"enabled": False}
         shown: dict[str, Any] = {"enabled": True, "interval_seconds": self.runtime.settings.reconcile_interval}
         job = await self.runtime.store.job_state(JOB)
-        if job is None or job.last_started_at is None:
+        shown["running"] = job is not None and job.held(int(time.time()))
+        if job is None or job.last_finished_at is None:
             shown["last_run"] = None
             return shown
         try:
             result = json.loads(job.last_result or "null")
         except ValueError:
             result = None
-        shown["running"] = job.held(int(time.time()))
         shown["last_run"] = {"finished_at": iso(job.last_finished_at), **(result if isinstance(result, dict) else {})}
         return shown

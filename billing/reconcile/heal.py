@@ -103,8 +103,8 @@ class Healer:
             return HealResult(finding.subscription_id, finding.kinds, "needs_operator", applied.message)
         # The store has a change newer than the read (an event applied meanwhile): it is kept. If it
         # brought the store to what Stripe said, the drift is gone all the same.
-        row = await tx.subscription(finding.subscription_id)
-        if row is not None and agrees(snapshot, row):
+        now_stored = await tx.subscription(finding.subscription_id)
+        if now_stored is not None and agrees(snapshot, now_stored):
             return HealResult(finding.subscription_id, finding.kinds, "healed",
                               "already healed by a newer event: " + applied.message)
         return HealResult(finding.subscription_id, finding.kinds, "kept_newer",

@@ -152,8 +152,9 @@ def _stripe_text(finding: Finding) -> str:
     if snap is None:
         return "(unknown to Stripe)"
     email = finding.customer.email if finding.customer is not None else None
-    return (f"{snap.status} {snap.tier or '(price not ours)'} period_end={iso(snap.current_period_end)}"
-            f" cancel_at_period_end={'yes' if snap.cancel_at_period_end else 'no'}" + (f" email={email}" if email else ""))
+    text = (f"{snap.status} {snap.tier or '(price not ours)'} period_end={iso(snap.current_period_end)}"
+            f" cancel_at_period_end={'yes' if snap.cancel_at_period_end else 'no'}")
+    return text + (f" email={email}" if email else "")
 
 
 def _store_text(stored: StoredSubscription | None) -> str:

@@ -40,7 +40,8 @@ class ReconcileSQL:
     async def stored_subscription_page(self, *, after: str | None, created_gte: int | None = None,
                                        limit: int = PAGE_SIZE) -> list[StoredSubscription]:
         """The next `limit` stored Stripe subscriptions by id after `after` (keyset paging: flat memory)."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
         if after is not None:
             clauses.append(" AND s.subscription_id > ?")
             params.append(after)

@@ -91,12 +91,13 @@ async def _reconcile(settings: Settings, args: argparse.Namespace, out: TextIO) 
 
 
 def describe_stripe_failure(exc: StripeGatewayError) -> str:
-    """One line saying what went wrong with Stripe and what to do about it (never the key)."""
+    """One line saying what went wrong with Stripe and what to do about it (never any part of the key)."""
+    message = exc.message  # the gateway has already removed anything like a key
     if exc.http_status == 401:
-        return f"Stripe refused the API key (401): {exc.message}"
+        return f"Stripe refused the API key (401): {message} Check STRIPE_SECRET_KEY."
     if exc.http_status == 403:
         return ("the API key lacks a permission reconciliation needs (read access to subscriptions, customers "
-                f"and events) (403): {exc.message}")
+                f"and events) (403): {message}")
     if exc.http_status is None:
-        return f"{exc.message} (check the network and STRIPE_API_BASE)"
-    return f"Stripe failed the request ({exc.http_status}): {exc.message}"
+        return f"{message} (check the network and STRIPE_API_BASE)"
+    return f"Stripe failed the request ({exc.http_status}): {message}"

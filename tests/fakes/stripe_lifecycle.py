@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any
 
-from tests.fakes.stripe_state import Obj, StripeState, fixture, new_id
+from tests.fakes.stripe_state import Obj, StripeState, fixture, new_id, set_item_price
 
 API_VERSION = "2026-07-29.dahlia"
 PERIOD_SECONDS = 30 * 24 * 3600
@@ -57,8 +56,7 @@ class Lifecycle:
             sub = self._state.get("subscription", subscription_id)
             previous = {"items": copy.deepcopy(sub["items"])}
             for item in sub["items"]["data"]:
-                item["price"] = copy.deepcopy(self._state.get("price", price))
-                item["plan"] = None
+                set_item_price(item, self._state.get("price", price))
             return self._updated(sub, previous)
 
     def set_cancel_at_period_end(self, subscription_id: str, value: bool) -> Obj:

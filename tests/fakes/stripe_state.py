@@ -56,6 +56,14 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+def set_item_price(item: Obj, price: Obj) -> None:
+    """Put a subscription item on `price`; its legacy `plan` mirrors the price, as Stripe's does."""
+    item["price"] = copy.deepcopy(price)
+    if isinstance(item.get("plan"), dict):
+        item["plan"] = {**item["plan"], "id": price["id"], "amount": price.get("unit_amount"),
+                        "product": price.get("product")}
+
+
 class StripeState:
     """Customers, checkout sessions, subscriptions, prices and events known to the fake."""
 
@@ -232,7 +240,7 @@ class StripeState:
             item = copy.deepcopy(template["items"]["data"][0])
             item.update(id=new_id("si_", 14), subscription=subscription_id, quantity=line.get("quantity", 1))
             if "price" in line and line["price"] in self.prices:
-                item["price"] = copy.deepcopy(self.prices[line["price"]])
+                set_item_price(item, self.prices[line["price"]])
             item.update(current_period_start=now, current_period_end=now + 30 * 24 * 3600)
             items.append(item)
         subscription.update(id=subscription_id, customer=customer, created=now, start_date=now, status="active")
