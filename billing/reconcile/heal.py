@@ -95,8 +95,9 @@ class Healer:
             snapshot = SubscriptionSnapshot(row.subscription_id, finding.stored.stripe_customer_id, "canceled",
                                             None, None, row.current_period_end, False)
         applied = await apply_subscription(
-            tx, self._config, snapshot, finding.customer, observed_at=finding.observed_at, read=True, actor=ACTOR,
-            action=ACTION, reference=f"drift={','.join(finding.kinds)} read_at={finding.observed_at}")
+            tx, self._config, snapshot, finding.customer, stripe_object=finding.stripe_object or {},
+            observed_at=finding.observed_at, read=True, actor=ACTOR, action=ACTION,
+            reference=f"drift={','.join(finding.kinds)} read_at={finding.observed_at}")
         if applied.outcome == "written":
             return HealResult(finding.subscription_id, finding.kinds, "healed", applied.message)
         if applied.outcome == "not_ours":

@@ -31,10 +31,12 @@ from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import CallCount
+from billing.store.upgrade_sql import UpgradeSQL
 
 # Advisory lock keys (64-bit) no other application on the database is likely to use: "KAMIYOwr".
 WRITE_LOCK_KEY = 0x4B414D49594F7772
@@ -44,7 +46,8 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, ReconcileSQL, JobsSQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL, ReconcileSQL,
+                    JobsSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

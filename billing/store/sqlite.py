@@ -28,13 +28,16 @@ from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import CallCount
+from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, ReconcileSQL, JobsSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL, ReconcileSQL,
+                  JobsSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -54,7 +57,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, ReconcileSQL, 
     async def open(cls, path: str | Path) -> SQLiteStore:
         """Open (creating if needed) the database at `path` and apply pending migrations."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
             for synchronous in ("FULL", "NORMAL", "NORMAL"):

@@ -12,14 +12,16 @@ __all__ = ["ENDED_REASON", "HANDLERS", "on_subscription_event"]
 
 
 async def on_subscription_event(ctx: EventContext) -> Applied:
-    """Upsert the subscription unless a newer event was applied; revoke its tokens when it ends."""
+    """Apply the subscription's state through the shared path (`billing.subscription_apply`), unless
+    a newer event was applied; it revokes the tokens when the subscription ends."""
     event, tx = ctx.event, ctx.tx
     snapshot = parse_subscription(event.object, ctx.config)
     if event.type == "customer.subscription.deleted":
         snapshot = dataclasses.replace(snapshot, status="canceled")
     applied = await apply_subscription(
-        tx, ctx.config, snapshot, parse_customer(event.object.get("customer")), observed_at=event.created,
-        read=False, actor=ACTOR, action=event.type.removeprefix("customer."), reference=f"event={event.id}")
+        tx, ctx.config, snapshot, parse_customer(event.object.get("customer")), stripe_object=event.object,
+        observed_at=event.created, read=False, actor=ACTOR, action=event.type.removeprefix("customer."),
+        reference=f"event={event.id}")
     if applied.outcome == "not_ours":
         return ignored(applied.message)
     return processed(applied.message)
