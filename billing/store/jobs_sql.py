@@ -8,9 +8,9 @@ serializes writers across processes (BEGIN IMMEDIATE on SQLite, an advisory lock
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+
+from billing.store.connection import SQLMixin
 
 _COLUMNS = "name, holder, lease_expires_at, last_started_at, last_finished_at, last_result"
 
@@ -28,13 +28,8 @@ class JobState:
         return self.holder is not None and self.lease_expires_at > now
 
 
-class JobsSQL:
+class JobsSQL(SQLMixin):
     """Leases and results of scheduled jobs (mixed into the store class)."""
-
-    _read: Any
-
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
 
     async def start_job(self, name: str, holder: str, *, now: int, lease_seconds: int,
                         started_before: int | None = None) -> bool:

@@ -27,6 +27,7 @@ import asyncpg
 from billing.errors import StoreError
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
@@ -101,10 +102,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, 
 
     async def schema_version(self) -> int:
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        return int(rows[0][0])
+        return int(list(rows)[0][0])
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PgConnection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One write transaction, serialized with every other writer on the database."""
         # asyncpg's and the network's errors become StoreError; the caller's other errors pass through.
         with store_errors():

@@ -7,8 +7,8 @@ a reconciliation go through `webhook_transaction`, like an event's).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from billing.store.connection import SQLMixin
 from billing.store.records import StoredSubscription
 from billing.subscription_state import SubscriptionRow
 
@@ -23,10 +23,8 @@ _STORED_SQL = (
 PAGE_SIZE = 500
 
 
-class ReconcileSQL:
+class ReconcileSQL(SQLMixin):
     """Reads of the stored Stripe subscriptions (mixed into the store class)."""
-
-    _read: Any
 
     async def stored_subscriptions(self, subscription_ids: Sequence[str]) -> dict[str, StoredSubscription]:
         """The stored Stripe subscriptions among `subscription_ids` (one statement), by id."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing.errors import BillingError, InvalidTokenError, StoreError
+from billing.errors import InvalidTokenError, StoreError
 from billing.http.errors import error_response
 from kamiyo_mcp import __version__
 from kamiyo_mcp.http.bearer import parse_bearer
@@ -29,7 +28,7 @@ def core_routes(runtime: Runtime, *,
     async def healthz(request: Request) -> Response:
         try:
             ok = await runtime.store.ping()
-        except (sqlite3.Error, BillingError, RuntimeError):
+        except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
             logger.exception("health check: store unavailable")
             ok = False
         body: dict[str, Any] = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
@@ -37,7 +36,7 @@ def core_routes(runtime: Runtime, *,
         if ok and reconciliation is not None:
             try:
                 body["reconciliation"] = await reconciliation()
-            except (sqlite3.Error, BillingError):
+            except StoreError:
                 logger.exception("health check: the reconciliation state could not be read")
                 body["reconciliation"] = {"error": "unavailable"}
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -52,7 +51,7 @@ def core_routes(runtime: Runtime, *,
         except InvalidTokenError as exc:
             return error_response(401, "invalid_token", exc.reason, valid=False,
                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             logger.exception("validate: the store is unavailable")
             return error_response(503, "store_unavailable", "the account store is unavailable; retry shortly",
                                   headers={"Retry-After": "5"})
