@@ -28,7 +28,7 @@ from kamiyo_mcp.runtime import Runtime
 from tests.billing.webhooks.webhook_support import SECRET, signed_headers
 from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.stripe_lifecycle import Lifecycle
-from tests.support import base_env
+from tests.support import base_env, mint_token
 
 PERSONAL = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM = "price_1PgafmB7WZ01zgkW02Hf9z6c"
@@ -137,10 +137,9 @@ class World:
         """A token of the subscription as the store has it (what a redeemed claim would give)."""
         stored = await self.stored(subscription_id)
         assert stored is not None, f"{subscription_id} is not in the store"
-        issued = await self.runtime.authority.mint_for(stored.row.user_id, subscription_id, stored.row.tier,
-                                                       actor="test")
-        self.tokens[subscription_id] = issued.token
-        return issued.token
+        token = await mint_token(self.runtime, stored.row.user_id, subscription_id, stored.row.tier)
+        self.tokens[subscription_id] = token
+        return token
 
     async def authorize(self, subscription_id: str, tool: str = "get_account_status") -> Grant | Denial:
         return await self.runtime.authority.authorize(self.tokens[subscription_id], tool)
