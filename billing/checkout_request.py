@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from billing.authority import normalize_email
+from billing.claims import is_session_id
 from billing.config import BillingConfig
 from billing.errors import ConfigurationError, InvalidRequestError
 from billing.tiers import TIER_NAMES
@@ -25,8 +26,6 @@ from billing.tiers import TIER_NAMES
 SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 MAX_URL_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-SESSION_ID_PATTERN = r"^cs_(test|live)_[A-Za-z0-9]{1,250}$"
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -172,7 +171,7 @@ def check_session_id(raw: str) -> str:
     Raises:
         InvalidRequestError: it does not; Stripe is not asked.
     """
-    if not _SESSION_ID.match(raw):
+    if not is_session_id(raw):
         raise InvalidRequestError("invalid_session_id",
                                   f"{_quote(raw)} is not a Checkout Session id (cs_test_... or cs_live_...)")
     return raw

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from billing.access import ENTITLED_STATUSES, entitlement_ended
 from billing.config import BillingConfig
-from billing.delivery import add_email_claim_and_welcome
+from billing.mail.claim_mail import queue_welcome
 from billing.overage import overage_terms
 from billing.store.billing_sql import WebhookTransaction
 from billing.store.meter_sql import write_overage
@@ -96,9 +96,7 @@ async def apply_subscription(tx: WebhookTransaction, config: BillingConfig, snap
     welcomed = False
     if email and _grants_access(status, in_force.current_period_end, in_force.cancel_at_period_end, tx.now) \
             and not await tx.has_delivery(subscription_id):
-        await add_email_claim_and_welcome(tx.db, subscription_id=subscription_id, email=email, tier=tier,
-                                          public_url=config.public_url, support_email=config.support_email,
-                                          now=tx.now)
+        await queue_welcome(tx.db, subscription_id=subscription_id, recipient=email, tier=tier, now=tx.now)
         welcomed = True
     if state is None and not welcomed:
         return SubscriptionApplied("stale", f"stale: subscription {subscription_id} already reflects a newer "

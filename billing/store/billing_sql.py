@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from billing.access import ENTITLED_STATUSES
-from billing.claims import claim_hash
 from billing.store.connection import Connection, SQLMixin
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
@@ -190,12 +189,12 @@ class WebhookTransaction:
 
     # ---- claims ----------------------------------------------------------------------------
 
-    async def create_claim(self, subscription_id: str, *, kind: str, secret: str, expires_at: int) -> bool:
-        """A single-use claim for `secret` (stored hashed); False when it already exists."""
+    async def create_claim(self, subscription_id: str, *, kind: str, secret_hash: str, expires_at: int) -> bool:
+        """A single-use claim whose secret hashes to `secret_hash`; False when it already exists."""
         cursor = await self._db.execute(
             "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO NOTHING",
-            ("clm_" + uuid.uuid4().hex, subscription_id, kind, claim_hash(secret), expires_at, self.now))
+            ("clm_" + uuid.uuid4().hex, subscription_id, kind, secret_hash, expires_at, self.now))
         return cursor.rowcount == 1
 
     async def has_delivery(self, subscription_id: str) -> bool:

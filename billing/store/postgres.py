@@ -34,6 +34,7 @@ from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL
+from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.reconcile_sql import ReconcileSQL
@@ -48,8 +49,8 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL, ReconcileSQL,
-                    JobsSQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
+                    ReconcileSQL, JobsSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from billing.store import AnyStore, open_store
+from billing.store.delivery_sql import reserve_email_claim
 from billing.store.records import AuditEntry, NewToken
 from billing.subscription_state import SubscriptionState
 
@@ -25,8 +26,8 @@ async def test_stored_subscriptions_come_with_their_email_and_whether_a_way_in_w
     await stripe_subscription(store, "sub_mailed", "mailed@example.com")
     await stripe_subscription(store, "sub_token", "token@example.com")
     async with store.webhook_transaction(NOW) as tx:
-        await tx.create_claim("sub_mailed", kind="email_code", secret="code-1", expires_at=NOW)
-        await tx.create_claim("sub_plain", kind="checkout_session", secret="cs_test_1", expires_at=NOW + 60)
+        await reserve_email_claim(tx.db, "sub_mailed", expires_at=NOW, now=NOW)
+        await tx.create_claim("sub_plain", kind="checkout_session", secret_hash="a" * 64, expires_at=NOW + 60)
     async with store.transaction() as db:
         await db.execute("INSERT INTO tokens (token_id, user_id, subscription_id, token_hash, created_at, expires_at)"
                          " SELECT 'tok_1', user_id, subscription_id, ?, ?, ? FROM subscriptions"
