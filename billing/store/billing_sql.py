@@ -12,9 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from billing.access import ENTITLED_STATUSES
-from billing.store.connection import Connection, SQLMixin
+from billing.store.connection import Connection, Row, SQLMixin
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
@@ -281,13 +282,13 @@ class BillingSQL(SQLMixin):
         return {(str(kind), str(tier)): int(count) for kind, tier, count in rows}
 
 
-def _subscription_row(row: Sequence[object]) -> SubscriptionRow:
-    values = list(row)
+def _subscription_row(row: Row) -> SubscriptionRow:
+    values: list[Any] = list(row)
     values[5] = bool(values[5])
-    return SubscriptionRow(*values)  # type: ignore[arg-type]
+    return SubscriptionRow(*values)
 
 
-def _event_record(row: Sequence[object]) -> EventRecord:
-    values = list(row)
+def _event_record(row: Row) -> EventRecord:
+    values: list[Any] = list(row)
     values[3] = bool(values[3])
-    return EventRecord(*values)  # type: ignore[arg-type]
+    return EventRecord(*values)

@@ -7,10 +7,9 @@ serializes writers across processes (BEGIN IMMEDIATE on SQLite, an advisory lock
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from billing.store.connection import SQLMixin
+from billing.store.connection import Row, SQLMixin
 
 _COLUMNS = "name, holder, lease_expires_at, last_started_at, last_finished_at, last_result"
 
@@ -74,7 +73,7 @@ class JobsSQL(SQLMixin):
         return _state(rows[0]) if rows else None
 
 
-def _state(row: Sequence[object]) -> JobState:
+def _state(row: Row) -> JobState:
     name, holder, expires, started, finished, result = row
     return JobState(str(name), None if holder is None else str(holder), int(str(expires)),
                     None if started is None else int(str(started)), None if finished is None else int(str(finished)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from billing.store.connection import SQLMixin
+from billing.store.connection import Row, SQLMixin
 from billing.store.records import StoredSubscription
 from billing.subscription_state import SubscriptionRow
 
@@ -51,7 +51,7 @@ class ReconcileSQL(SQLMixin):
         return [_stored(row) for row in rows]
 
 
-def _stored(row: Sequence[object]) -> StoredSubscription:
+def _stored(row: Row) -> StoredSubscription:
     values = list(row)
     subscription = SubscriptionRow(
         subscription_id=str(values[0]), user_id=str(values[1]), tier=str(values[2]), status=str(values[3]),
