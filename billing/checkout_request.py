@@ -14,19 +14,22 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from billing.authority import normalize_email
+from billing.claims import is_session_id
 from billing.config import BillingConfig
 from billing.errors import ConfigurationError, InvalidRequestError
 from billing.tiers import TIER_NAMES
 
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+    from stripe.params.checkout import SessionCreateParamsLineItem
+
 SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 MAX_URL_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-SESSION_ID_PATTERN = r"^cs_(test|live)_[A-Za-z0-9]{1,250}$"
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -41,10 +44,12 @@ class CheckoutRequest:
     email: str
     success_url: str
     cancel_url: str
+    # The metered overage price, when the buyer ticked "keep working past the daily quota".
+    overage_price: str | None = None
 
 
 def parse_checkout_request(body: Mapping[str, Any], config: BillingConfig) -> CheckoutRequest:
-    """Check a decoded JSON body `{tier, user_email, success_url, cancel_url}`.
+    """Check a decoded JSON body `{tier, user_email, success_url, cancel_url, overage?}`.
 
     Raises:
         InvalidRequestError: a field is missing, mistyped or refused (the first one found).
@@ -62,7 +67,21 @@ def parse_checkout_request(body: Mapping[str, Any], config: BillingConfig) -> Ch
     success_url = with_session_placeholder(check_redirect_url(_required_str(body, "success_url"), origins,
                                                               field="success_url"))
     cancel_url = check_redirect_url(_required_str(body, "cancel_url"), origins, field="cancel_url")
-    return CheckoutRequest(tier, price_id, email, success_url, cancel_url)
+    return CheckoutRequest(tier, price_id, email, success_url, cancel_url, _overage_price(body, tier, config))
+
+
+def _overage_price(body: Mapping[str, Any], tier: str, config: BillingConfig) -> str | None:
+    """The metered price to add when the buyer opted into overage (and the tier and server offer it)."""
+    wanted = body.get("overage", False)
+    if not isinstance(wanted, bool):
+        raise InvalidRequestError("invalid_field", "overage must be true or false")
+    if not wanted:
+        return None
+    tier_terms = config.tiers.get(tier)
+    if not config.overage_enabled or tier_terms is None or not tier_terms.overage:
+        raise InvalidRequestError("overage_not_available",
+                                  f"the {tier} tier has no metered overage on this server; send overage: false")
+    return config.overage_price
 
 
 def parse_portal_return_url(body: Mapping[str, Any], config: BillingConfig) -> str:
@@ -156,7 +175,7 @@ def check_session_id(raw: str) -> str:
     Raises:
         InvalidRequestError: it does not; Stripe is not asked.
     """
-    if not _SESSION_ID.match(raw):
+    if not is_session_id(raw):
         raise InvalidRequestError("invalid_session_id",
                                   f"{_quote(raw)} is not a Checkout Session id (cs_test_... or cs_live_...)")
     return raw
@@ -186,11 +205,14 @@ def client_reference(email: str, user_id: str | None) -> str:
 
 
 def checkout_session_params(request: CheckoutRequest, *, stripe_customer_id: str | None, client_reference_id: str,
-                            automatic_tax: bool) -> dict[str, Any]:
+                            automatic_tax: bool) -> CheckoutSessionParams:
     """The parameters of Stripe's `POST /v1/checkout/sessions` for `request`."""
-    params: dict[str, Any] = {
+    line_items: list[SessionCreateParamsLineItem] = [{"price": request.price_id, "quantity": 1}]
+    if request.overage_price:
+        line_items.append({"price": request.overage_price})  # metered: Stripe refuses a quantity
+    params: CheckoutSessionParams = {
         "mode": "subscription",
-        "line_items": [{"price": request.price_id, "quantity": 1}],
+        "line_items": line_items,
         "success_url": request.success_url,
         "cancel_url": request.cancel_url,
         "client_reference_id": client_reference_id,

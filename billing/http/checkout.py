@@ -13,7 +13,6 @@ and request id. Without STRIPE_SECRET_KEY every billing endpoint answers 503.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from billing.account import iso
 from billing.authority import Authority
 from billing.checkout_request import (
     check_idempotency_key,
@@ -33,7 +33,7 @@ from billing.checkout_request import (
     parse_portal_return_url,
 )
 from billing.config import BillingConfig
-from billing.errors import BillingError, InvalidTokenError
+from billing.errors import InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
@@ -121,7 +121,7 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
         logger.info("checkout session created for tier %s (known Stripe customer: %s)", checkout.tier,
                     bool(known and known.stripe_customer_id))
         return JSONResponse({"checkout_url": session["url"], "session_id": session["id"],
-                             "expires_at": session["expires_at"]})
+                             "expires_at": iso(session["expires_at"])})
 
     async def checkout_session(request: Request) -> Response:
         stripe_gateway = stripe()
@@ -223,7 +223,7 @@ async def _is_signed_in_as(authority: Authority, request: Request, user_id: str)
 async def _database_state(authority: AuthorityProvider) -> str:
     try:
         return "ok" if await authority().store.ping() else "unavailable"
-    except (sqlite3.Error, BillingError, RuntimeError, ValueError):
+    except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
         logger.exception("billing health: the store is unavailable")
         return "unavailable"
 

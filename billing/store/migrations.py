@@ -1,7 +1,10 @@
 """Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`).
 
 Each dialect has the same numbers: a PostgreSQL twin of every SQLite migration (BIGINT for times,
-BIGSERIAL for autoincrement), so both backends reach the same schema version.
+BIGSERIAL for autoincrement), so both backends reach the same schema version. Numbers may have gaps
+(each line of work reserves its own); every missing one is applied. A migration that must rewrite
+stored values with Python (e.g. hashing) has a step in `data_migrations.STEPS`, run right after its
+SQL in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+
+from billing.store import data_migrations
+from billing.store.connection import Connection
 
 SCHEMA_TABLE_SQL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -40,12 +45,13 @@ def load(dialect: str) -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], tuple(split_statements(text))))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"migrations of {dialect} are not numbered 1..n: {versions}")
+    # Numbers are reserved per line of work, so gaps are expected; the runner applies every missing one.
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations of {dialect} share a number: {versions}")
     return found
 
 
-async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dialect: str, *, now: int) -> int:
+async def apply(transaction: Callable[[], AbstractAsyncContextManager[Connection]], dialect: str, *, now: int) -> int:
     """Apply the pending migrations of `dialect`, each in its own write transaction; returns how many.
 
     The check runs inside the transaction, which holds the store's cross-process write lock, so two
@@ -60,6 +66,9 @@ async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dia
                 continue
             for statement in migration.statements:
                 await db.execute(statement)
+            step = data_migrations.STEPS.get(migration.version)
+            if step is not None:
+                await step(db)
             await db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                              (migration.version, migration.name, now))
             applied += 1

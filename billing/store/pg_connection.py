@@ -1,10 +1,8 @@
-"""asyncpg behind the small connection surface the store's SQL is written against.
+"""asyncpg behind the store's `Connection` surface (billing.store.connection).
 
-The store modules write portable SQL with `?` placeholders and call `execute(sql, params)` (which
-reports `rowcount`) and `execute_fetchall(sql, params)`, exactly as on aiosqlite. Here `?` becomes
-`$1..$n` (outside string literals) and asyncpg's status line becomes a row count. asyncpg's and
-the network's errors become `StoreError`, which callers above the store already handle (they
-know nothing of asyncpg), as they handle SQLite's errors.
+Here `?` becomes `$1..$n` (outside string literals) and asyncpg's status line becomes a row count.
+asyncpg's and the network's errors become `StoreError`, as SQLite's do in `SqliteConnection`:
+callers above the store know nothing of either driver.
 """
 
 from __future__ import annotations
@@ -13,11 +11,14 @@ import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from billing.errors import StoreError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -67,7 +68,7 @@ def _rowcount(status: str) -> int:
 class PgConnection:
     """One asyncpg connection (inside a transaction, or a pooled one for a single statement)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:

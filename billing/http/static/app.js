@@ -46,11 +46,13 @@
         setStatus(status, "Opening Stripe Checkout…", false);
         const origin = window.location.origin;
         try {
+          const overage = form.querySelector('input[data-overage="' + button.dataset.tier + '"]');
           const result = await postJSON("/api/billing/create-checkout-session", {
             tier: button.dataset.tier,
             user_email: email.value.trim(),
             success_url: origin + "/billing/success",
             cancel_url: origin + "/pricing",
+            overage: Boolean(overage && overage.checked),
           });
           if (result.status === 200 && result.data && result.data.checkout_url) {
             window.location.assign(result.data.checkout_url);
@@ -75,7 +77,7 @@
   function showToken(data) {
     document.getElementById("token").value = data.token;
     document.getElementById("token-tier").textContent = data.tier;
-    document.getElementById("token-expiry").textContent = new Date(data.expires_at * 1000).toISOString().slice(0, 10);
+    document.getElementById("token-expiry").textContent = String(data.expires_at).slice(0, 10);
     document.getElementById("config").value = JSON.stringify(data.claude_desktop_config, null, 2);
     document.getElementById("revealed").hidden = false;
     document.getElementById("token").focus();

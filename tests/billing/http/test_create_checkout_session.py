@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.billing.http.app_harness import (
     stripe_params,
 )
 from tests.fakes.stripe_fake import FakeStripe
+from tests.support import mint_token
 
 SESSIONS = "/v1/checkout/sessions"
 
@@ -37,7 +39,8 @@ async def test_a_checkout_is_a_subscription_session_for_the_tiers_price_with_the
     assert set(body) == {"checkout_url", "session_id", "expires_at"}
     assert body["session_id"].startswith("cs_test_")
     assert body["checkout_url"] == f"https://checkout.stripe.com/c/pay/{body['session_id']}"
-    assert isinstance(body["expires_at"], int)
+    stripe_expiry = billing.fake.state.checkout_sessions[body["session_id"]]["expires_at"]
+    assert datetime.fromisoformat(body["expires_at"]) == datetime.fromtimestamp(stripe_expiry, UTC)
     params = stripe_params(billing)
     assert params["mode"] == "subscription"
     assert params["line_items"] == [{"price": TEAM_PRICE, "quantity": 1}]
@@ -104,8 +107,7 @@ async def signed_in_customer(billing: Any) -> tuple[str, str]:
     """The customer the real webhook path records (example@example.com) and a token of theirs."""
     assert (await billing.post_event("checkout.session.completed")).status_code == 200
     user_id = await billing.runtime.store.find_user_id("example@example.com")
-    issued = await billing.runtime.authority.mint_for(user_id, SEEDED_SUBSCRIPTION, "personal", actor="test")
-    return user_id, issued.token
+    return user_id, await mint_token(billing.runtime, user_id, SEEDED_SUBSCRIPTION)
 
 
 async def test_the_signed_in_owner_of_a_known_email_reuses_that_stripe_customer(

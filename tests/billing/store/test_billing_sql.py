@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from billing.claims import claim_hash
 from billing.store import AnyStore, open_store
 from billing.store.billing_sql import DONE_STATUSES
 from billing.subscription_state import SubscriptionState
@@ -26,7 +27,7 @@ async def apply_checkout(store: AnyStore, event_id: str, *, email: str = "buyer@
             return False
         user_id = await tx.ensure_stripe_customer("cus_1", email=email, name="Buyer", event_created=NOW)
         await tx.write_subscription(SUB, user_id, active())
-        await tx.create_claim(SUB, kind="checkout_session", secret="cs_test_1", expires_at=NOW + 3600)
+        await tx.create_claim(SUB, kind="checkout_session", secret_hash=claim_hash("cs_test_1"), expires_at=NOW + 3600)
         await tx.mark_event(event_id=event_id, event_type="checkout.session.completed", created=NOW, livemode=False,
                             payload=json.dumps({"id": event_id}), status="processed", message="applied")
         return True
@@ -97,15 +98,15 @@ async def test_a_stripe_customer_links_to_a_user_only_when_named_and_an_older_ev
         linked = await tx.ensure_stripe_customer("cus_l", email="old@example.com", name="L", event_created=NOW,
                                                  link_user_id=operator)
         assert linked == operator
-        assert await tx.update_customer_email("cus_l", email="new@example.com", name=None, event_created=NOW + 5)
-        assert not await tx.update_customer_email("cus_l", email="stale@example.com", name=None,
-                                                  event_created=NOW + 1)
-        assert not await tx.update_customer_email("cus_unknown", email="x@example.com", name=None,
-                                                  event_created=NOW)
+        assert await tx.ensure_stripe_customer("cus_l", email="new@example.com", name=None,
+                                               event_created=NOW + 5) == operator
+        assert await tx.ensure_stripe_customer("cus_l", email="stale@example.com", name=None,
+                                               event_created=NOW + 1) == operator  # older: the email stays
         with pytest.raises(ValueError):
             await tx.ensure_stripe_customer(None, email=None, name=None, event_created=NOW)
     known = await store.customer_for_email("new@example.com")
     assert known is not None and known.stripe_customer_id == "cus_l"
+    assert await store.customer_for_email("stale@example.com") is None
 
 
 async def test_a_subscription_is_written_updated_and_its_payment_state_ordered(store: AnyStore) -> None:
@@ -131,7 +132,8 @@ async def test_ending_a_subscription_revokes_its_tokens_and_expires_its_claims(s
             " SELECT 'tok_end', user_id, subscription_id, ?, ?, ? FROM subscriptions WHERE subscription_id = ?",
             ("e" * 64, NOW, NOW + 86_400, SUB))
     async with store.webhook_transaction(NOW + 10) as tx:
-        assert await tx.create_claim(SUB, kind="checkout_session", secret="cs_test_1", expires_at=NOW) is False
+        assert await tx.create_claim(SUB, kind="checkout_session", secret_hash=claim_hash("cs_test_1"),
+                                     expires_at=NOW) is False
         assert await tx.revoke_subscription_tokens(SUB, "subscription deleted") == 1
         assert await tx.revoke_subscription_tokens(SUB, "subscription deleted") == 0
         assert await tx.expire_claims(SUB) == 1
