@@ -131,7 +131,7 @@ async def answer_bytes(root: Path, shared: Path, tmp: Path) -> None:
         print("answer bytes (JSON-RPC result: text + structured content):")
         print(f"  {'call':<30}" + "".join(f"{tier:>12}" for tier in TIER_CAPS))
         sizes: dict[str, list[str]] = {label: [] for label, _, _ in CALLS}
-        for tier, token in tokens.items():
+        for token in tokens.values():
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
                 async with Client(streamable_http_client(url + "/mcp", http_client=http), mode="legacy") as client:
                     for label, tool, arguments in CALLS:

@@ -9,9 +9,9 @@ the question's filters.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pytest
@@ -84,7 +84,8 @@ QUESTIONS = [
              between("2021-01-01", "2021-12-31")),
     Question("access control exploits on BSC", dl(lambda r: r.says("access", "control") and "BSC" in r.chains),
              on("BSC")),
-    Question("incidents in March 2022", dl(lambda r: r.date.startswith("2022-03")), between("2022-03-01", "2022-03-31")),
+    Question("incidents in March 2022", dl(lambda r: r.date.startswith("2022-03")),
+             between("2022-03-01", "2022-03-31")),
     Question("exploits between $1M and $5M on Polygon in 2021",
              dl(lambda r: "Polygon" in r.chains and r.in_year(2021) and 1e6 < (r.amount or 0) < 5e6),
              every(on("Polygon"), between("2021-01-01", "2021-12-31"), loss(1e6, 5e6))),
@@ -205,8 +206,10 @@ async def test_the_answer_echoes_how_the_text_was_understood(
     intel_server: ServerProcess, tier_tokens: dict[str, str]
 ) -> None:
     async with mcp_session(intel_server.url, tier_tokens["team"]) as client:
-        result = await client.call_tool("search_crypto_exploits", {"query": "flash loan attacks on BSC in 2023 over $1M"})
-        explicit = await client.call_tool("search_crypto_exploits", {"query": "flash loans on BSC", "chain": "ethereum"})
+        result = await client.call_tool("search_crypto_exploits",
+                                        {"query": "flash loan attacks on BSC in 2023 over $1M"})
+        explicit = await client.call_tool("search_crypto_exploits",
+                                          {"query": "flash loans on BSC", "chain": "ethereum"})
     understood = result.structured_content["understood_as"]  # type: ignore[index]
     assert understood["words"] == ["flash", "loan"] and understood["chain"] == "BSC"
     assert (understood["since"], understood["until"], understood["min_usd"]) == ("2023-01-01", "2023-12-31", 1e6)
