@@ -56,14 +56,21 @@ class TokenCodec:
     on every call and revocation is the store's, so the memo never admits a token the store refuses.
     """
 
-    def __init__(self, secret: str, *, cache_size: int = 4096) -> None:
+    def __init__(self, secret: str, *, cache_size: int = 4096, audiences: tuple[str, ...] = ()) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
         self._key = secret
+        # Bearer tokens name AUDIENCE; OAuth access tokens name the resource they were minted for
+        # (RFC 8707), so a token minted for another server's resource is refused here.
+        self._audiences = [AUDIENCE, *(a for a in audiences if a != AUDIENCE)]
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
 
-    def mint(self, *, sub: str, tier: str, sid: str | None, now: int, expires_at: int) -> tuple[str, Claims]:
+    def mint(self, *, sub: str, tier: str, sid: str | None, now: int, expires_at: int,
+             audience: str = AUDIENCE) -> tuple[str, Claims]:
+        """A new token and its claims; `audience` is the resource an OAuth access token is for."""
+        if audience not in self._audiences:
+            raise ConfigurationError(f"this codec does not accept tokens for the audience {audience!r}")
         claims = Claims(sub=sub, tier=tier, sid=sid, jti=new_token_id(), iat=now, exp=expires_at)
         payload = {
             "sub": claims.sub,
@@ -73,7 +80,7 @@ class TokenCodec:
             "iat": claims.iat,
             "exp": claims.exp,
             "iss": ISSUER,
-            "aud": AUDIENCE,
+            "aud": audience,
         }
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
@@ -109,7 +116,7 @@ class TokenCodec:
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
-                audience=AUDIENCE,
+                audience=self._audiences,
                 issuer=ISSUER,
                 options={"require": _REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )

@@ -19,6 +19,7 @@ from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
+from kamiyo_mcp.oauth import OAuthWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    oauth = OAuthWiring(runtime, stripe_gateway)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
+            *oauth.routes(),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
                                       resource_metadata_url=settings.public_url
                                       + "/.well-known/oauth-protected-resource/mcp")),
@@ -69,6 +72,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.oauth = oauth
     return app
 
 

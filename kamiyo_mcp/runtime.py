@@ -58,7 +58,7 @@ class Runtime:
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Runtime]:
         """Open the stores and the authority for the duration of the block."""
-        codec = TokenCodec(resolve_jwt_secret(self.settings))
+        codec = TokenCodec(resolve_jwt_secret(self.settings), audiences=(self.settings.resource_url,))
         async with AsyncExitStack() as stack:
             store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,
                                      pool_max=self.settings.database_pool_max)

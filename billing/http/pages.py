@@ -69,14 +69,18 @@ def page_routes(*, support_email: str) -> list[Route]:
     ]
 
 
-def _tier_card(tier: Tier) -> str:
-    features = [
+def tier_features(tier: Tier) -> list[str]:
+    """What a tier gives, one line per feature (the pricing and consent pages)."""
+    return [
         f"{tier.calls_per_minute} tool calls per minute, {tier.calls_per_day:,} per day",
         f"{tier.search_results_per_call} search results per call",
         _RISK.get(tier.risk_detail, tier.risk_detail),
         "wallet monitoring" if tier.monitor_wallet else "no wallet monitoring",
     ]
-    items = "".join(f"<li>{escape(f)}</li>" for f in features)
+
+
+def _tier_card(tier: Tier) -> str:
+    items = "".join(f"<li>{escape(f)}</li>" for f in tier_features(tier))
     name = escape(tier.name)
     return (f'<article class="tier" aria-labelledby="tier-{name}"><h2 id="tier-{name}">{name}</h2>'
             f'<p class="price">${tier.price_usd_month}<span>/month</span></p><ul>{items}</ul>'

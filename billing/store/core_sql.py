@@ -17,7 +17,7 @@ _TOKEN_STATE_SQL = """
 SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
        c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
        s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
-       u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0)
+       u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0), t.kind
 FROM tokens AS t
 JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
 JOIN customers AS c ON c.user_id = t.user_id
@@ -105,10 +105,11 @@ class CoreSQL:
 
     async def list_tokens(self, email: str | None = None) -> list[TokenRow]:
         if email is None:
-            rows = await self._read.execute_fetchall(_TOKEN_ROW_SQL + " ORDER BY t.created_at, t.token_id")
+            rows = await self._read.execute_fetchall(
+                _TOKEN_ROW_SQL + " WHERE t.kind = 'bearer' ORDER BY t.created_at, t.token_id")
         else:
             rows = await self._read.execute_fetchall(
-                _TOKEN_ROW_SQL + " WHERE c.email = ? ORDER BY t.created_at, t.token_id", (email,)
+                _TOKEN_ROW_SQL + " WHERE c.email = ? AND t.kind = 'bearer' ORDER BY t.created_at, t.token_id", (email,)
             )
         return [TokenRow(*row) for row in rows]
 
@@ -142,7 +143,8 @@ class CoreSQL:
         async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ?"
-                " WHERE token_id = ? AND revoked_at IS NULL AND user_id = ? AND subscription_id = ?",
+                " WHERE token_id = ? AND revoked_at IS NULL AND user_id = ? AND subscription_id = ?"
+                " AND kind = 'bearer'",
                 (now, new.token_id, old_token_id, new.user_id, new.subscription_id),
             )
             if cursor.rowcount != 1:

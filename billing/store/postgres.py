@@ -30,6 +30,8 @@ from billing.store.billing_sql import BillingSQL
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.oauth_grant_sql import OAuthGrantSQL
+from billing.store.oauth_sql import OAuthSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.records import CallCount
@@ -42,7 +44,7 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

@@ -27,12 +27,14 @@ from billing.store.call_counter import CallCounter
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.oauth_grant_sql import OAuthGrantSQL
+from billing.store.oauth_sql import OAuthSQL
 from billing.store.records import CallCount
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"

@@ -64,6 +64,7 @@ def core_routes(runtime: Runtime) -> list[Route]:
             {
                 "resource": settings.resource_url,
                 "authorization_servers": [settings.public_url],
+                "scopes_supported": ["mcp"],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "KAMIYO MCP",
                 "resource_documentation": settings.public_url + "/pricing",
