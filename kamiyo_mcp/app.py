@@ -33,7 +33,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
-    oauth = OAuthWiring(runtime, stripe_gateway)
+    oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake_sender)
     server = build_server(
         runtime, bearer_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",

@@ -44,6 +44,11 @@ class DeliveryWiring:
             self._delivery = build_delivery(self.runtime)
         return self._delivery
 
+    def wake_sender(self) -> None:
+        """A mail was queued: send it now rather than at the next poll."""
+        if self.sender is not None:
+            self.sender.wake()
+
     def routes(self) -> list[Route]:
         return [
             *delivery_routes(self.delivery, lambda: self.runtime.authority),

@@ -28,9 +28,11 @@ SIGN_IN_PATH = "/oauth/sign-in"
 
 
 class OAuthWiring:
-    def __init__(self, runtime: Runtime, gateway: Callable[[], StripeGateway | None]) -> None:
+    def __init__(self, runtime: Runtime, gateway: Callable[[], StripeGateway | None], *,
+                 mail_queued: Callable[[], None] = lambda: None) -> None:
         self.runtime = runtime
         self._gateway = gateway
+        self._mail_queued = mail_queued
         self._provider: OAuthProvider | None = None
         self._sign_in: SignIn | None = None
         self._documents: MetadataDocuments | None = None
@@ -72,7 +74,8 @@ class OAuthWiring:
         sessions = BrowserSessions(lambda: resolve_jwt_secret(settings),
                                    secure=urlsplit(settings.public_url).scheme == "https")
         deps = PageDeps(sign_in=self.sign_in, sessions=sessions, billing=settings.billing, gateway=self._gateway,
-                        public_url=settings.public_url, rate_per_minute=settings.oauth.sign_in_rate_per_minute)
+                        public_url=settings.public_url, rate_per_minute=settings.oauth.sign_in_rate_per_minute,
+                        mail_queued=self._mail_queued)
         return [
             *oauth_server_routes(self.provider, issuer=self.issuer,
                                  register_rate_per_minute=settings.oauth.register_rate_per_minute,

@@ -57,6 +57,7 @@ class PageDeps:
     gateway: Callable[[], StripeGateway | None]
     public_url: str
     rate_per_minute: int
+    mail_queued: Callable[[], None] = lambda: None  # wakes the outbox sender
 
 
 def oauth_page_routes(deps: PageDeps, *, clock: Callable[[], float] = time.time) -> list[Route]:
@@ -89,6 +90,7 @@ def oauth_page_routes(deps: PageDeps, *, clock: Callable[[], float] = time.time)
             sessions.check(form, session, "email", request_id)
             limited(request)
             address = await deps.sign_in().send_link(request_id, email)
+            deps.mail_queued()
         except (CSRFError, SignInError) as exc:
             status, message = (403, str(exc)) if isinstance(exc, CSRFError) else (exc.status, exc.message)
             if isinstance(exc, SignInError) and exc.code in ("unknown_request", "request_expired", "request_finished"):
