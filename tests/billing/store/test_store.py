@@ -40,8 +40,9 @@ async def test_opening_twice_applies_each_migration_once(store_url: str) -> None
     await first.close()
     second = await open_store(store_url)
     try:
-        assert await second.schema_version() == version == len(load(second.dialect))
-        assert await versions(second) == list(range(1, version + 1))
+        numbers = [m.version for m in load(second.dialect)]
+        assert await second.schema_version() == version == max(numbers)
+        assert await versions(second) == numbers
     finally:
         await second.close()
 
@@ -49,8 +50,9 @@ async def test_opening_twice_applies_each_migration_once(store_url: str) -> None
 async def test_stores_starting_at_once_migrate_without_conflict(store_url: str) -> None:
     stores = await asyncio.gather(*(open_store(store_url) for _ in range(4)))
     try:
-        assert {await s.schema_version() for s in stores} == {len(load(stores[0].dialect))}
-        assert await versions(stores[0]) == list(range(1, len(load(stores[0].dialect)) + 1))
+        numbers = [m.version for m in load(stores[0].dialect)]
+        assert {await s.schema_version() for s in stores} == {max(numbers)}
+        assert await versions(stores[0]) == numbers
     finally:
         for store in stores:
             await store.close()
