@@ -35,6 +35,8 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 from tests.billing.http.delivery_harness import Inbox
 
+NO_LENGTH = "X-Test-No-Content-Length"  # send the body without a Content-Length header
+HANG = "X-Test-Hang"  # never answer
 SIGN_IN_LINK = re.compile(r"https?://\S+/oauth/link\?code=[A-Za-z0-9_-]+")
 
 
@@ -182,8 +184,11 @@ class DocumentHost:
     hits: list[str]
 
     def serve_json(self, path: str, document: object, *, headers: dict[str, str] | None = None) -> str:
-        self.documents[path] = (200, {"Content-Type": "application/json", **(headers or {})},
-                                json.dumps(document).encode())
+        return self.serve(path, json.dumps(document).encode(), headers={"Content-Type": "application/json",
+                                                                        **(headers or {})})
+
+    def serve(self, path: str, body: bytes, *, status: int = 200, headers: dict[str, str] | None = None) -> str:
+        self.documents[path] = (status, headers or {}, body)
         return self.url + path
 
 
@@ -194,14 +199,21 @@ def https_document_host(directory: Path) -> Iterator[DocumentHost]:
     documents: dict[str, tuple[int, dict[str, str], bytes]] = {}
     hits: list[str] = []
 
+    stopping = threading.Event()
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server hook)
             hits.append(self.path)
             status, headers, body = documents.get(self.path, (404, {"Content-Type": "text/plain"}, b"not found"))
+            if HANG in headers:
+                stopping.wait(30)  # a server that never answers (bounded: released when the host stops)
+                return
             self.send_response(status)
             for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+                if key != NO_LENGTH:
+                    self.send_header(key, value)
+            if NO_LENGTH not in headers:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
@@ -215,6 +227,7 @@ def https_document_host(directory: Path) -> Iterator[DocumentHost]:
     try:
         yield DocumentHost(f"https://localhost:{server.server_address[1]}", ca_file, documents, hits)
     finally:
+        stopping.set()
         server.shutdown()
         server.server_close()
 
