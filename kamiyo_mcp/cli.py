@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import claims, events, ingest, outbox, tokens
+from kamiyo_mcp.commands import claims, events, ingest, oauth, outbox, tokens
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    oauth.add_parser(commands)
     return parser
 
 
