@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     stdio = commands.add_parser("stdio", help="serve the tools over stdio (Claude Desktop); token from KAMIYO_TOKEN")
     stdio.set_defaults(handler=_stdio)
 
+    connect = commands.add_parser(
+        "connect", help="bridge a local MCP client (stdio) to a hosted KAMIYO server: token from KAMIYO_TOKEN, "
+                        "else sign in once in the browser")
+    connect.add_argument("url", help="the server's MCP URL, e.g. https://mcp.kamiyo.ai/mcp")
+    connect.add_argument("--no-browser", action="store_true",
+                         help="print the sign-in address instead of opening the browser")
+    connect.add_argument("--sign-out", action="store_true", help="revoke and forget the cached sign-in for URL")
+    connect.set_defaults(handler=_connect)
+
     tokens.add_parser(commands)
     ingest.add_parser(commands)
     events.add_parser(commands)
@@ -100,6 +109,26 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 settings.database_label)
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    return 0
+
+
+def _connect(settings: Settings, args: argparse.Namespace) -> int:
+    from kamiyo_mcp.connect import ConnectError, mcp_url, run_connect, sign_out
+
+    try:
+        url = mcp_url(args.url)
+    except ConnectError as exc:
+        print(f"kamiyo-mcp connect: {exc}", file=sys.stderr)
+        return 2
+    if args.sign_out:
+        print(f"kamiyo-mcp connect: {asyncio.run(sign_out(url))}", file=sys.stderr)
+        return 0
+    try:
+        asyncio.run(run_connect(url, token=settings.kamiyo_token, open_browser=not args.no_browser))
+    except Exception as exc:  # the top of the command: one line for the person, the detail in the log
+        logger.debug("connect failed", exc_info=True)
+        print(f"kamiyo-mcp connect: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -130,11 +130,14 @@ class MemoryTokens(TokenStorage):
 
 
 class HeadlessPerson:
-    """Signs in by the mailed link and presses a consent button, in one cookie-keeping browser."""
+    """Signs in (by the mailed link, or with a KAMIYO token) and presses a consent button, in one
+    cookie-keeping browser."""
 
-    def __init__(self, inbox: Inbox, email: str, *, decision: str = "Allow") -> None:
+    def __init__(self, inbox: Inbox | None, email: str = "", *, token: str | None = None,
+                 decision: str = "Allow") -> None:
         self.inbox = inbox
         self.email = email
+        self.token = token
         self.decision = decision
         self.pages: list[httpx.Response] = []
         self.returned_to: str | None = None
@@ -142,14 +145,21 @@ class HeadlessPerson:
     async def redirect(self, authorization_url: str) -> None:
         async with httpx.AsyncClient(timeout=30, follow_redirects=False) as browser:
             page = await self._follow(browser, await browser.get(authorization_url))
-            form = form_to(page.text, "/oauth/sign-in")
-            page = await self._follow(browser, await browser.post(
-                urljoin(str(page.url), form.action), data=form.submit(email=self.email)))
-            assert "Check your email" in page.text, page.text
-            link = sign_in_link(await next_sign_in_mail(self.inbox))
-            page = await self._follow(browser, await browser.get(link))
-            form = form_to(page.text, "/oauth/link")
-            page = await self._follow(browser, await browser.post(urljoin(link, form.action), data=form.submit()))
+            if self.token is not None:
+                form = form_to(page.text, "/oauth/sign-in/secret")
+                page = await self._follow(browser, await browser.post(
+                    urljoin(str(page.url), form.action), data=form.submit(secret=self.token)))
+            else:
+                assert self.inbox is not None
+                form = form_to(page.text, "/oauth/sign-in")
+                page = await self._follow(browser, await browser.post(
+                    urljoin(str(page.url), form.action), data=form.submit(email=self.email)))
+                assert "Check your email" in page.text, page.text
+                link = sign_in_link(await next_sign_in_mail(self.inbox))
+                page = await self._follow(browser, await browser.get(link))
+                form = form_to(page.text, "/oauth/link")
+                page = await self._follow(browser, await browser.post(urljoin(link, form.action),
+                                                                      data=form.submit()))
             form = form_to(page.text, "/oauth/consent")
             answer = await browser.post(urljoin(str(page.url), form.action), data=form.submit(self.decision))
             assert answer.status_code == 303, answer.text
