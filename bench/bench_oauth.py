@@ -125,7 +125,7 @@ async def main() -> None:
         process = start([sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(port)], env, url)
         over_http: dict[str, list[float]] = {kind: [] for kind in kinds}
         try:
-            for kind, tokens in kinds.items():
+            for tokens in kinds.values():
                 await tool_calls_per_second(url, tokens, args.sessions, 1.0)  # warm-up, both kinds
             for _ in range(args.rounds):  # interleaved, so drift hits both alike
                 for kind, tokens in kinds.items():

@@ -22,6 +22,7 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.stdio import stdio_server
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 
 from kamiyo_mcp.connect_auth import LoopbackCallback, TokenFile, client_metadata
@@ -89,8 +90,7 @@ async def _http_client(url: str, token: str | None, open_browser: bool,
         yield http
 
 
-async def _pump(source: anyio.abc.ObjectReceiveStream[SessionMessage | Exception],
-                sink: anyio.abc.ObjectSendStream[SessionMessage], side: str) -> None:
+async def _pump(source: ReadStream[SessionMessage | Exception], sink: WriteStream[SessionMessage], side: str) -> None:
     async for message in source:
         if isinstance(message, Exception):
             logger.warning("connect: an unreadable message from the %s was dropped: %s", side, message)

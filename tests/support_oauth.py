@@ -10,13 +10,16 @@ consent form, and back to the client's redirect URI (whose query the callback re
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import re
+import secrets
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -267,3 +270,26 @@ def _test_tls(directory: Path) -> tuple[Path, ssl.SSLContext]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     return ca_file, context
+
+
+async def authorized_over_http(issuer: str, token: str, *, redirect: str = "http://127.0.0.1:40999/callback"
+                               ) -> tuple[str, dict[str, object]]:
+    """A client registered at `issuer`, and the tokens a whole authorization over HTTP gave it (the person
+    signs in with `token` and allows). Returns (client_id, token response)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    async with httpx.AsyncClient(timeout=30) as http:
+        registered = await http.post(issuer + "/register", json={
+            "client_name": "Test App", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"})
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        person = HeadlessPerson(None, token=token)
+        await person.redirect(str(httpx.URL(issuer + "/authorize", params={
+            "response_type": "code", "client_id": client_id, "redirect_uri": redirect, "state": "s",
+            "code_challenge": challenge, "code_challenge_method": "S256", "resource": issuer + "/mcp"})))
+        code = (await person.callback()).code
+        answer = await http.post(issuer + "/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "client_id": client_id,
+            "code_verifier": verifier, "resource": issuer + "/mcp"})
+        assert answer.status_code == 200, answer.text
+        return client_id, dict(answer.json())

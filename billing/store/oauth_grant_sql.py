@@ -35,6 +35,8 @@ class OAuthGrantSQL:
     # ---- codes -----------------------------------------------------------------------------
 
     async def insert_oauth_code(self, db: Any, code: StoredCode) -> None:
+        """A new code (and codes that expired a day ago dropped: a replay of one is refused as unknown)."""
+        await db.execute("DELETE FROM oauth_codes WHERE expires_at < ?", (code.created_at - 86_400,))
         await db.execute(
             f"INSERT INTO oauth_codes ({_CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             (code.code_hash, code.client_id, code.user_id, code.subscription_id, code.redirect_uri,
@@ -124,6 +126,9 @@ class OAuthGrantSQL:
     # ---- refresh tokens and access-token rows ----------------------------------------------
 
     async def insert_oauth_refresh(self, db: Any, refresh: StoredRefresh) -> None:
+        """The family's next refresh token (its spent, expired ones dropped: they could never be used again)."""
+        await db.execute("DELETE FROM oauth_refresh_tokens WHERE grant_id = ? AND used_at IS NOT NULL"
+                         " AND expires_at < ?", (refresh.grant_id, refresh.created_at))
         await db.execute(
             "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
             (refresh.token_hash, refresh.grant_id, refresh.created_at, refresh.expires_at))

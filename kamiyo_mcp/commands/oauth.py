@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from billing.authority import normalize_email
@@ -63,7 +63,7 @@ async def _revoke(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: 
     return 0
 
 
-def _show(records: list[dict[str, object]], columns: Sequence[str], as_json: bool, out: TextIO, err: TextIO, *,
+def _show(records: Sequence[Mapping[str, object]], columns: Sequence[str], as_json: bool, out: TextIO, err: TextIO, *,
           empty: str) -> int:
     if as_json:
         json.dump(records, out, indent=2)

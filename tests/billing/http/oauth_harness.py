@@ -130,7 +130,8 @@ class OAuthServer:
     async def mails_to(self, email: str) -> list[str]:
         """The sign-in links in the outbox for `email`, oldest first."""
         rows = await self.runtime.store.list_outbox()
-        return [LINK.findall(row.body_text)[0] for row in rows if row.recipient == email and row.kind == "oauth_sign_in"]
+        return [LINK.findall(row.body_text)[0] for row in rows
+                if row.recipient == email and row.kind == "oauth_sign_in"]
 
 
 def query_of(url: str) -> dict[str, str]:

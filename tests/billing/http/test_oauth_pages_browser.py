@@ -14,17 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.billing.http import test_pages_browser as pages_browser
 from tests.billing.http.delivery_harness import Inbox, Shop, running_shop
-from tests.billing.http.test_pages_browser import ARTIFACTS, browser, inbox, open_page  # noqa: F401 (fixtures)
 from tests.fakes.stripe_fake import FakeStripe
 from tests.support_oauth import next_sign_in_mail, sign_in_link
 
+# The browser, the SMTP inbox and page helper of the other page tests (same Chromium, same skip rules).
+browser, inbox, open_page, ARTIFACTS = (pages_browser.browser, pages_browser.inbox, pages_browser.open_page,
+                                        pages_browser.ARTIFACTS)
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 REDIRECT = "http://127.0.0.1:47001/callback"
 
 
 @pytest.fixture
-async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[Shop]:  # noqa: F811
+async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[Shop]:
     async with running_shop(tmp_path, fake, smtp_port=inbox.port) as running:
         yield running
 
@@ -51,7 +54,7 @@ async def sign_in_by_mail(page: Any, shop: Shop, inbox: Inbox, email: str, shot:
 
 
 async def test_a_customer_signs_in_by_mail_and_allows_the_app(shop: Shop, inbox: Inbox,
-                                                               browser: object) -> None:  # noqa: F811
+                                                               browser: object) -> None:
     await shop.pay("browser-oauth@example.com", "team")
     page, problems = await open_page(browser)
     returned: list[str] = []
@@ -80,7 +83,7 @@ async def test_a_customer_signs_in_by_mail_and_allows_the_app(shop: Shop, inbox:
 
 
 async def test_without_a_subscription_the_plans_open_stripe_checkout(shop: Shop, inbox: Inbox,
-                                                                     browser: object) -> None:  # noqa: F811
+                                                                     browser: object) -> None:
     page, problems = await open_page(browser)
     checkout: list[str] = []
 

@@ -92,6 +92,7 @@ CREATE TABLE oauth_codes (
     used_at                BIGINT,
     grant_id               TEXT REFERENCES oauth_grants (grant_id)
 );
+CREATE INDEX oauth_codes_expiry ON oauth_codes (expires_at);
 
 CREATE TABLE oauth_refresh_tokens (
     token_hash  TEXT PRIMARY KEY,
