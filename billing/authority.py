@@ -21,6 +21,7 @@ from billing.tiers import TIERS, get_tier, is_tier, min_tier_for
 from billing.tokens import EXPIRED, Claims, TokenCodec, token_hash
 
 SECONDS_PER_DAY = 86_400
+MAX_TOKEN_DAYS = 3650  # the longest validity an operator grant may be issued for
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +172,8 @@ class Authority:
         email = normalize_email(email)
         _check_tier(tier)
         days = self._expiry_days if days is None else days
-        if days <= 0 or days > 3650:
-            raise ConfigurationError("days must be between 1 and 3650")
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise ConfigurationError(f"days must be between 1 and {MAX_TOKEN_DAYS}")
         now = self.now()
         user_id = await self.store.find_user_id(email) or new_user_id()
         subscription_id = new_grant_id()

@@ -41,10 +41,12 @@ class CheckoutRequest:
     email: str
     success_url: str
     cancel_url: str
+    # The metered overage price, when the buyer ticked "keep working past the daily quota".
+    overage_price: str | None = None
 
 
 def parse_checkout_request(body: Mapping[str, Any], config: BillingConfig) -> CheckoutRequest:
-    """Check a decoded JSON body `{tier, user_email, success_url, cancel_url}`.
+    """Check a decoded JSON body `{tier, user_email, success_url, cancel_url, overage?}`.
 
     Raises:
         InvalidRequestError: a field is missing, mistyped or refused (the first one found).
@@ -62,7 +64,21 @@ def parse_checkout_request(body: Mapping[str, Any], config: BillingConfig) -> Ch
     success_url = with_session_placeholder(check_redirect_url(_required_str(body, "success_url"), origins,
                                                               field="success_url"))
     cancel_url = check_redirect_url(_required_str(body, "cancel_url"), origins, field="cancel_url")
-    return CheckoutRequest(tier, price_id, email, success_url, cancel_url)
+    return CheckoutRequest(tier, price_id, email, success_url, cancel_url, _overage_price(body, tier, config))
+
+
+def _overage_price(body: Mapping[str, Any], tier: str, config: BillingConfig) -> str | None:
+    """The metered price to add when the buyer opted into overage (and the tier and server offer it)."""
+    wanted = body.get("overage", False)
+    if not isinstance(wanted, bool):
+        raise InvalidRequestError("invalid_field", "overage must be true or false")
+    if not wanted:
+        return None
+    tier_terms = config.tiers.get(tier)
+    if not config.overage_enabled or tier_terms is None or not tier_terms.overage:
+        raise InvalidRequestError("overage_not_available",
+                                  f"the {tier} tier has no metered overage on this server; send overage: false")
+    return config.overage_price
 
 
 def parse_portal_return_url(body: Mapping[str, Any], config: BillingConfig) -> str:
@@ -188,9 +204,12 @@ def client_reference(email: str, user_id: str | None) -> str:
 def checkout_session_params(request: CheckoutRequest, *, stripe_customer_id: str | None, client_reference_id: str,
                             automatic_tax: bool) -> dict[str, Any]:
     """The parameters of Stripe's `POST /v1/checkout/sessions` for `request`."""
+    line_items: list[dict[str, Any]] = [{"price": request.price_id, "quantity": 1}]
+    if request.overage_price:
+        line_items.append({"price": request.overage_price})  # metered: Stripe refuses a quantity
     params: dict[str, Any] = {
         "mode": "subscription",
-        "line_items": [{"price": request.price_id, "quantity": 1}],
+        "line_items": line_items,
         "success_url": request.success_url,
         "cancel_url": request.cancel_url,
         "client_reference_id": client_reference_id,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from billing.tiers import TIER_NAMES
+from billing.tiers import DEFAULT_TIERS, TIER_NAMES, TierTable
 
 STRIPE_API_BASE = "https://api.stripe.com"
+# Stripe accepts up to 1,000 meter events per second in live mode; stay under it.
+DEFAULT_METER_EVENTS_PER_SECOND = 500
+MAX_METER_EVENTS_PER_SECOND = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +26,21 @@ class BillingConfig:
     webhook_unverified_rate_per_minute: int = 30
     webhook_tolerance_seconds: int = 300
     support_email: str = "support@kamiyo.ai"
+    # The tier table in force (KAMIYO_TIERS_FILE applied).
+    tiers: TierTable = DEFAULT_TIERS
+    # Metered overage: the metered price (on a Billing Meter) and the meter's event name.
+    overage_price: str | None = None
+    meter_event_name: str | None = None
+    meter_events_per_second: int = DEFAULT_METER_EVENTS_PER_SECOND
 
     @property
     def billing_enabled(self) -> bool:
         return bool(self.stripe_secret_key)
+
+    @property
+    def overage_enabled(self) -> bool:
+        """Overage can be sold and metered: billing is on and the metered price and meter are set."""
+        return self.billing_enabled and bool(self.overage_price and self.meter_event_name)
 
     def tier_for_price(self, price_id: str | None) -> str | None:
         """The tier whose configured price is `price_id`, else None."""

@@ -5,6 +5,7 @@ HTTP or network, surfaces as one exception type::
 
     StripeGatewayError          Stripe refused the call or could not be reached
         .not_found              404 / resource_missing: the id does not exist
+        .transient              worth retrying later: network, 409, 429, 5xx (or a key being fixed)
 
 The API base URL is a constructor argument so tests point the gateway at a local fake.
 The secret key is never logged and is scrubbed from any message that could echo it.
@@ -14,11 +15,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import stripe
 
 from billing.errors import BillingError
+
+if TYPE_CHECKING:
+    from stripe import RequestOptions
+    from stripe.params import SubscriptionItemCreateParams, SubscriptionItemDeleteParams, SubscriptionUpdateParams
+    from stripe.params.billing import MeterEventAdjustmentCreateParams, MeterEventCreateParams
+    from stripe.params.billing_portal import SessionCreateParams, SessionCreateParamsFlowData
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class StripeGatewayError(BillingError):
         code: str | None = None,
         not_found: bool = False,
         error_type: str | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -50,6 +58,16 @@ class StripeGatewayError(BillingError):
         self.code = code
         self.not_found = not_found
         self.error_type = error_type
+        self.should_retry = should_retry  # Stripe's Stripe-Should-Retry header, when it sent one
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later: unreachable, rate-limited, a conflict in flight, Stripe's own failure, or a
+        key the operator is fixing (401/403); never when Stripe said not to retry."""
+        if self.should_retry is not None:
+            return self.should_retry
+        status = self.http_status
+        return status is None or status in (401, 403, 409, 429) or status >= 500
 
 
 def stripe_mode(secret_key: str) -> Literal["test", "live"]:
@@ -110,23 +128,62 @@ class StripeGateway:
         """GET /v1/checkout/sessions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.checkout.sessions.retrieve_async(session_id))
 
-    async def create_portal_session(self, customer: str, return_url: str) -> dict[str, Any]:
-        """POST /v1/billing_portal/sessions. Raises StripeGatewayError."""
-        params = {"customer": customer, "return_url": return_url}
+    async def create_portal_session(self, customer: str, return_url: str, *,
+                                    flow_data: SessionCreateParamsFlowData | None = None) -> dict[str, Any]:
+        """POST /v1/billing_portal/sessions, on a deep-link flow if `flow_data` is given. Raises StripeGatewayError."""
+        params: SessionCreateParams = {"customer": customer, "return_url": return_url}
+        if flow_data is not None:
+            params["flow_data"] = flow_data
         return await self._call(self._client.v1.billing_portal.sessions.create_async(params=params))
 
-    async def find_customer_by_email(self, email: str) -> dict[str, Any] | None:
-        """The newest customer with exactly this e-mail, or None. Raises StripeGatewayError."""
-        found = await self._call(self._client.v1.customers.list_async(params={"email": email, "limit": 1}))
-        return found["data"][0] if found["data"] else None
+    # ---- metered overage ---------------------------------------------------------------------
+
+    async def create_meter_event(self, event_name: str, *, customer: str, identifier: str, timestamp: int,
+                                 value: int = 1) -> dict[str, Any]:
+        """POST /v1/billing/meter_events, once: `identifier` is also the idempotency key, and the caller
+        (the meter-event sender) does its own retrying. Raises StripeGatewayError."""
+        params: MeterEventCreateParams = {
+            "event_name": event_name, "identifier": identifier, "timestamp": timestamp,
+            "payload": {"stripe_customer_id": customer, "value": str(value)},
+        }
+        options: RequestOptions = {"idempotency_key": identifier, "max_network_retries": 0}
+        return await self._call(self._client.v1.billing.meter_events.create_async(params=params,
+                                                                                  options=options))
+
+    async def cancel_meter_event(self, event_name: str, identifier: str) -> dict[str, Any]:
+        """POST /v1/billing/meter_event_adjustments cancelling the event `identifier` (within 24 h of
+        Stripe receiving it). Raises StripeGatewayError."""
+        params: MeterEventAdjustmentCreateParams = {"event_name": event_name, "type": "cancel",
+                                                    "cancel": {"identifier": identifier}}
+        options: RequestOptions = {"idempotency_key": "cancel-" + identifier, "max_network_retries": 0}
+        return await self._call(self._client.v1.billing.meter_event_adjustments.create_async(
+            params=params, options=options))
+
+    async def add_subscription_item(self, subscription_id: str, price_id: str,
+                                    idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/subscription_items: a metered price (no quantity) joins a subscription.
+
+        Raises:
+            StripeGatewayError: Stripe refused it or could not be reached.
+        """
+        params: SubscriptionItemCreateParams = {"subscription": subscription_id, "price": price_id}
+        options: RequestOptions = {"idempotency_key": idempotency_key}
+        return await self._call(self._client.v1.subscription_items.create_async(params=params,
+                                                                                options=options))
+
+    async def delete_subscription_item(self, item_id: str) -> dict[str, Any]:
+        """DELETE /v1/subscription_items/{id}, invoicing what it metered so far. Raises StripeGatewayError."""
+        params: SubscriptionItemDeleteParams = {"proration_behavior": "always_invoice"}
+        return await self._call(self._client.v1.subscription_items.delete_async(item_id, params=params))
+
+    async def set_subscription_metadata(self, subscription_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """POST /v1/subscriptions/{id} with `metadata` ("" unsets a key). Raises StripeGatewayError."""
+        params: SubscriptionUpdateParams = {"metadata": metadata}
+        return await self._call(self._client.v1.subscriptions.update_async(subscription_id, params=params))
 
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
-
-    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
-        """GET /v1/prices/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
-        return await self._call(self._client.v1.prices.retrieve_async(price_id))
 
     async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:
@@ -155,4 +212,11 @@ class StripeGateway:
             code=code,
             not_found=status == 404 or code == "resource_missing",
             error_type=getattr(error, "type", None) if error is not None else None,
+            should_retry=_should_retry(exc),
         )
+
+
+def _should_retry(exc: stripe.StripeError) -> bool | None:
+    headers = exc.headers or {}
+    value = next((str(v).lower() for k, v in headers.items() if k.lower() == "stripe-should-retry"), None)
+    return None if value not in ("true", "false") else value == "true"

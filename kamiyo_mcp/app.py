@@ -18,6 +18,7 @@ from kamiyo_mcp.gate import bearer_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.oauth import OAuthWiring
 from kamiyo_mcp.runtime import Runtime
@@ -33,6 +34,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    metering = MeteringWiring(runtime, stripe_gateway)
     oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake_sender)
     server = build_server(
         runtime, bearer_from_request,
@@ -45,7 +47,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), server.session_manager.run():
+        async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
+                server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -62,6 +65,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
+            *metering.routes(),
             *oauth.routes(),
             Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
                                       resource_metadata_url=settings.public_url
@@ -72,6 +76,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.metering = metering
     app.state.oauth = oauth
     return app
 

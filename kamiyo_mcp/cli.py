@@ -1,7 +1,8 @@
 """`kamiyo-mcp`: serve over HTTP or stdio, and the operator's commands.
 
 The only module that reads argv and the environment. Exit codes: 0 ok, 1 the command failed,
-2 bad usage or settings (one line naming the problem).
+2 bad usage or settings (one line naming the problem), 141 stdout was closed before everything was
+written (`... | head`), as for any Unix tool stopped by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -16,10 +17,22 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import claims, events, ingest, oauth, outbox, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, oauth, outbox, overage, tokens
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a C tool cut off by `| head`
+
+EXIT_CODES = ("exit codes: 0 ok, 1 the command failed (message on stderr), 2 bad usage or settings, "
+              "141 stdout closed early. Settings come from the environment (and ./.env); see the README.")
+
+STDIO_DESCRIPTION = (
+    "Serve the tools over stdin/stdout for Claude Desktop (or any MCP client that starts a process). "
+    "The caller's token comes from the KAMIYO_TOKEN environment variable, set in the server's \"env\" "
+    "of claude_desktop_config.json (see claude_desktop_config.example.json); without it every tool call "
+    "is refused. Every call is authorized against the same store as `serve`. Logs go to stderr."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,12 +53,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        return int(args.handler(settings, args) or 0)
+        code = int(args.handler(settings, args) or 0)
+        sys.stdout.flush()  # a reader that went away is noticed here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except SettingsError as exc:
         print(f"kamiyo-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _discard_stdout() -> None:
+    # What is still buffered can never be delivered; without this the interpreter's final flush
+    # raises again and prints "Exception ignored ... BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def read_environment() -> dict[str, str]:
@@ -64,16 +90,22 @@ def configure_logging(level: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kamiyo-mcp", description="KAMIYO MCP server and operator tools.")
+    parser = argparse.ArgumentParser(prog="kamiyo-mcp", description="KAMIYO MCP server and operator tools.",
+                                     epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"kamiyo-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve /mcp and the billing routes over HTTP")
+    serve = commands.add_parser(
+        "serve", help="serve /mcp and the billing routes over HTTP",
+        description="Serve MCP at /mcp (Bearer token) with the billing API, the pages and /healthz in one process. "
+                    "The store is KAMIYO_DATABASE_URL (default: SQLite in the user data directory); the URL clients "
+                    "use is KAMIYO_PUBLIC_URL (default: the address served).", epilog=EXIT_CODES)
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=arguments.port, default=8000, help="port, 1-65535 (default 8000)")
     serve.set_defaults(handler=_serve)
 
-    stdio = commands.add_parser("stdio", help="serve the tools over stdio (Claude Desktop); token from KAMIYO_TOKEN")
+    stdio = commands.add_parser("stdio", help="serve the tools over stdio (Claude Desktop); token from KAMIYO_TOKEN",
+                                description=STDIO_DESCRIPTION, epilog=EXIT_CODES)
     stdio.set_defaults(handler=_stdio)
 
     connect = commands.add_parser(
@@ -90,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    overage.add_parser(commands)
     oauth.add_parser(commands)
     return parser
 
@@ -101,9 +134,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from kamiyo_mcp.app import create_app
 
-    if not 0 < args.port < 65536:
-        print(f"kamiyo-mcp: --port must be 1..65535 (got {args.port})", file=sys.stderr)
-        return 2
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)

@@ -52,7 +52,9 @@ class DeliveryWiring:
     def routes(self) -> list[Route]:
         return [
             *delivery_routes(self.delivery, lambda: self.runtime.authority),
-            *page_routes(support_email=self.runtime.settings.billing.support_email),
+            *page_routes(support_email=self.runtime.settings.billing.support_email,
+                         tiers=self.runtime.settings.billing.tiers,
+                         overage_sold=self.runtime.settings.billing.overage_enabled),
         ]
 
     @asynccontextmanager

@@ -8,7 +8,6 @@ error that says why and what to do, or runs the tool with the grant in a context
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class AuthorizationGate(Extension):
             return refusal(self._missing_token_hint)
         try:
             decision = await self._authority().authorize(token, params.name)
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             # Fail closed, and say so: no call runs without a decision from the store.
             logger.exception("tool %s: the store could not decide", params.name)
             self._on_call(params.name, "none", "store_unavailable")

@@ -37,6 +37,10 @@ class Metrics:
         self.active_subscriptions = Gauge(
             "kamiyo_active_subscriptions", "Subscriptions that grant access now, by kind and tier.",
             ["kind", "tier"], registry=self.registry)
+        self.meter_events = Gauge(
+            "kamiyo_meter_events", "Meter events of overage calls by status: pending (to send), sent, failed "
+            "(refused by Stripe for good), voided and cancel_pending/cancelled (calls that failed in their tool).",
+            ["status"], registry=self.registry)
         self.tool_calls = Counter(
             "kamiyo_tool_calls", "MCP tool calls by tool, tier and outcome (granted or the denial code).",
             ["tool", "tier", "outcome"], registry=self.registry)
@@ -56,6 +60,8 @@ class Metrics:
         for kind in SUBSCRIPTION_KINDS:
             for tier in TIER_NAMES:
                 self.active_subscriptions.labels(kind, tier).set(counts.get((kind, tier), 0))
+        for status, count in (await store.meter_event_counts()).items():
+            self.meter_events.labels(status).set(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,7 +29,7 @@ def resolve_jwt_secret(settings: Settings) -> str:
     secret = _read(path)
     if secret is not None:
         return secret
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     candidate = generate_secret()
     # Written whole to a private temporary file, then linked into place: a process starting at the
     # same moment sees either no file or the complete secret, and the first link wins.

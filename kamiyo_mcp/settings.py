@@ -7,6 +7,7 @@ A bad value raises `SettingsError`, whose message is one line naming the variabl
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,18 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from billing.config import STRIPE_API_BASE, BillingConfig, MailConfig, OAuthConfig
+from billing.config import (
+    DEFAULT_METER_EVENTS_PER_SECOND,
+    MAX_METER_EVENTS_PER_SECOND,
+    STRIPE_API_BASE,
+    BillingConfig,
+    MailConfig,
+    OAuthConfig,
+)
 from billing.errors import ConfigurationError
 from billing.store import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, is_postgres_url, sqlite_path
-from billing.tiers import TIER_NAMES
+from billing.tier_file import load_tier_file
+from billing.tiers import DEFAULT_TIERS, TIER_NAMES, TierTable
 from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -173,6 +182,7 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
     if len(set(prices.values())) != len(prices):
         raise SettingsError("STRIPE_PRICE_MCP_PERSONAL", "two tiers are configured with the same price id")
     origins = tuple(_origin(o, "KAMIYO_ALLOWED_REDIRECT_ORIGINS") for o in _csv(env, "KAMIYO_ALLOWED_REDIRECT_ORIGINS"))
+    overage_price, meter_event_name = _overage(env, prices)
     return BillingConfig(
         public_url=public_url,
         stripe_secret_key=secret_key,
@@ -185,7 +195,51 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
         support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
         webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
                                                 low=1, high=100_000),
+        tiers=load_tiers(env),
+        overage_price=overage_price,
+        meter_event_name=meter_event_name,
+        meter_events_per_second=_int(env, "KAMIYO_METER_EVENTS_PER_SECOND", DEFAULT_METER_EVENTS_PER_SECOND,
+                                     low=1, high=MAX_METER_EVENTS_PER_SECOND),
     )
+
+
+# ---- metered overage and the tier table (issue 13) ---------------------------------------------
+
+_METER_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def load_tiers(env: Mapping[str, str]) -> TierTable:
+    """The tier table: the built-in one, with `KAMIYO_TIERS_FILE`'s overrides when set."""
+    path = _get(env, "KAMIYO_TIERS_FILE")
+    if path is None:
+        return DEFAULT_TIERS
+    try:
+        return load_tier_file(Path(path).expanduser())
+    except ConfigurationError as exc:
+        raise SettingsError("KAMIYO_TIERS_FILE", str(exc)) from None
+
+
+def _overage(env: Mapping[str, str], prices: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The metered overage price and its meter's event name: both set, or neither."""
+    price = _get(env, "STRIPE_PRICE_MCP_OVERAGE")
+    event_name = _get(env, "STRIPE_METER_EVENT_NAME")
+    if price is not None:
+        if not price.startswith("price_") and not price.isidentifier():
+            raise SettingsError("STRIPE_PRICE_MCP_OVERAGE",
+                                f"must be a Stripe price id such as price_123 (got {price!r})")
+        if price in prices.values():
+            raise SettingsError("STRIPE_PRICE_MCP_OVERAGE", "must differ from every tier's price")
+        if event_name is None:
+            raise SettingsError("STRIPE_METER_EVENT_NAME", "must be set with STRIPE_PRICE_MCP_OVERAGE: the event name "
+                                "of the Billing Meter the overage price is on")
+    if event_name is not None:
+        if not _METER_EVENT_NAME.match(event_name):
+            raise SettingsError("STRIPE_METER_EVENT_NAME", "must be 1 to 100 letters, digits, '_', '-', '.' or ':' "
+                                f"(got {event_name!r})")
+        if price is None:
+            raise SettingsError("STRIPE_PRICE_MCP_OVERAGE", "must be set with STRIPE_METER_EVENT_NAME: the metered "
+                                "price on that meter")
+    return price, event_name
 
 
 def load_mail(env: Mapping[str, str]) -> MailConfig:

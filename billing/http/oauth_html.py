@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.responses import HTMLResponse
 
 from billing.http.pages import tier_features
-from billing.tiers import TIERS, Tier
+from billing.tiers import Tier
 
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 
@@ -132,10 +132,10 @@ another account</a>.</p>"""
 
 
 def plans_body(*, request_id: str, client_name: str, email: str, csrf: str, prices: dict[str, str] | None,
-               error: str | None = None) -> str:
+               tiers: Iterable[Tier], error: str | None = None) -> str:
     """No subscription grants access: the plans (form buttons to Stripe Checkout), or why they are unavailable."""
     cards = []
-    for tier in TIERS.values():
+    for tier in tiers:
         features = "".join(f"<li>{escape(f)}</li>" for f in tier_features(tier))
         available = prices is not None and tier.name in prices
         button = (f'<button class="primary" type="submit" name="tier" value="{escape(tier.name)}">'

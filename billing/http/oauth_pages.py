@@ -41,7 +41,6 @@ from billing.oauth.clients import redirect_host, shown_name
 from billing.oauth.secret import secret_hash
 from billing.oauth.sign_in import ConsentView, SignIn, SignInError
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
-from billing.tiers import TIERS
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +137,12 @@ def oauth_page_routes(deps: PageDeps, *, clock: Callable[[], float] = time.time)
         if view.entitlement is None:
             prices = deps.billing.prices if deps.billing.billing_enabled else None
             body = html.plans_body(request_id=request_id, client_name=view.client_name, email=view.email,
-                                   csrf=sessions.csrf(session, "checkout", request_id), prices=prices, error=error)
+                                   csrf=sessions.csrf(session, "checkout", request_id), prices=prices,
+                                   tiers=deps.billing.tiers, error=error)
             return sessions.keep(html.page("Choose a plan", body, status=status,
                                            form_targets=[html.STRIPE_CHECKOUT_ORIGIN]), session)
         body = html.consent_body(request_id=request_id, client_name=view.client_name, host=view.redirect_host,
-                                 email=view.email, tier=TIERS[view.entitlement.tier],
+                                 email=view.email, tier=deps.billing.tiers[view.entitlement.tier],
                                  csrf=sessions.csrf(session, "consent", request_id), logo=_logo(view))
         pending, _ = await deps.sign_in().pending(request_id)
         targets = [source for source in (html.origin_source(pending.redirect_uri),) if source]

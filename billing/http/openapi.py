@@ -95,6 +95,9 @@ _SCHEMAS: dict[str, Any] = {
             "success_url": _url("Where Stripe sends the buyer after paying; must be on an allowed origin. "
                                 "{CHECKOUT_SESSION_ID} is added as ?session_id= when absent."),
             "cancel_url": _url("Where Stripe sends the buyer on cancel; must be on an allowed origin."),
+            "overage": {"type": "boolean", "default": False,
+                        "description": "Keep working past the daily quota, each extra call metered (tiers with "
+                                       "overage only; the subscription then carries the metered overage price)."},
         },
     },
     "CheckoutSessionCreated": {

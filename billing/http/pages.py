@@ -1,6 +1,6 @@
 """The customer's pages, plain HTML/CSS/JS from `static/` (no build step).
 
-    GET /pricing                      the tiers (from billing.tiers), an email field, checkout buttons
+    GET /pricing                      the tiers (the table in force), an email field, checkout buttons
     GET /billing/success?session_id=  the checkout's tier and amount, "Reveal my token"
     GET /claim?code=                  the emailed link: "Reveal my token" (a GET never redeems)
     GET /static/style.css, /static/app.js
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from billing.tiers import TIERS, Tier
+from billing.tiers import DEFAULT_TIERS, Tier, TierTable
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self';"
@@ -38,11 +38,12 @@ _RISK = {"basic": "risk score and level", "summary": "risk score, exploit summar
          "full": "full risk report: factors, recommendations, peer comparison"}
 
 
-def page_routes(*, support_email: str) -> list[Route]:
-    """The page and static-file routes."""
+def page_routes(*, support_email: str, tiers: TierTable = DEFAULT_TIERS, overage_sold: bool = False) -> list[Route]:
+    """The page and static-file routes; the pricing page shows `tiers` (and overage when it is sold)."""
     reveal = _static("reveal.html").replace("SUPPORT_EMAIL", escape(support_email, quote=True))
+    cards = "\n".join(_tier_card(t, overage_sold=overage_sold) for t in tiers)
     pages = {
-        "/pricing": _static("pricing.html").replace("<!--TIERS-->", "\n".join(_tier_card(t) for t in TIERS.values())),
+        "/pricing": _static("pricing.html").replace("<!--TIERS-->", cards),
         "/billing/success": _static("success.html").replace("<!--REVEAL-->", reveal),
         "/claim": _static("claim.html").replace("<!--REVEAL-->", reveal),
     }
@@ -79,11 +80,18 @@ def tier_features(tier: Tier) -> list[str]:
     ]
 
 
-def _tier_card(tier: Tier) -> str:
-    items = "".join(f"<li>{escape(f)}</li>" for f in tier_features(tier))
+def _tier_card(tier: Tier, *, overage_sold: bool = False) -> str:
+    features = tier_features(tier)
+    offers_overage = overage_sold and tier.overage
+    if offers_overage:
+        features.append(f"optional: past the daily quota, ${tier.overage_usd_per_1000_calls:,.2f} per 1,000 calls "
+                        f"(capped at ${tier.overage_cap_usd:,} a month)")
+    items = "".join(f"<li>{escape(f)}</li>" for f in features)
     name = escape(tier.name)
+    option = (f'<label class="option"><input type="checkbox" data-overage="{name}"> Keep working past the daily '
+              "quota (metered)</label>") if offers_overage else ""
     return (f'<article class="tier" aria-labelledby="tier-{name}"><h2 id="tier-{name}">{name}</h2>'
-            f'<p class="price">${tier.price_usd_month}<span>/month</span></p><ul>{items}</ul>'
+            f'<p class="price">${tier.price_usd_month}<span>/month</span></p><ul>{items}</ul>{option}'
             f'<button type="button" data-tier="{name}">Subscribe to {name}</button></article>')
 
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiosmtplib
 
+from billing.background import in_background, sleep_until_woken
 from billing.config import MailConfig
 from billing.mail.welcome import OutboxMail, to_email_message
 from billing.store import Store
@@ -99,13 +100,7 @@ class OutboxSender:
                 logger.exception("outbox: a sending pass failed")
                 due = None
             wait = self._poll if due is None else min(self._poll, max(due - self._clock(), 0.0))
-            self._wake.clear()
-            # A timer sets the event: no asyncio.timeout/wait_for here (on 3.11 they can swallow a cancellation).
-            timer = asyncio.get_running_loop().call_later(max(wait, 0.01), self._wake.set)
-            try:
-                await self._wake.wait()
-            finally:
-                timer.cancel()
+            await sleep_until_woken(self._wake, wait)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[OutboxSender]:
@@ -114,17 +109,12 @@ class OutboxSender:
             logger.warning("outbox: SMTP_HOST is unset, mails stay in the outbox (see 'kamiyo-mcp outbox list')")
             yield self
             return
-        task = asyncio.create_task(self.run(), name="kamiyo-outbox-sender")
-        try:
+        async with in_background(self.run, self._stop, "kamiyo-outbox-sender"):
             yield self
-        finally:
-            # The flag as well as the cancellation: on 3.11 aiosmtplib's wait_for can swallow a
-            # cancellation that lands as the server answers, and the loop must still end.
-            self._stopping = True
-            self._wake.set()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+    def _stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
 
     async def _send(self, row: OutboxRow) -> None:
         config = self.config

@@ -17,7 +17,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from mcp.server.auth.provider import (
     AccessToken,
@@ -40,6 +39,7 @@ from billing.oauth.metadata_doc import MetadataDocumentError, MetadataDocuments,
 from billing.oauth.secret import CODE_PREFIX, REFRESH_PREFIX, REQUEST_PREFIX, looks_like, new_grant_id, new_secret
 from billing.oauth.secret import secret_hash as hashed
 from billing.store import Store
+from billing.store.connection import Connection
 from billing.store.oauth_records import PendingRequest, StoredClient, StoredGrant, StoredRefresh
 from billing.store.records import AuditEntry, NewToken
 from billing.tiers import is_tier
@@ -159,7 +159,7 @@ class OAuthProvider:
                 # A code presented twice was intercepted: end what its first exchange created.
                 if row.grant_id is not None:
                     await self.store.end_oauth_grant(db, row.grant_id, "authorization code replayed", now=now)
-                await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.code_replay", row.grant_id or row.client_id,
+                await self.store.audit_in(db, AuditEntry("oauth", "oauth.code_replay", row.grant_id or row.client_id,
                                                        f"client={row.client_id}"), now=now)
                 failure = TokenError("invalid_grant", "this authorization code was already used; the tokens it "
                                                       "gave were revoked")
@@ -174,7 +174,7 @@ class OAuthProvider:
                     if not await self.store.spend_oauth_code(db, row.code_hash, grant.grant_id, now=now):
                         raise TokenError("invalid_grant", "authorization code does not exist")
                     tokens = await self._mint(db, grant, client, now)
-                    await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.grant", grant.grant_id,
+                    await self.store.audit_in(db, AuditEntry("oauth", "oauth.grant", grant.grant_id,
                                                            f"client={grant.client_id} "
                                                            f"subscription={grant.subscription_id}"), now=now)
                     return tokens
@@ -208,7 +208,7 @@ class OAuthProvider:
                                                       "sign in again")
             elif refresh.used_at is not None:
                 await self.store.end_oauth_grant(db, grant.grant_id, "refresh token reused", now=now)
-                await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.refresh_reuse", grant.grant_id,
+                await self.store.audit_in(db, AuditEntry("oauth", "oauth.refresh_reuse", grant.grant_id,
                                                        f"client={grant.client_id}"), now=now)
                 failure = TokenError("invalid_grant", REUSED)
             elif refresh.expires_at <= now:
@@ -221,13 +221,13 @@ class OAuthProvider:
                     raise TokenError("invalid_grant", "refresh token does not exist")
                 await self.store.touch_oauth_grant(db, grant.grant_id, now=now)
                 tokens = await self._mint(db, grant, client, now)
-                await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.refresh", grant.grant_id,
+                await self.store.audit_in(db, AuditEntry("oauth", "oauth.refresh", grant.grant_id,
                                                        f"client={grant.client_id}"), now=now)
                 return tokens
         assert failure is not None
         raise failure
 
-    async def _ended(self, db: Any, subscription_id: str, now: int) -> str | None:
+    async def _ended(self, db: Connection, subscription_id: str, now: int) -> str | None:
         entitlement = await self.store.entitlement(subscription_id, db)
         if entitlement is None:
             return "the subscription no longer exists"
@@ -236,7 +236,8 @@ class OAuthProvider:
         return entitlement_ended(entitlement.status, entitlement.current_period_end,
                                  entitlement.cancel_at_period_end, now)
 
-    async def _mint(self, db: Any, grant: StoredGrant, client: OAuthClientInformationFull, now: int) -> OAuthToken:
+    async def _mint(self, db: Connection, grant: StoredGrant, client: OAuthClientInformationFull,
+                    now: int) -> OAuthToken:
         entitlement = await self.store.entitlement(grant.subscription_id, db)
         assert entitlement is not None
         expires_at = now + self.config.access_token_seconds

@@ -34,6 +34,7 @@ from billing.oauth.clients import KamiyoClient, redirect_host, shown_name
 from billing.oauth.provider import OAuthProvider
 from billing.oauth.secret import CODE_PREFIX, LINK_PREFIX, REQUEST_PREFIX, looks_like, new_secret, secret_hash
 from billing.store import Store
+from billing.store.connection import Connection
 from billing.store.oauth_records import Entitlement, PendingRequest, SignInLink, StoredCode
 from billing.store.records import AuditEntry
 from billing.tiers import TIERS, is_tier
@@ -142,7 +143,7 @@ class SignIn:
             user_id = await self.store.find_user_id(found.email)
             await self.store.sign_in_request(db, request.request_id, email=found.email, user_id=user_id,
                                              subscription_id=None, session_hash=session_hash, method="email", now=now)
-            await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.sign_in", user_id,
+            await self.store.audit_in(db, AuditEntry("oauth", "oauth.sign_in", user_id,
                                                      f"client={request.client_id} method=email"), now=now)
         return request.request_id
 
@@ -187,7 +188,7 @@ class SignIn:
             await self.store.sign_in_request(db, request.request_id, email=email, user_id=user_id,
                                              subscription_id=subscription_id, session_hash=session_hash,
                                              method=method, now=now)
-            await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.sign_in", user_id,
+            await self.store.audit_in(db, AuditEntry("oauth", "oauth.sign_in", user_id,
                                                      f"client={request.client_id} method={method}"), now=now)
 
     async def consent(self, request_id: str, session_hash: str) -> ConsentView:
@@ -202,7 +203,7 @@ class SignIn:
         return ConsentView(request.request_id, client, shown_name(client), redirect_host(request.redirect_uri),
                            request.email, await self._entitlement(request))
 
-    async def _entitlement(self, request: PendingRequest, db: object = None) -> Entitlement | None:
+    async def _entitlement(self, request: PendingRequest, db: Connection | None = None) -> Entitlement | None:
         if request.signed_in_by == "email" and request.email is not None:
             candidates = await self.store.entitlements_for_email(request.email, db)
         else:
@@ -227,7 +228,7 @@ class SignIn:
                 secret_hash(code), request.client_id, entitlement.user_id, entitlement.subscription_id,
                 request.redirect_uri, request.redirect_uri_explicit, request.code_challenge, request.scopes,
                 request.resource, now, now + self.config.code_seconds, None, None))
-            await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.consent", entitlement.subscription_id,
+            await self.store.audit_in(db, AuditEntry("oauth", "oauth.consent", entitlement.subscription_id,
                                                      f"client={request.client_id} tier={entitlement.tier}"), now=now)
         return construct_redirect_uri(request.redirect_uri, code=code, state=request.state, iss=self.provider.issuer)
 
@@ -239,7 +240,7 @@ class SignIn:
                                  if looks_like(request_id, REQUEST_PREFIX) else None)
             self._check_session(request, session_hash)
             await self.store.complete_request(db, request.request_id, now=now)
-            await self.store.audit_oauth(db, AuditEntry("oauth", "oauth.deny", request.user_id,
+            await self.store.audit_in(db, AuditEntry("oauth", "oauth.deny", request.user_id,
                                                      f"client={request.client_id}"), now=now)
         return construct_redirect_uri(request.redirect_uri, error="access_denied",
                                       error_description="the person declined to connect the app",
@@ -289,8 +290,8 @@ def _finished() -> SignInError:
     return SignInError(410, "request_finished", "This sign-in is already finished. Start again from your app.")
 
 
-async def create_sign_in_link(store: Store, db: object, *, request: PendingRequest, email: str, client: KamiyoClient,
-                              public_url: str, support_email: str, now: int, ttl: int) -> None:
+async def create_sign_in_link(store: Store, db: Connection, *, request: PendingRequest, email: str,
+                              client: KamiyoClient, public_url: str, support_email: str, now: int, ttl: int) -> None:
     """A new single-use sign-in link for `request`, mailed to `email` through the outbox (one place to change
     when mails generate their secrets at send time)."""
     link = new_secret(LINK_PREFIX)

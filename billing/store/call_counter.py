@@ -16,6 +16,7 @@ import aiosqlite
 
 from billing.store.call_sql import admit_and_count_sql, window_starts
 from billing.store.records import CallCount
+from billing.store.sqlite_connection import sqlite_errors
 
 MAX_BATCH = 256
 
@@ -71,7 +72,8 @@ class CallCounter:
 
     async def _run(self, batch: list[_Call]) -> dict[int, CallCount]:
         payload = json.dumps([_as_json(call) for call in batch])
-        rows = await self._conn.execute_fetchall(self._sql, {"batch": payload})
+        with sqlite_errors():
+            rows = await self._conn.execute_fetchall(self._sql, {"batch": payload})
         return {int(row[0]): CallCount(*row[1:]) for row in rows}
 
 

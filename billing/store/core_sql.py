@@ -8,9 +8,9 @@ a transaction, `self.transaction()` for one atomic write.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from billing.errors import NotFoundError
+from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState
 
 _TOKEN_STATE_SQL = """
@@ -33,13 +33,8 @@ JOIN customers AS c ON c.user_id = t.user_id
 """
 
 
-class CoreSQL:
+class CoreSQL(SQLMixin):
     """Mixin of the store classes; they provide `_read` and `transaction()`."""
-
-    _read: Any
-
-    def transaction(self) -> Any:
-        raise NotImplementedError
 
     async def token_state(self, token_hash: str) -> TokenState | None:
         rows = await self._read.execute_fetchall(_TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
@@ -57,7 +52,7 @@ class CoreSQL:
             return str(row[0])
         return None
 
-    async def _ensure_customer(self, db: Any, email: str, user_id: str, *, now: int) -> str:
+    async def _ensure_customer(self, db: Connection, email: str, user_id: str, *, now: int) -> str:
         """The user id of the customer with `email`, created as `user_id` if there is none."""
         rows = list(await db.execute_fetchall(
             "SELECT user_id FROM customers WHERE email = ? ORDER BY created_at, user_id LIMIT 1", (email,)
@@ -157,7 +152,7 @@ class CoreSQL:
             await self._insert_token(db, token, user_id=token.user_id, subscription_id=token.subscription_id)
             await self._audit(db, audit, now=now)
 
-    async def _insert_token(self, db: Any, token: NewToken, *, user_id: str,
+    async def _insert_token(self, db: Connection, token: NewToken, *, user_id: str,
                             subscription_id: str) -> None:
         await db.execute(
             "INSERT INTO tokens (token_id, user_id, subscription_id, token_hash, created_at, expires_at)"
@@ -167,7 +162,7 @@ class CoreSQL:
 
     # ---- audit -----------------------------------------------------------------------------
 
-    async def _audit(self, db: Any, entry: AuditEntry, *, now: int) -> None:
+    async def _audit(self, db: Connection, entry: AuditEntry, *, now: int) -> None:
         await db.execute(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
             (now, entry.actor, entry.action, entry.subject, entry.detail),

@@ -1,7 +1,8 @@
 """Numbered SQL migrations shipped as package files (`migrations/<dialect>/NNNN_name.sql`).
 
 Each dialect has the same numbers: a PostgreSQL twin of every SQLite migration (BIGINT for times,
-BIGSERIAL for autoincrement), so both backends reach the same schema version.
+BIGSERIAL for autoincrement), so both backends reach the same schema version. Numbers may have gaps
+(each line of work reserves its own); every missing one is applied.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+
+from billing.store.connection import Connection
 
 SCHEMA_TABLE_SQL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -40,13 +42,13 @@ def load(dialect: str) -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], tuple(split_statements(text))))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    # Numbers are reserved per piece of work, so gaps are expected; a number used twice is a mistake.
+    # Numbers are reserved per line of work, so gaps are expected; the runner applies every missing one.
     if len(set(versions)) != len(versions):
-        raise RuntimeError(f"migrations of {dialect} reuse a number: {versions}")
+        raise RuntimeError(f"two migrations of {dialect} share a number: {versions}")
     return found
 
 
-async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dialect: str, *, now: int) -> int:
+async def apply(transaction: Callable[[], AbstractAsyncContextManager[Connection]], dialect: str, *, now: int) -> int:
     """Apply the pending migrations of `dialect`, each in its own write transaction; returns how many.
 
     The check runs inside the transaction, which holds the store's cross-process write lock, so two

@@ -9,9 +9,10 @@ admit-and-count statement judges like any other; ending a grant revokes those ro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from billing.errors import NotFoundError
+from billing.store.connection import Connection, SQLMixin
 from billing.store.oauth_records import AccessRow, GrantSummary, StoredCode, StoredGrant, StoredRefresh
 from billing.store.records import AuditEntry, NewToken
 
@@ -21,20 +22,15 @@ _GRANT_COLUMNS = ("grant_id, client_id, user_id, subscription_id, scopes, resour
                   " revoked_at, revoked_reason")
 
 
-class OAuthGrantSQL:
+class OAuthGrantSQL(SQLMixin):
     """Store operations of OAuth grants (mixed into the store class)."""
 
-    _read: Any
-
-    def transaction(self) -> Any:
-        raise NotImplementedError
-
-    async def _audit(self, db: Any, entry: AuditEntry, *, now: int) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        async def _audit(self, db: Connection, entry: AuditEntry, *, now: int) -> None: ...
 
     # ---- codes -----------------------------------------------------------------------------
 
-    async def insert_oauth_code(self, db: Any, code: StoredCode) -> None:
+    async def insert_oauth_code(self, db: Connection, code: StoredCode) -> None:
         """A new code (and codes that expired a day ago dropped: a replay of one is refused as unknown)."""
         await db.execute("DELETE FROM oauth_codes WHERE expires_at < ?", (code.created_at - 86_400,))
         await db.execute(
@@ -43,8 +39,8 @@ class OAuthGrantSQL:
              int(code.redirect_uri_explicit), code.code_challenge, code.scopes, code.resource, code.created_at,
              code.expires_at))
 
-    async def oauth_code(self, code_hash: str, db: Any = None) -> StoredCode | None:
-        conn = self._read if db is None else db
+    async def oauth_code(self, code_hash: str, db: Connection | None = None) -> StoredCode | None:
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
             f"SELECT {_CODE_COLUMNS} FROM oauth_codes WHERE code_hash = ?", (code_hash,)))
         if not rows:
@@ -53,7 +49,7 @@ class OAuthGrantSQL:
         values[5] = bool(values[5])
         return StoredCode(*values)
 
-    async def spend_oauth_code(self, db: Any, code_hash: str, grant_id: str, *, now: int) -> bool:
+    async def spend_oauth_code(self, db: Connection, code_hash: str, grant_id: str, *, now: int) -> bool:
         cursor = await db.execute(
             "UPDATE oauth_codes SET used_at = ?, grant_id = ? WHERE code_hash = ? AND used_at IS NULL",
             (now, grant_id, code_hash))
@@ -61,19 +57,19 @@ class OAuthGrantSQL:
 
     # ---- grants ----------------------------------------------------------------------------
 
-    async def insert_oauth_grant(self, db: Any, grant: StoredGrant) -> None:
+    async def insert_oauth_grant(self, db: Connection, grant: StoredGrant) -> None:
         await db.execute(
             f"INSERT INTO oauth_grants ({_GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
             (grant.grant_id, grant.client_id, grant.user_id, grant.subscription_id, grant.scopes, grant.resource,
              grant.created_at))
 
-    async def oauth_grant(self, grant_id: str, db: Any = None) -> StoredGrant | None:
-        conn = self._read if db is None else db
+    async def oauth_grant(self, grant_id: str, db: Connection | None = None) -> StoredGrant | None:
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
             f"SELECT {_GRANT_COLUMNS} FROM oauth_grants WHERE grant_id = ?", (grant_id,)))
         return StoredGrant(*rows[0]) if rows else None
 
-    async def end_oauth_grant(self, db: Any, grant_id: str, reason: str, *, now: int) -> int:
+    async def end_oauth_grant(self, db: Connection, grant_id: str, reason: str, *, now: int) -> int:
         """Revoke a grant, its refresh tokens and its live access tokens; returns access tokens revoked."""
         await db.execute(
             "UPDATE oauth_grants SET revoked_at = ?, revoked_reason = ? WHERE grant_id = ? AND revoked_at IS NULL",
@@ -102,11 +98,7 @@ class OAuthGrantSQL:
                                              f"{audit.detail or reason}; access tokens revoked={revoked}"), now=now)
             return True
 
-    async def audit_oauth(self, db: Any, entry: AuditEntry, *, now: int) -> None:
-        """An audit row in the caller's transaction (sign-ins, consents, grants, refreshes, revocations)."""
-        await self._audit(db, entry, now=now)
-
-    async def touch_oauth_grant(self, db: Any, grant_id: str, *, now: int) -> None:
+    async def touch_oauth_grant(self, db: Connection, grant_id: str, *, now: int) -> None:
         await db.execute("UPDATE oauth_grants SET refreshed_at = ? WHERE grant_id = ?", (now, grant_id))
 
     async def list_oauth_grants(self, email: str | None = None, *, now: int) -> list[GrantSummary]:
@@ -125,7 +117,7 @@ class OAuthGrantSQL:
 
     # ---- refresh tokens and access-token rows ----------------------------------------------
 
-    async def insert_oauth_refresh(self, db: Any, refresh: StoredRefresh) -> None:
+    async def insert_oauth_refresh(self, db: Connection, refresh: StoredRefresh) -> None:
         """The family's next refresh token (its spent, expired ones dropped: they could never be used again)."""
         await db.execute("DELETE FROM oauth_refresh_tokens WHERE grant_id = ? AND used_at IS NOT NULL"
                          " AND expires_at < ?", (refresh.grant_id, refresh.created_at))
@@ -133,8 +125,9 @@ class OAuthGrantSQL:
             "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
             (refresh.token_hash, refresh.grant_id, refresh.created_at, refresh.expires_at))
 
-    async def oauth_refresh(self, token_hash: str, db: Any = None) -> tuple[StoredRefresh, StoredGrant] | None:
-        conn = self._read if db is None else db
+    async def oauth_refresh(self, token_hash: str, db: Connection | None = None
+                            ) -> tuple[StoredRefresh, StoredGrant] | None:
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
             "SELECT r.token_hash, r.grant_id, r.created_at, r.expires_at, r.used_at,"
             f" {', '.join('g.' + c.strip() for c in _GRANT_COLUMNS.split(','))}"
@@ -145,12 +138,12 @@ class OAuthGrantSQL:
         row = list(rows[0])
         return StoredRefresh(*row[:5]), StoredGrant(*row[5:])
 
-    async def spend_oauth_refresh(self, db: Any, token_hash: str, *, now: int) -> bool:
+    async def spend_oauth_refresh(self, db: Connection, token_hash: str, *, now: int) -> bool:
         cursor = await db.execute(
             "UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL", (now, token_hash))
         return bool(cursor.rowcount == 1)
 
-    async def insert_oauth_access(self, db: Any, token: NewToken, grant_id: str, *, now: int) -> None:
+    async def insert_oauth_access(self, db: Connection, token: NewToken, grant_id: str, *, now: int) -> None:
         """An access token's row (and the grant's expired ones dropped: they can never authenticate again)."""
         await db.execute(
             "DELETE FROM tokens WHERE oauth_grant_id = ? AND kind = 'oauth' AND expires_at < ?", (grant_id, now))

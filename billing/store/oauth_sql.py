@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from billing.mail.welcome import OutboxMail
+from billing.store.connection import Connection, SQLMixin
 from billing.store.oauth_records import ClientSummary, Entitlement, PendingRequest, SignInLink, StoredClient
 
 # Dynamically registered clients that never got a grant are forgotten after this long.
@@ -26,13 +27,8 @@ _ENTITLEMENT_SQL = ("SELECT s.subscription_id, s.user_id, c.email, s.kind, s.tie
                     " s.cancel_at_period_end FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id")
 
 
-class OAuthSQL:
+class OAuthSQL(SQLMixin):
     """Store operations of OAuth sign-in (mixed into the store class)."""
-
-    _read: Any
-
-    def transaction(self) -> Any:
-        raise NotImplementedError
 
     # ---- clients ---------------------------------------------------------------------------
 
@@ -54,7 +50,7 @@ class OAuthSQL:
                 (client.client_id, client.kind, client.client_name, client.metadata, client.secret_hash,
                  client.created_at, client.updated_at))
 
-    async def remember_document_client(self, db: Any, client_id: str, client_name: str | None, metadata: str, *,
+    async def remember_document_client(self, db: Connection, client_id: str, client_name: str | None, metadata: str, *,
                                        now: int) -> None:
         """Record (or refresh) what a metadata-document client last said about itself."""
         await db.execute(
@@ -85,14 +81,14 @@ class OAuthSQL:
                  request.code_challenge, request.state, request.scopes, request.resource, request.created_at,
                  request.expires_at))
 
-    async def oauth_request(self, request_id: str, db: Any = None) -> PendingRequest | None:
+    async def oauth_request(self, request_id: str, db: Connection | None = None) -> PendingRequest | None:
         """A pending request (inside `db`'s transaction when given)."""
-        conn = self._read if db is None else db
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
             f"SELECT {_REQUEST_COLUMNS} FROM oauth_requests WHERE request_id = ?", (request_id,)))
         return _request(rows[0]) if rows else None
 
-    async def sign_in_request(self, db: Any, request_id: str, *, email: str, user_id: str | None,
+    async def sign_in_request(self, db: Connection, request_id: str, *, email: str, user_id: str | None,
                               subscription_id: str | None, session_hash: str, method: str, now: int) -> bool:
         """Bind an open request to the person who proved `email` in the browser `session_hash`."""
         cursor = await db.execute(
@@ -101,12 +97,12 @@ class OAuthSQL:
             (email, user_id, subscription_id, session_hash, method, now, request_id, now))
         return bool(cursor.rowcount == 1)
 
-    async def set_request_user(self, db: Any, request_id: str, user_id: str) -> None:
+    async def set_request_user(self, db: Connection, request_id: str, user_id: str) -> None:
         """Once a signed-in buyer's first payment created their customer, the request knows them by id."""
         await db.execute("UPDATE oauth_requests SET user_id = ? WHERE request_id = ? AND user_id IS NULL",
                          (user_id, request_id))
 
-    async def complete_request(self, db: Any, request_id: str, *, now: int) -> bool:
+    async def complete_request(self, db: Connection, request_id: str, *, now: int) -> bool:
         """Close a request (approved or denied); False when it was closed already."""
         cursor = await db.execute(
             "UPDATE oauth_requests SET completed_at = ? WHERE request_id = ? AND completed_at IS NULL",
@@ -115,25 +111,25 @@ class OAuthSQL:
 
     # ---- sign-in links ---------------------------------------------------------------------
 
-    async def sign_in_links_since(self, db: Any, email: str, since: int) -> int:
+    async def sign_in_links_since(self, db: Connection, email: str, since: int) -> int:
         rows = list(await db.execute_fetchall(
             "SELECT COUNT(*) FROM oauth_sign_in_links WHERE email = ? AND created_at >= ?", (email, since)))
         return int(rows[0][0])
 
-    async def insert_sign_in_link(self, db: Any, link: SignInLink) -> None:
+    async def insert_sign_in_link(self, db: Connection, link: SignInLink) -> None:
         await db.execute(
             "INSERT INTO oauth_sign_in_links (link_hash, request_id, email, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (link.link_hash, link.request_id, link.email, link.created_at, link.expires_at))
 
-    async def sign_in_link(self, link_hash: str, db: Any = None) -> SignInLink | None:
-        conn = self._read if db is None else db
+    async def sign_in_link(self, link_hash: str, db: Connection | None = None) -> SignInLink | None:
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
             "SELECT link_hash, request_id, email, created_at, expires_at, used_at FROM oauth_sign_in_links"
             " WHERE link_hash = ?", (link_hash,)))
         return SignInLink(*rows[0]) if rows else None
 
-    async def use_sign_in_link(self, db: Any, link_hash: str, *, now: int) -> bool:
+    async def use_sign_in_link(self, db: Connection, link_hash: str, *, now: int) -> bool:
         """Spend a link and every other link of its request; False when it was spent or expired."""
         rows = list(await db.execute_fetchall(
             "UPDATE oauth_sign_in_links SET used_at = ? WHERE link_hash = ? AND used_at IS NULL AND expires_at > ?"
@@ -144,7 +140,7 @@ class OAuthSQL:
                          (now, rows[0][0]))
         return True
 
-    async def insert_outbox_mail(self, db: Any, mail: OutboxMail, *, now: int) -> int:
+    async def insert_outbox_mail(self, db: Connection, mail: OutboxMail, *, now: int) -> int:
         """A mail to send, in the caller's transaction; returns its outbox id."""
         rows = list(await db.execute_fetchall(
             "INSERT INTO outbox (kind, recipient, subject, body_text, body_html, created_at, next_attempt_at)"
@@ -154,9 +150,9 @@ class OAuthSQL:
 
     # ---- entitlements ----------------------------------------------------------------------
 
-    async def entitlements_for_email(self, email: str, db: Any = None) -> list[Entitlement]:
+    async def entitlements_for_email(self, email: str, db: Connection | None = None) -> list[Entitlement]:
         """Every subscription of every customer known by `email` (proven by the caller), newest first."""
-        conn = self._read if db is None else db
+        conn: Connection = self._read if db is None else db
         rows = await conn.execute_fetchall(
             _ENTITLEMENT_SQL + " WHERE c.email = ? ORDER BY s.created_at DESC, s.subscription_id", (email,))
         return [_entitlement(row) for row in rows]
@@ -166,15 +162,15 @@ class OAuthSQL:
             "SELECT stripe_customer_id FROM customers WHERE user_id = ?", (user_id,)))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
-    async def entitlements_for_user(self, user_id: str, db: Any = None) -> list[Entitlement]:
+    async def entitlements_for_user(self, user_id: str, db: Connection | None = None) -> list[Entitlement]:
         """Every subscription of one customer, newest first."""
-        conn = self._read if db is None else db
+        conn: Connection = self._read if db is None else db
         rows = await conn.execute_fetchall(
             _ENTITLEMENT_SQL + " WHERE s.user_id = ? ORDER BY s.created_at DESC, s.subscription_id", (user_id,))
         return [_entitlement(row) for row in rows]
 
-    async def entitlement(self, subscription_id: str, db: Any = None) -> Entitlement | None:
-        conn = self._read if db is None else db
+    async def entitlement(self, subscription_id: str, db: Connection | None = None) -> Entitlement | None:
+        conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(_ENTITLEMENT_SQL + " WHERE s.subscription_id = ?",
                                                 (subscription_id,)))
         return _entitlement(rows[0]) if rows else None

@@ -27,14 +27,17 @@ import asyncpg
 from billing.errors import StoreError
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.records import CallCount
+from billing.store.upgrade_sql import UpgradeSQL
 
 # Advisory lock keys (64-bit) no other application on the database is likely to use: "KAMIYOwr".
 WRITE_LOCK_KEY = 0x4B414D49594F7772
@@ -44,7 +47,7 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAuthGrantSQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"
@@ -98,10 +101,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OA
 
     async def schema_version(self) -> int:
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        return int(rows[0][0])
+        return int(list(rows)[0][0])
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PgConnection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One write transaction, serialized with every other writer on the database."""
         # asyncpg's and the network's errors become StoreError; the caller's other errors pass through.
         with store_errors():

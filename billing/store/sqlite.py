@@ -6,7 +6,8 @@ Three aiosqlite connections, each with its own thread:
   harmless, an fsync per tool call is not), autocommit single statements;
 - `_read`: point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
-commit, so a revocation or a quota count is shared by every process on the file.
+commit, so a revocation or a quota count is shared by every process on the file. Every statement
+runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,17 +26,21 @@ from billing.errors import StoreError
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
 from billing.store.call_counter import CallCounter
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.meter_sql import MeterSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
 from billing.store.records import CallCount
+from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAuthGrantSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -42,9 +48,9 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAut
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: aiosqlite.Connection,
                  read: aiosqlite.Connection) -> None:
         self.path = path
-        self._write = write
-        self._usage = usage
-        self._read = read
+        self._write = SqliteConnection(write)
+        self._read = SqliteConnection(read)
+        self._connections = (SqliteConnection(usage), self._read, self._write)
         self._calls = CallCounter(usage)
         self._write_lock = asyncio.Lock()
 
@@ -52,9 +58,13 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAut
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
-        """Open (creating if needed) the database at `path` and apply pending migrations."""
+        """Open (creating if needed) the database at `path` and apply pending migrations.
+
+        Raises:
+            StoreError: the file cannot be opened or migrated.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
             for synchronous in ("FULL", "NORMAL", "NORMAL"):
@@ -65,20 +75,22 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAut
             raise
         store = cls(path, *opened)
         try:
-            await store._migrate()
+            await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
         except BaseException:
             await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        for conn in (self._usage, self._read, self._write):
-            try:
-                await conn.close()
-            except (ValueError, sqlite3.Error):
-                pass
+        for conn in self._connections:
+            await conn.close()
 
     async def ping(self) -> bool:
+        """True when the database answers.
+
+        Raises:
+            StoreError: it does not.
+        """
         rows = await self._read.execute_fetchall("SELECT 1")
         return list(rows) == [(1,)]
 
@@ -86,42 +98,28 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAut
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(list(rows)[0][0])
 
-    async def _migrate(self) -> None:
-        await self._write.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-        )
-        for migration in migrations.load(self.dialect):
-            async with self.transaction() as db:
-                # Checked inside the write lock: two processes starting at once apply it once.
-                done = await db.execute_fetchall(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                )
-                if list(done):
-                    continue
-                for statement in migration.statements:
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch())",
-                    (migration.version, migration.name),
-                )
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it."""
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it.
+
+        Raises:
+            StoreError: SQLite refused the transaction or one of its statements.
+        """
         async with self._write_lock:
             await self._write.execute("BEGIN IMMEDIATE")
             try:
                 yield self._write
             except BaseException:
-                await self._write.execute("ROLLBACK")
+                # A failed ROLLBACK (the connection is gone) must not hide why the transaction ended.
+                with contextlib.suppress(StoreError):
+                    await self._write.execute("ROLLBACK")
                 raise
             try:
                 await self._write.execute("COMMIT")
             except BaseException:
                 # A refused COMMIT can leave the transaction open; the one write connection must not
                 # stay inside it, or every later BEGIN fails.
-                with contextlib.suppress(sqlite3.Error, ValueError):
+                with contextlib.suppress(StoreError):
                     await self._write.execute("ROLLBACK")
                 raise
 
@@ -134,14 +132,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OAuthSQL, OAut
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await _enable_wal(conn)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
     return conn

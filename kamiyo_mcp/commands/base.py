@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from billing.errors import BillingError
+from billing.errors import BillingError, ConfigurationError
 from kamiyo_mcp.intel.errors import IntelError
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings
@@ -19,7 +19,11 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def run(command: Command) -> Handler:
-    """A CLI handler running `command` with an opened runtime; a refused operation exits 1 with one line."""
+    """A CLI handler running `command` with an opened runtime.
+
+    A refused operation exits 1 with one line; an argument the authority finds unusable (e.g. re-tiering
+    a Stripe subscription's token) is bad usage, exit 2.
+    """
 
     def handler(settings: Settings, args: argparse.Namespace) -> int:
         async def go() -> int:
@@ -28,6 +32,9 @@ def run(command: Command) -> Handler:
 
         try:
             return asyncio.run(go())
+        except ConfigurationError as exc:
+            print(f"kamiyo-mcp: {exc}", file=sys.stderr)
+            return 2
         except (BillingError, IntelError) as exc:
             print(f"kamiyo-mcp: {exc}", file=sys.stderr)
             return 1

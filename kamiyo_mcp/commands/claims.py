@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import run
 from kamiyo_mcp.delivery import build_delivery
 from kamiyo_mcp.runtime import Runtime
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    claim = commands.add_parser("claim", help="re-send a customer's token claim link")
+    claim = commands.add_parser("claim", help="re-send a customer's token claim link",
+                                description="Re-send a customer's token claim link.")
     claim_commands = claim.add_subparsers(dest="claim_command", metavar="ACTION", required=True)
     resend = claim_commands.add_parser(
-        "resend", help="write a new claim email to the outbox; earlier unredeemed claims and unsent mails end")
-    resend.add_argument("--email", required=True)
+        "resend", help="write a new claim email to the outbox; earlier unredeemed claims and unsent mails end",
+        description="Write a new claim email for the customer's latest Stripe subscription to the outbox; earlier "
+                    "unredeemed claims and unsent mails end. The running server sends it (SMTP_HOST).")
+    resend.add_argument("--email", required=True, type=arguments.email)
     resend.set_defaults(handler=run(_claim_resend))
 
 

@@ -14,6 +14,7 @@ from typing import TextIO
 from billing.store.billing_sql import EventRecord
 from billing.webhooks.event import MalformedEventError
 from billing.webhooks.processor import Outcome, WebhookProcessor
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
@@ -22,21 +23,27 @@ STATUSES = ("received", "processed", "failed", "ignored")
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `events` and its subcommands on the CLI's subparsers."""
-    events = commands.add_parser("events", help="list, show or replay the Stripe webhook events received")
+    events = commands.add_parser("events", help="list, show or replay the Stripe webhook events received",
+                                 description="List, show or replay the Stripe webhook events the store holds.")
     actions = events.add_subparsers(dest="events_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="stored events, newest first (never their payloads)")
+    listing = actions.add_parser("list", help="stored events, newest first (never their payloads)",
+                                 description="Stored events, newest first: id, type, status, attempts, created, "
+                                             "last error (never their payloads).")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--type", dest="event_type", metavar="TYPE", help="only this event type")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--limit", type=arguments.limit, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
     listing.set_defaults(handler=run(events_list))
 
-    show = actions.add_parser("show", help="one event: its status, error, attempts and payload")
+    show = actions.add_parser("show", help="one event: its status, error, attempts and payload",
+                              description="One event as JSON: its status, error, attempts and payload.")
     show.add_argument("event_id")
     show.set_defaults(handler=run(events_show))
 
-    replay = actions.add_parser("replay", help="re-apply a stored event (or every failed one); idempotent")
+    replay = actions.add_parser("replay", help="re-apply a stored event (or every failed one); idempotent",
+                                description="Re-apply a stored event (or every failed one) through the webhook's "
+                                            "own code path; an event already applied is not applied again.")
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("event_id", nargs="?")
     target.add_argument("--failed", action="store_true", help="replay every event whose last attempt failed")
@@ -45,7 +52,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 async def events_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     records = await runtime.store.list_events(status=args.status, event_type=args.event_type,
-                                              limit=max(args.limit, 1))
+                                              limit=args.limit)
     rows = [_summary(record) for record in records]
     if args.json:
         json.dump(rows, out, indent=2)

@@ -13,10 +13,13 @@ from kamiyo_mcp.runtime import Runtime
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ingest = commands.add_parser(
-        "ingest", help="load incidents from files, directories or URLs (DeFiLlama, BlockSec, DeFiHackLabs, jsonl)"
+        "ingest", help="load incidents from files, directories or URLs (DeFiLlama, BlockSec, DeFiHackLabs, jsonl)",
+        description="Load incidents from files, directories or URLs; the format is detected from the content "
+                    "(DeFiLlama /hacks, BlockSec, DeFiHackLabs README lists, exploits.jsonl/addresses.jsonl). "
+                    "Idempotent: re-ingesting changes nothing."
     )
     ingest.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="a file, a directory such as shared/data/exploits, or https://api.llama.fi/hacks")
+                        help="a file, a directory such as tests/data/exploits, or https://api.llama.fi/hacks")
     ingest.set_defaults(handler=run(_ingest))
 
 

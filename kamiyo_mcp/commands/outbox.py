@@ -15,9 +15,13 @@ from kamiyo_mcp.runtime import Runtime
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    outbox = commands.add_parser("outbox", help="list the mails in the outbox")
+    outbox = commands.add_parser("outbox", help="list the mails in the outbox",
+                                 description="The mails the server has sent or still has to send.")
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
-    listing = outbox_commands.add_parser("list", help="list mails, oldest first")
+    listing = outbox_commands.add_parser("list", help="list mails, oldest first",
+                                         description="List mails, oldest first. With --json, pending mails include "
+                                                     "their bodies (they hold claim links: forward them when SMTP "
+                                                     "is not set up); sent mails keep only their headers.")
     listing.add_argument("--pending", action="store_true", help="only mails not sent yet")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout, with the bodies")
     listing.set_defaults(handler=run(_outbox_list))

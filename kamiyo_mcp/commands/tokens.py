@@ -9,31 +9,46 @@ import argparse
 import json
 from typing import TextIO
 
+from billing.authority import MAX_TOKEN_DAYS
 from billing.tiers import TIER_NAMES
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    token = commands.add_parser("token", help="issue, list, revoke, rotate or re-tier access tokens")
+    token = commands.add_parser("token", help="issue, list, revoke, rotate or re-tier access tokens",
+                                description="Issue, list, revoke, rotate or re-tier access tokens. A token is "
+                                            "printed on stdout once, when it is minted; details go to stderr.")
     token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    issue = token_commands.add_parser("issue", help="grant a tier to an email and print its token (shown once)")
-    issue.add_argument("--email", required=True)
+    issue = token_commands.add_parser("issue", help="grant a tier to an email and print its token (shown once)",
+                                      description="Grant a tier to an email (an operator grant) and print its token "
+                                                  "on stdout; this is the only time it is shown.")
+    issue.add_argument("--email", required=True, type=arguments.email)
     issue.add_argument("--tier", required=True, choices=TIER_NAMES)
-    issue.add_argument("--days", type=int, help="validity in days (default MCP_TOKEN_EXPIRY_DAYS)")
+    issue.add_argument("--days", type=arguments.days,
+                       help=f"validity in days, 1-{MAX_TOKEN_DAYS} (default MCP_TOKEN_EXPIRY_DAYS)")
     issue.set_defaults(handler=run(_token_issue))
-    listing = token_commands.add_parser("list", help="list tokens (never the token itself)")
-    listing.add_argument("--email")
+    listing = token_commands.add_parser("list", help="list tokens (never the token itself)",
+                                        description="List tokens: id, email, tier, status, created, expires. "
+                                                    "The token itself is never stored, so never shown.")
+    listing.add_argument("--email", type=arguments.email, help="only this customer's tokens")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
     listing.set_defaults(handler=run(_token_list))
-    revoke = token_commands.add_parser("revoke", help="revoke a token; its next call is refused")
+    revoke = token_commands.add_parser("revoke", help="revoke a token; its next call is refused",
+                                       description="Revoke a token (by its id, from `token list`); its next call "
+                                                   "is refused, by every server process on the store.")
     revoke.add_argument("token_id")
-    revoke.add_argument("--reason", default="revoked by operator")
+    revoke.add_argument("--reason", default="revoked by operator", type=arguments.text)
     revoke.set_defaults(handler=run(_token_revoke))
-    rotate = token_commands.add_parser("rotate", help="replace a token by a new one and print it")
+    rotate = token_commands.add_parser("rotate", help="replace a token by a new one and print it",
+                                       description="Replace a token by a new one for the same entitlement and "
+                                                   "print it; the old one is refused from now on.")
     rotate.add_argument("token_id")
     rotate.set_defaults(handler=run(_token_rotate))
-    tier = token_commands.add_parser("tier", help="change the tier of an operator grant")
+    tier = token_commands.add_parser("tier", help="change the tier of an operator grant",
+                                     description="Change the tier of the operator grant behind a token; in force "
+                                                 "from its next call. Stripe subscriptions change tier in Stripe.")
     tier.add_argument("token_id")
     tier.add_argument("tier", choices=TIER_NAMES)
     tier.set_defaults(handler=run(_token_tier))
@@ -42,7 +57,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 async def _token_issue(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     issued = await runtime.authority.issue_grant(args.email, args.tier, days=args.days, actor="cli")
     print(issued.token, file=out)
-    print(f"issued {issued.token_id} ({issued.tier}) for {args.email.strip().lower()}, expires "
+    print(f"issued {issued.token_id} ({issued.tier}) for {args.email}, expires "
           f"{iso(issued.expires_at)}; this is the only time the token is shown", file=err)
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -45,7 +44,7 @@ class BearerAuth:
         except InvalidTokenError as exc:
             await self._unauthorized(send, exc.reason, with_error=True)
             return
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             logger.exception("store unavailable while authenticating")
             await _send_json(send, 503, {"error": "temporarily_unavailable",
                                          "error_description": "the account store is unavailable; retry shortly"},

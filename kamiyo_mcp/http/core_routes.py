@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing.errors import BillingError, InvalidTokenError, StoreError
+from billing.errors import InvalidTokenError, StoreError
 from billing.http.errors import error_response
 from kamiyo_mcp import __version__
 from kamiyo_mcp.http.bearer import parse_bearer
@@ -24,7 +23,7 @@ def core_routes(runtime: Runtime) -> list[Route]:
     async def healthz(request: Request) -> Response:
         try:
             ok = await runtime.store.ping()
-        except (sqlite3.Error, BillingError, RuntimeError):
+        except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
             logger.exception("health check: store unavailable")
             ok = False
         body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
@@ -41,7 +40,7 @@ def core_routes(runtime: Runtime) -> list[Route]:
         except InvalidTokenError as exc:
             return error_response(401, "invalid_token", exc.reason, valid=False,
                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             logger.exception("validate: the store is unavailable")
             return error_response(503, "store_unavailable", "the account store is unavailable; retry shortly",
                                   headers={"Retry-After": "5"})

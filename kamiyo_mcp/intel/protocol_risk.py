@@ -1,8 +1,10 @@
 """assess_defi_protocol_risk: a protocol's risk score, shaped by the caller's detail level.
 
-Incidents are counted once per incident group (see ``linking``); a group belongs to a protocol
-when any of its reports' names matches (``names.match_names``), so "Euler" finds DeFiLlama's
-"Euler V1" and DeFiHackLabs' "EulerFinance" as one incident. The formula is in ``risk``.
+Incidents are counted once per incident group (see ``linking``). A query names a protocol in any
+spelling: the ``protocol_index`` resolves it to every incident of that protocol ("Curve",
+"Curve DEX" and "Curve Finance" are one protocol with one score), so every incident of a name in
+``matched_protocols`` is counted. The formula is in ``risk``; names, clusters and peer scores are
+computed once per data version, so a call costs only the protocol's own incidents.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from .dates import as_utc, utc_now
-from .errors import IntelInputError
-from .names import match_names, name_key, suggest_names
-from .risk import RiskScore, ScoredIncident, percentile, recommendations, score_incidents
-from .shaping import positive_int, require_data, resolve_chain
+from .errors import IntelInputError, NoIncidentDataError
+from .names import name_key
+from .protocol_index import GroupSummary
+from .risk import RiskScore, ScoredIncident, recommendations, score_incidents
+from .shaping import positive_int, resolve_chain
 from .store import IntelStore
-from .store_reads import GroupSummary
 
 Detail = Literal["basic", "summary", "full"]
 MAX_WINDOW_DAYS = 36_500
@@ -28,13 +30,6 @@ def _score(groups: Sequence[GroupSummary], today: date, window: int) -> RiskScor
     return score_incidents(
         [ScoredIncident(date.fromisoformat(g.date), g.amount_usd) for g in groups], today=today, window_days=window
     )
-
-
-def _peer_scores(groups: Sequence[GroupSummary], today: date, window: int) -> list[int]:
-    by_protocol: dict[str, list[GroupSummary]] = {}
-    for g in groups:
-        by_protocol.setdefault(name_key(g.protocol), []).append(g)
-    return [_score(members, today, window).score for members in by_protocol.values()]
 
 
 async def assess_protocol_risk(
@@ -59,17 +54,16 @@ async def assess_protocol_risk(
     if len(protocol) > 100:
         raise IntelInputError(f"protocol: too long ({len(protocol)} characters; at most 100)")
     window = positive_int(time_window_days, "time_window_days", maximum=MAX_WINDOW_DAYS)
-    await require_data(store)
+    index = await store.protocol_index()
+    if index.empty:
+        raise NoIncidentDataError()
     spelled = await resolve_chain(store, chain)
     today = as_utc(now or utc_now()).date()
 
-    groups = await store.group_summaries()
-    names = {n for g in groups for n in g.member_names}
-    matched = set(match_names(protocol, names))
-    mine = [g for g in groups if matched.intersection(g.member_names)]
+    match = index.match(protocol)
+    mine = list(match.groups)
     if spelled:
         mine = [g for g in mine if spelled.casefold() in g.chain_keys]
-    mine.sort(key=lambda g: g.date, reverse=True)
     result = _score(mine, today, window)
 
     answer: dict[str, Any] = {
@@ -88,7 +82,7 @@ async def assess_protocol_risk(
             + ". A score of 0 means no known "
             "incident, not that the protocol is safe."
         )
-        suggestions = suggest_names(protocol, names) if not matched else []
+        suggestions = index.suggest(protocol) if not match.names_matched else []
         if suggestions:
             answer["suggestions"] = suggestions
     if detail in ("summary", "full"):
@@ -103,14 +97,14 @@ async def assess_protocol_risk(
             ],
         )
     if detail == "full":
-        peers = _peer_scores(groups, today, window)
+        peers = index.peer_scores(today, window)
         answer.update(
             risk_factors=result.components,
             recommendations=recommendations(result, [t for g in mine for t in g.techniques]),
             peer_comparison={
-                "percentile": percentile(result.score, peers) if mine else None,
-                "protocols_compared": len(peers),
-                "median_peer_score": sorted(peers)[len(peers) // 2] if peers else None,
+                "percentile": peers.percentile(result.score) if mine else None,
+                "protocols_compared": len(peers.ascending),
+                "median_peer_score": peers.median,
                 "basis": "protocols with at least one recorded incident, scored with the same window",
             },
             formula="score = 0.30·frequency + 0.30·severity + 0.25·recency + 0.15·repeat (each 0–100)",

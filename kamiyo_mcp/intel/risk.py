@@ -50,6 +50,25 @@ def level_for(score: float) -> str:
     return next(name for floor, name in LEVELS if score >= floor)
 
 
+def frequency_component(window_count: int) -> float:
+    return 100.0 * (1.0 - math.exp(-window_count))
+
+
+def repeat_component(exploit_count: int) -> float:
+    return min(100.0, 40.0 * max(0, exploit_count - 1))
+
+
+def combined_score(frequency: float, severity: float, recency: float, repeat: float) -> int:
+    """The 0–100 score of components already rounded to one decimal."""
+    raw = (
+        WEIGHTS["frequency"] * frequency
+        + WEIGHTS["severity"] * severity
+        + WEIGHTS["recency"] * recency
+        + WEIGHTS["repeat"] * repeat
+    )
+    return max(0, min(100, round(raw)))
+
+
 def severity_component(total_loss_usd: float) -> float:
     if total_loss_usd <= 0:
         return 0.0
@@ -71,14 +90,12 @@ def score_incidents(incidents: Sequence[ScoredIncident], *, today: date, window_
     total = sum(i.amount_usd or 0.0 for i in past)
     last = max((i.date for i in past), default=None)
     components = {
-        "frequency": 100.0 * (1.0 - math.exp(-len(window))),
-        "severity": severity_component(total),
-        "recency": recency_component((today - last).days if last else None, window_days),
-        "repeat": min(100.0, 40.0 * max(0, len(past) - 1)),
+        "frequency": round(frequency_component(len(window)), 1),
+        "severity": round(severity_component(total), 1),
+        "recency": round(recency_component((today - last).days if last else None, window_days), 1),
+        "repeat": round(repeat_component(len(past)), 1),
     }
-    components = {k: round(v, 1) for k, v in components.items()}
-    raw = sum(WEIGHTS[k] * v for k, v in components.items())
-    score = max(0, min(100, round(raw)))
+    score = combined_score(**components)
     return RiskScore(score, level_for(score), components, len(past), len(window), total, last)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -46,6 +47,7 @@ class IntelStore(StoreReads):
         self._db = db
         # One connection serves concurrent tool calls; writers must not interleave their transactions.
         self._write_lock = asyncio.Lock()
+        self._index_lock = asyncio.Lock()
         self._known_chains: tuple[tuple[int, int], dict[str, str]] | None = None
 
     @contextlib.asynccontextmanager
@@ -61,7 +63,12 @@ class IntelStore(StoreReads):
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> IntelStore:
-        """Open (creating or migrating the intel tables of) the SQLite file at ``path``."""
+        """Open (creating or migrating the intel tables of) the SQLite file at ``path``.
+
+        A missing directory is created private (0700): on a fresh host the default one, in the user
+        data directory, does not exist yet.
+        """
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         db = await aiosqlite.connect(os.fspath(path), isolation_level=None)
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA journal_mode = WAL")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+import anyio
 
+from .dates import utc_now
+from .protocol_index import GroupSummary, ProtocolIndex
 from .records import AddressLink, Incident
+
+# Windows whose peer scores are computed with the index (the tool's default and round numbers);
+# any other window's are computed on its first call of the day and then kept.
+WARM_WINDOWS = (7, 30, 90, 180, 365, 730, 1825, 3650)
 
 _COLUMNS = "i.id, i.data, i.group_id, i.is_canonical, i.group_amount_usd, i.group_chains"
 _CHUNK = 500
@@ -24,19 +32,6 @@ class StoredIncident:
     is_canonical: bool
     group_amount_usd: float | None
     group_chains: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSummary:
-    """One incident group as risk scoring sees it: the canonical report plus its members' names."""
-
-    group_id: str
-    date: str
-    protocol: str
-    amount_usd: float | None
-    chain_keys: frozenset[str]
-    member_names: tuple[str, ...]
-    techniques: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +88,8 @@ def _search_row(r: Sequence[Any]) -> StoredIncident:
 class StoreReads:
     _db: aiosqlite.Connection
     _summaries: tuple[tuple[int, int], list[GroupSummary]] | None = None
+    _index: tuple[tuple[int, int], ProtocolIndex] | None = None
+    _index_lock: asyncio.Lock
 
     async def _version(self) -> tuple[int, int]:
         # data_version moves when another connection commits; total_changes when this one writes.
@@ -158,9 +155,27 @@ class StoreReads:
         )
         return [r[0] for r in rows]
 
+    async def protocol_index(self) -> ProtocolIndex:
+        """The protocol index of the stored data, rebuilt (off the event loop) only when the data changed."""
+        version = await self._version()
+        if self._index is not None and self._index[0] == version:
+            return self._index[1]
+        async with self._index_lock:
+            version = await self._version()
+            if self._index is None or self._index[0] != version:
+                summaries = await self._group_summaries(version)
+                today = utc_now().date()
+                index = await anyio.to_thread.run_sync(
+                    lambda: ProtocolIndex(summaries, today=today, windows=WARM_WINDOWS)
+                )
+                self._index = (version, index)
+            return self._index[1]
+
     async def group_summaries(self) -> list[GroupSummary]:
         """All incident groups with their members' names and techniques (cached until a write)."""
-        version = await self._version()
+        return await self._group_summaries(await self._version())
+
+    async def _group_summaries(self, version: tuple[int, int]) -> list[GroupSummary]:
         if self._summaries is not None and self._summaries[0] == version:
             return self._summaries[1]
         rows = await self._rows(

@@ -7,6 +7,7 @@ from tests.fakes.fixtures import fake_stripe, fake_stripe_server  # noqa: F401
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -26,3 +27,16 @@ def fake_stripe_server() -> Iterator[FakeStripe]:
     server = FakeStripeServer()
     yield server.start()
     server.stop()
+
+
+# The metered overage price and its Billing Meter, as the overage tests configure them.
+OVERAGE_PRICE = "price_overage_calls"
+METER_EVENT_NAME = "kamiyo_mcp_calls"
+
+
+@contextmanager
+def run_metered_fake_stripe() -> Iterator[FakeStripe]:
+    """A fresh fake Stripe with an active Billing Meter and the metered overage price on it."""
+    with run_fake_stripe() as fake:
+        fake.add_metered_price(OVERAGE_PRICE, METER_EVENT_NAME)
+        yield fake

@@ -8,13 +8,30 @@ routing by the spec's paths, schema validation, idempotent replay, then the in-m
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.stripe_schema import Operation, ParamError, Resolver, Validator, decode_form, load_operations
+from stripe.params._subscription_item_create_params import SubscriptionItemCreateParams
+from stripe.params._subscription_item_delete_params import SubscriptionItemDeleteParams
+from stripe.params._subscription_update_params import SubscriptionUpdateParams
+from stripe.params.billing._meter_event_adjustment_create_params import MeterEventAdjustmentCreateParams
+from stripe.params.billing._meter_event_create_params import MeterEventCreateParams
+
+from tests.fakes.stripe_billing import DuplicateMeterEvent, StripeBilling, metered_line_check
+from tests.fakes.stripe_schema import (
+    Operation,
+    ParamError,
+    Resolver,
+    Validator,
+    decode_form,
+    load_operations,
+    path_pattern,
+)
 from tests.fakes.stripe_state import SPEC_PATH, InvalidRequest, NoSuchObject, Obj, StripeState, new_id
+from tests.fakes.stripe_typed_params import TypedParams
 
 _SPEC_CACHE: dict[str, Any] = {}
 
@@ -62,6 +79,32 @@ def stripe_error(status: int, error: Obj) -> Reply:
     return Reply(status, {"error": error})
 
 
+@dataclass(frozen=True)
+class TypedOperation:
+    """An endpoint newer than the spec copy, validated against stripe-python 16's parameter types."""
+
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    params: TypedParams
+
+    def validate(self, params: dict[str, Any], validator: Validator) -> dict[str, Any]:
+        return self.params.validate(params)
+
+
+def _typed(method: str, template: str, params_class: type) -> TypedOperation:
+    return TypedOperation(method, template, path_pattern(template), TypedParams(params_class))
+
+
+_TYPED_OPERATIONS = (
+    _typed("post", "/v1/billing/meter_events", MeterEventCreateParams),
+    _typed("post", "/v1/billing/meter_event_adjustments", MeterEventAdjustmentCreateParams),
+    _typed("post", "/v1/subscription_items", SubscriptionItemCreateParams),
+    _typed("delete", "/v1/subscription_items/{item}", SubscriptionItemDeleteParams),
+    _typed("post", "/v1/subscriptions/{subscription_exposed_id}", SubscriptionUpdateParams),
+)
+
+
 def _spec() -> dict[str, Any]:
     # 870 KB of JSON: parse once per test session, never at import.
     if "spec" not in _SPEC_CACHE:
@@ -76,21 +119,27 @@ class FakeStripe:
         spec = _spec()
         self.base_url = ""
         self._seed = seed
-        self._operations: list[Operation] = load_operations(spec)
+        self._operations: list[Operation | TypedOperation] = [*load_operations(spec), *_TYPED_OPERATIONS]
         self._validator = Validator(Resolver(spec))
         # The server thread and the test thread both touch the state.
         self._lock = threading.Lock()
         self.reset()
         self._handlers: dict[tuple[str, str], Callable[[Obj, dict[str, str]], Obj]] = {
-            ("post", "/v1/checkout/sessions"): lambda p, _: self.state.create_checkout_session(p),
+            ("post", "/v1/checkout/sessions"): lambda p, _: self._create_checkout_session(p),
             ("get", "/v1/checkout/sessions/{session}"): lambda _, a: self._get("checkout.session", a),
-            ("post", "/v1/billing_portal/sessions"): lambda p, _: self.state.create_portal_session(p),
+            ("post", "/v1/billing_portal/sessions"): lambda p, _: self._create_portal_session(p),
             ("get", "/v1/customers"): lambda p, _: self.state.list_customers(p),
             ("post", "/v1/customers"): lambda p, _: self.state.create_customer(p),
             ("get", "/v1/customers/{customer}"): lambda _, a: self._get("customer", a),
             ("get", "/v1/subscriptions/{subscription_exposed_id}"): lambda _, a: self._get("subscription", a),
             ("get", "/v1/prices/{price}"): lambda _, a: self._get("price", a),
             ("get", "/v1/events/{id}"): lambda _, a: self._get("event", a),
+            ("post", "/v1/billing/meter_events"): lambda p, _: self.billing.create_meter_event(p),
+            ("post", "/v1/billing/meter_event_adjustments"): lambda p, _: self.billing.create_meter_event_adjustment(p),
+            ("post", "/v1/subscription_items"): lambda p, _: self.billing.create_subscription_item(p),
+            ("delete", "/v1/subscription_items/{item}"): lambda _, a: self.billing.delete_subscription_item(a["item"]),
+            ("post", "/v1/subscriptions/{subscription_exposed_id}"):
+                lambda p, a: self.billing.update_subscription(a["subscription_exposed_id"], p),
         }
 
     # -- test hooks ------------------------------------------------------------
@@ -99,6 +148,7 @@ class FakeStripe:
         """Forget requests, objects, idempotency keys and pending failures; re-seed fixtures."""
         with self._lock:
             self.state = StripeState(seed=self._seed)
+            self.billing = StripeBilling(self.state)
             self.requests: list[RecordedRequest] = []
             self._failures: list[Reply] = []
             self._idempotent: dict[tuple[str, str], tuple[tuple[str, str, Any], Reply]] = {}
@@ -150,6 +200,26 @@ class FakeStripe:
         headers = {} if should_retry is None else {"Stripe-Should-Retry": str(should_retry).lower()}
         with self._lock:
             self._failures.extend(Reply(status, {"error": body}, headers) for _ in range(times))
+
+    def add_metered_price(self, price_id: str, event_name: str) -> Obj:
+        """Seed an active Billing Meter for `event_name` and a metered price on it."""
+        with self._lock:
+            return self.billing.add_metered_price(price_id, event_name)
+
+    def complete_portal_flow(self, portal_session_id: str) -> Obj:
+        """Confirm a portal session's subscription-update flow; returns the event Stripe would send."""
+        with self._lock:
+            return self.billing.complete_portal_flow(portal_session_id)
+
+    def subscription_event(self, subscription_id: str, event_type: str = "customer.subscription.updated") -> Obj:
+        """A `customer.subscription.*` event with the subscription as the fake holds it now."""
+        with self._lock:
+            return self.billing.subscription_event(subscription_id, event_type)
+
+    def billed_identifiers(self) -> list[str]:
+        """Identifiers of accepted meter events not cancelled: what the customer is billed for."""
+        with self._lock:
+            return self.billing.billed_identifiers()
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         """The recorded requests for one method and path, oldest first."""
@@ -224,7 +294,7 @@ class FakeStripe:
             self._idempotent[(api_key, key)] = (fingerprint, reply)
         return reply
 
-    def _execute(self, operation: Operation, params: Obj, path_args: dict[str, str]) -> Reply:
+    def _execute(self, operation: Operation | TypedOperation, params: Obj, path_args: dict[str, str]) -> Reply:
         handler = self._handlers.get((operation.method, operation.template))
         if handler is None:
             return stripe_error(501, {"type": "api_error", "message": f"Fake has no handler for {operation.template}"})
@@ -247,9 +317,20 @@ class FakeStripe:
             error = {"type": "invalid_request_error", "message": exc.message}
             if exc.param:
                 error["param"] = exc.param
-            return stripe_error(exc.status, error)
+            reply = stripe_error(exc.status, error)
+            if isinstance(exc, DuplicateMeterEvent):
+                reply.headers["Stripe-Should-Retry"] = "false"
+            return reply
 
-    def _route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
+    def _create_checkout_session(self, params: Obj) -> Obj:
+        metered_line_check(self.state, params.get("line_items", []))
+        return self.state.create_checkout_session(params)
+
+    def _create_portal_session(self, params: Obj) -> Obj:
+        self.billing.check_portal_flow(params)
+        return self.billing.remember_flow(self.state.create_portal_session(params), params)
+
+    def _route(self, method: str, path: str) -> tuple[Operation | TypedOperation, dict[str, str]] | None:
         for operation in self._operations:
             match = operation.pattern.match(path)
             if match and operation.method == method:

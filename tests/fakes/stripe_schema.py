@@ -216,12 +216,17 @@ class Operation:
         return validator.validate(params, schema or {"type": "object", "properties": {}}, "")
 
 
+def path_pattern(template: str) -> re.Pattern[str]:
+    """A regex matching the spec path `template` (`/v1/x/{id}`), its parameters as named groups."""
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(regex + r"\Z")
+
+
 def load_operations(spec: dict[str, Any]) -> list[Operation]:
     """Every operation of the spec, with a path regex and its parameter schema."""
     operations = []
     for template, methods in spec["paths"].items():
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        pattern = re.compile(regex + r"\Z")
+        pattern = path_pattern(template)
         for method, op in methods.items():
             body = op.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded", {})
             query = [p for p in op.get("parameters", []) if p["in"] == "query"]

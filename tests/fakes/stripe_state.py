@@ -222,6 +222,8 @@ class StripeState:
             item.update(id=new_id("si_", 14), subscription=subscription_id, quantity=line.get("quantity", 1))
             if "price" in line and line["price"] in self.prices:
                 item["price"] = copy.deepcopy(self.prices[line["price"]])
+                if (item["price"].get("recurring") or {}).get("usage_type") == "metered":
+                    item["quantity"] = None  # metered items have no quantity
             item.update(current_period_start=now, current_period_end=now + 30 * 24 * 3600)
             items.append(item)
         subscription.update(id=subscription_id, customer=customer, created=now, start_date=now, status="active")

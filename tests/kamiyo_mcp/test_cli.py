@@ -47,4 +47,4 @@ def test_unknown_tokens_and_tiers_are_clear_errors(tmp_path: Path) -> None:
     bad_tier = cli(["token", "issue", "--email", "a@example.com", "--tier", "gold"], env)
     assert bad_tier.returncode == 2 and "invalid choice" in bad_tier.stderr
     bad_email = cli(["token", "issue", "--email", "nobody", "--tier", "team"], env)
-    assert bad_email.returncode == 1 and "not a valid email" in bad_email.stderr
+    assert bad_email.returncode == 2 and "argument --email: not a valid email" in bad_email.stderr

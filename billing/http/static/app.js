@@ -46,11 +46,13 @@
         setStatus(status, "Opening Stripe Checkout…", false);
         const origin = window.location.origin;
         try {
+          const overage = form.querySelector('input[data-overage="' + button.dataset.tier + '"]');
           const result = await postJSON("/api/billing/create-checkout-session", {
             tier: button.dataset.tier,
             user_email: email.value.trim(),
             success_url: origin + "/billing/success",
             cancel_url: origin + "/pricing",
+            overage: Boolean(overage && overage.checked),
           });
           if (result.status === 200 && result.data && result.data.checkout_url) {
             window.location.assign(result.data.checkout_url);

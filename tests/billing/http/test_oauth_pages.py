@@ -156,10 +156,10 @@ async def test_attack_email_enumeration_learns_nothing_from_page_mail_or_work(tm
             page = await server.sign_in_page(client_id)
             form = form_to(page.text, "/oauth/sign-in")
             for conn in (store._write, store._read):
-                await conn.set_trace_callback(record)
+                await conn.raw.set_trace_callback(record)
             answer = await server.browser.post(form.action, data=form.submit(email=email))
             for conn in (store._write, store._read):
-                await conn.set_trace_callback(None)
+                await conn.raw.set_trace_callback(None)
             shown = re.sub(r"kar_[\w-]+|[0-9a-f]{64}", "X", answer.text.replace(email, "EMAIL"))  # ids, CSRF
             pages.append((answer.status_code, shown))
             works.append(list(statements))

@@ -1,37 +1,48 @@
 """The pages in a real headless Chromium: pricing → Stripe Checkout, success → reveal once, emailed claim link.
 
-Debian's `chromium` (installed by .ci/run), driven by Playwright's Python package; the fake Stripe
-stands behind the checkout call and its hosted page is answered by the test.
+Chromium is Playwright's own build when it is installed (`playwright install chromium`), else the
+system's (Debian's `chromium`, which .ci/run installs); without either the tests skip with the
+install command, and fail under CI=true. The fake Stripe stands behind the checkout call and its
+hosted page is answered by the test.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import playwright.async_api as playwright_api
 import pytest
 
 from tests.billing.http.delivery_harness import Inbox, Shop, claim_link, running_shop
+from tests.components import missing
 from tests.fakes.stripe_fake import FakeStripe
 from tests.support import REPO
 
-CHROMIUM = "/usr/bin/chromium"
+SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ARTIFACTS = REPO / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-import playwright.async_api as playwright_api  # noqa: E402  (a test dependency: pip install -e '.[test]')
 
-# Chromium comes from Debian's packages (.ci/run installs it); on a machine without it this module
-# is skipped with the reason shown, except in CI, where a missing browser must fail the run.
-if shutil.which(CHROMIUM) is None:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is not installed: .ci/run must apt-get install chromium")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+def install_command() -> str:
+    return (f"{Path(sys.executable).parent / 'playwright'} install --with-deps chromium "
+            "(Playwright's build) or apt-get install chromium")
+
+
+def chromium_executable(playwright_own: str) -> str | None:
+    """Playwright's own Chromium when installed, else the system's; None when there is neither."""
+    if playwright_own and Path(playwright_own).exists():
+        return playwright_own
+    for name in SYSTEM_CHROMIUMS:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
 
 
 @pytest.fixture
@@ -52,8 +63,11 @@ async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[object]:
     async with playwright_api.async_playwright() as pw:
+        executable = chromium_executable(pw.chromium.executable_path)
+        if executable is None:
+            missing("Chromium", install_command())
         context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            str(tmp_path / "chromium-profile"), executable_path=executable, headless=True, args=FLAGS,
             viewport={"width": 1100, "height": 1400})
         try:
             yield context

@@ -1,57 +1,18 @@
 """AnyStore fixtures: every store test runs on SQLite (a file in tmp_path) and on PostgreSQL.
 
-PostgreSQL is a throwaway cluster started once per session (`tests/postgres_cluster.py`), or the
-server `KAMIYO_TEST_POSTGRES_URL` names (a URL whose user may create databases); each test gets a
-fresh database, dropped afterwards.
+PostgreSQL databases come from `postgres_url` (tests/conftest.py): a fresh database per test.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from billing.store import AnyStore, open_store
-from tests.postgres_cluster import start_cluster
 
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of a PostgreSQL server database from which test databases are created."""
-    given = os.environ.get("KAMIYO_TEST_POSTGRES_URL")
-    if given:
-        yield given
-        return
-    cluster = start_cluster()
-    try:
-        yield cluster.url
-    finally:
-        cluster.stop()
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-@pytest.fixture
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
-    name = "kamiyo_test_" + uuid.uuid4().hex[:16]
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(postgres_server, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,7 +11,7 @@ import pytest
 from billing.errors import StoreError
 from billing.store import PostgresStore, SQLiteStore, open_store
 from billing.store.postgres import WRITE_LOCK_KEY
-from tests.postgres_cluster import _free_port
+from tests.support import free_port
 
 
 async def test_postgres_urls_of_either_scheme_open_a_postgres_store(postgres_url: str, tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ async def test_postgres_urls_of_either_scheme_open_a_postgres_store(postgres_url
 
 async def test_an_unreachable_database_is_reported_without_its_password() -> None:
     with pytest.raises(StoreError) as caught:
-        await open_store(f"postgresql://kamiyo:sekrit-pw@127.0.0.1:{_free_port()}/kamiyo")
+        await open_store(f"postgresql://kamiyo:sekrit-pw@127.0.0.1:{free_port()}/kamiyo")
     assert "sekrit-pw" not in str(caught.value) and "PostgreSQL" in str(caught.value)
 
 

@@ -90,3 +90,20 @@ async def test_bad_arguments_get_precise_errors(store: IntelStore, kwargs: dict,
 async def test_an_empty_store_says_no_data_is_loaded(empty_store: IntelStore) -> None:
     with pytest.raises(NoIncidentDataError):
         await _assess(empty_store, "Euler")
+
+
+@pytest.mark.parametrize("detail", ["basic", "summary", "full"])
+async def test_one_protocol_scores_the_same_whatever_the_spelling(store: IntelStore, detail: str) -> None:
+    spellings = ("Curve", "Curve DEX", "curve finance", "CurveFinance")
+    answers = [await _assess(store, spelling, detail) for spelling in spellings]
+    assert len({(a["risk_score"], a["risk_level"], tuple(a["matched_protocols"])) for a in answers}) == 1
+    if detail != "basic":
+        assert {a["exploit_count"] for a in answers} == {answers[0]["exploit_count"]}
+
+
+async def test_every_incident_of_a_listed_protocol_is_counted(store: IntelStore) -> None:
+    curve = await _assess(store, "Curve", "summary", time_window_days=3650)
+    # DeFiLlama lists two Curve DEX incidents: the 2023-07-30 Vyper reentrancy and the 2022-08-09 DNS hijack.
+    ids = {e["id"] for e in curve["recent_exploits"]}
+    assert {"defillama:2023-07-30:curve-dex", "defillama:2022-08-09:curve-dex"} <= ids
+    assert "Curve DEX" in curve["matched_protocols"] and curve["exploit_count"] >= 2

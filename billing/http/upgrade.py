@@ -1,0 +1,138 @@
+"""The upgrade link's pages: GET shows, POST acts, and the "done — retry your request" page.
+
+    GET  /billing/upgrade?code=…    what the link changes, and a "Continue to Stripe" button
+    POST /billing/upgrade           (form: code) uses the link once → 303 to Stripe's portal flow or Checkout
+    GET  /billing/upgraded?tier=…   where Stripe returns: done, retry the request in Claude
+
+No sign-in: the link's code is the proof. Pages are `no-store`, send no referrer (the query holds
+the code) and run under the pages' CSP, whose form-action also allows Stripe's hosted pages (a
+browser applies form-action to the redirect that follows the POST).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from urllib.parse import parse_qs
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from billing.errors import StoreError
+from billing.http.ip_rate_limit import PerIPLimiter
+from billing.http.pages import CSP, SECURITY_HEADERS
+from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from billing.tiers import TierTable
+from billing.upgrade import DONE_PATH, UPGRADE_PATH, LinkRefused, UpgradeLinks
+
+MAX_FORM_BYTES = 4096
+FOLLOW_RATE_PER_MINUTE = 20
+STRIPE_PAGES = "https://billing.stripe.com https://checkout.stripe.com"
+_HEADERS = {**SECURITY_HEADERS,
+            "Content-Security-Policy": CSP.replace("form-action 'self'", f"form-action 'self' {STRIPE_PAGES}")}
+
+
+def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], StripeGateway | None], tiers: TierTable,
+                   *, clock: Callable[[], float] = time.time) -> list[Route]:
+    """The upgrade pages; `links` and `gateway` give what the lifespan opened."""
+    limiter = PerIPLimiter(FOLLOW_RATE_PER_MINUTE, clock=clock)
+    template = (resources.files("billing.http") / "static" / "upgrade.html").read_text(encoding="utf-8")
+
+    def _page(title: str, body: str, *, status: int = 200, extra: dict[str, str] | None = None) -> Response:
+        html = template.replace("<!--TITLE-->", escape(title)).replace("<!--BODY-->", body)
+        return Response(html, status_code=status, media_type="text/html; charset=utf-8",
+                        headers={**_HEADERS, **(extra or {})})
+
+    def _refusal(refused: LinkRefused) -> Response:
+        title = "Already upgraded" if refused.code == "already_upgraded" else "This link cannot be used"
+        return _page(title, f"<p>{escape(refused.message)}</p>", status=refused.status)
+
+    def _unavailable() -> Response:
+        return _page("Try again shortly", "<p>The account service is unavailable right now. Try the link again in a "
+                     "few seconds.</p>", status=503, extra={"Retry-After": "5"})
+
+    async def show(request: Request) -> Response:
+        code = request.query_params.get("code", "")
+        try:
+            link = await links().show(code)
+        except LinkRefused as refused:
+            return _refusal(refused)
+        except StoreError:
+            return _unavailable()
+        target, current = tiers.get(link.target_tier), tiers.get(link.tier)
+        price = f"${target.price_usd_month}/month" if target else ""
+        rows = [("Account", link.email), ("Current plan", link.tier), ("New plan", f"{link.target_tier} ({price})")]
+        if target and current:
+            rows.append(("Calls per day", f"{current.calls_per_day:,} → {target.calls_per_day:,}"))
+        details = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+        if link.kind == "stripe":
+            how = ("Stripe shows the prorated amount and asks you to confirm the change. Nothing changes until you "
+                   "confirm.")
+        else:
+            how = ("Your access today is a grant from the operator, so this opens Stripe Checkout for a new "
+                   f"{escape(link.target_tier)} subscription. After paying, the next page gives you its token.")
+        expiry = datetime.fromtimestamp(link.expires_at, UTC).strftime("%H:%M UTC")
+        body = (f'<section class="plan-change" aria-label="Plan change"><dl>{details}</dl><p>{how}</p>'
+                f'<form class="inline" method="post" action="{UPGRADE_PATH}">'
+                f'<input type="hidden" name="code" value="{escape(code, quote=True)}">'
+                '<button type="submit" class="primary">Continue to Stripe</button></form></section>'
+                f'<p class="small">This link works once, until {expiry}. It never shows or needs your token.</p>')
+        return _page(f"Upgrade to {link.target_tier}", body)
+
+    async def follow(request: Request) -> Response:
+        retry_after = limiter.hit(request.client.host if request.client else "unknown")
+        if retry_after is not None:
+            return _page("Too many attempts", f"<p>Too many attempts from this address. Try again in {retry_after} s."
+                         "</p>", status=429, extra={"Retry-After": str(retry_after)})
+        code = await _form_code(request)
+        opened = gateway()
+        if opened is None:
+            return _page("Upgrade unavailable", "<p>Billing is not available on this server right now. Try again "
+                         "shortly.</p>", status=503, extra={"Retry-After": "5"})
+        try:
+            url = await links().follow(code, opened)
+        except LinkRefused as refused:
+            return _refusal(refused)
+        except StripeGatewayError as exc:
+            return _page("Stripe did not answer", f"<p>Stripe could not open the page ({escape(exc.message)}). Your "
+                         "link still works: go back and press the button again.</p>", status=502)
+        except StoreError:
+            return _unavailable()
+        return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store",
+                                                                "Referrer-Policy": "no-referrer"})
+
+    async def done(request: Request) -> Response:
+        tier = request.query_params.get("tier", "")
+        plan = f"the {escape(tier)} tier" if tiers.get(tier) is not None else "your new plan"
+        body = (f"<p class=\"lead\">Your plan change is confirmed. Go back to Claude and retry your request: it "
+                f"runs on {plan} as soon as Stripe tells us, usually within seconds.</p>"
+                "<p class=\"small\">You can close this tab.</p>")
+        return _page("Done — retry your request", body)
+
+    return [
+        Route(UPGRADE_PATH, show, methods=["GET", "HEAD"], name="upgrade_show"),
+        Route(UPGRADE_PATH, follow, methods=["POST"], name="upgrade_follow"),
+        Route(DONE_PATH, done, methods=["GET", "HEAD"]),
+    ]
+
+
+async def _form_code(request: Request) -> str:
+    """The `code` field of a small urlencoded form ("" when absent or unusable)."""
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                return ""
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return ""
+    try:
+        form = parse_qs(b"".join(chunks).decode("ascii"), max_num_fields=4)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    return (form.get("code") or [""])[0]

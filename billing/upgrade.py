@@ -1,0 +1,213 @@
+"""Upgrade links: a refusal's one-time link that upgrades this very subscription in two clicks.
+
+    links = UpgradeLinks(store, config)
+    issued = await links.issue(subscription_id, "team", reason="tier_required")   # → issued.url
+    link = await links.show(code)                       # GET  /billing/upgrade?code=…  (changes nothing)
+    url = await links.follow(code, gateway)             # POST /billing/upgrade: single-use, → Stripe
+
+A link is a 256-bit code whose SHA-256 is stored (like claims), bound to one subscription and one
+target tier, usable once within 30 minutes, and never carries the MCP token: whoever holds the
+link may only upgrade the subscription it names. Following it opens Stripe's customer portal on
+the `subscription_update_confirm` flow for the target tier's price, which returns to
+`/billing/upgraded` ("done — retry your request"); an operator grant has no Stripe subscription,
+so it opens Checkout for the target tier instead (a new subscription, its token on the success page).
+The `customer.subscription.updated` webhook then completes the link and the next call runs at the
+new tier.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from billing.access import ENTITLED_STATUSES
+from billing.claims import claim_hash
+from billing.config import BillingConfig
+from billing.store.upgrade_sql import UpgradeLink
+from billing.stripe_gateway import StripeGateway, StripeGatewayError
+
+if TYPE_CHECKING:
+    from stripe.params.billing_portal import SessionCreateParamsFlowData
+
+    from billing.store import Store
+
+UPGRADE_PATH = "/billing/upgrade"
+DONE_PATH = "/billing/upgraded"
+LINK_TTL_SECONDS = 30 * 60
+# A link shown again (the same refusal repeated) keeps at least this long to live.
+REUSE_MIN_SECONDS = 20 * 60
+CODE_BYTES = 32
+_CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+
+
+class LinkRefused(Exception):
+    """The link cannot be followed: an HTTP status, a code, and words the customer can act on."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    """A link to put in a refusal (its `url` holds the code: show it to the customer only)."""
+
+    url: str
+    link_id: str
+    target_tier: str
+    expires_at: int
+
+
+class UpgradeLinks:
+    def __init__(self, store: Store, config: BillingConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._config = config
+        self._clock = clock
+        self._base = config.public_url.rstrip("/")
+        # The last link issued per (subscription, tier): a refusal repeated reuses it rather than
+        # writing a new one each time (it is checked unused before reuse). Memory only, never logged.
+        self._recent: dict[tuple[str, str], tuple[str, IssuedLink]] = {}
+
+    def now(self) -> int:
+        return int(self._clock())
+
+    async def issue(self, subscription_id: str, target_tier: str, *, reason: str) -> IssuedLink:
+        """A link that upgrades `subscription_id` to `target_tier`."""
+        now = self.now()
+        key = (subscription_id, target_tier)
+        recent = self._recent.get(key)
+        if recent is not None and recent[1].expires_at - now >= REUSE_MIN_SECONDS:
+            stored = await self.store.upgrade_link(claim_hash(recent[0]))
+            if stored is not None and stored.used_at is None and stored.completed_at is None:
+                return recent[1]
+        code = secrets.token_urlsafe(CODE_BYTES)
+        expires_at = now + LINK_TTL_SECONDS
+        link_id = await self.store.create_upgrade_link(subscription_id=subscription_id, target_tier=target_tier,
+                                                       reason=reason, code_hash=claim_hash(code), now=now,
+                                                       expires_at=expires_at)
+        issued = IssuedLink(f"{self._base}{UPGRADE_PATH}?code={quote(code)}", link_id, target_tier, expires_at)
+        if len(self._recent) > 10_000:
+            self._recent = {k: v for k, v in self._recent.items() if v[1].expires_at > now}
+        self._recent[key] = (code, issued)
+        return issued
+
+    async def show(self, code: str) -> UpgradeLink:
+        """The link, if it can still be followed (reading changes nothing).
+
+        Raises:
+            LinkRefused: unknown, expired, used, done already, or its subscription cannot be upgraded.
+        """
+        link = await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None
+        self._check(link, self.now())
+        assert link is not None
+        return link
+
+    async def follow(self, code: str, gateway: StripeGateway) -> str:
+        """Use the link once and return the Stripe page (portal flow or Checkout) to send the customer to.
+
+        Raises:
+            LinkRefused: as `show`, or Stripe cannot open the page (the link then stays usable).
+        """
+        self._check(await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None, self.now())
+        link = await self.store.use_upgrade_link(claim_hash(code), now=self.now())
+        if link is None:  # used by a concurrent click between the check and here
+            raise LinkRefused(410, "link_used", _USED)
+        for key, (_, issued) in list(self._recent.items()):
+            if issued.link_id == link.link_id:
+                del self._recent[key]
+        try:
+            if link.kind == "stripe" and link.stripe_subscription_id:
+                return await self._portal(link, gateway)
+            return await self._checkout(link, gateway)
+        except (StripeGatewayError, LinkRefused):
+            await self.store.release_upgrade_link(link.link_id)
+            raise
+
+    def done_url(self, tier: str) -> str:
+        return f"{self._base}{DONE_PATH}?tier={quote(tier)}"
+
+    def _check(self, link: UpgradeLink | None, now: int) -> None:
+        if link is None:
+            raise LinkRefused(404, "link_not_found", "This upgrade link is not valid. Retry your request in Claude "
+                              "to get a fresh one.")
+        tiers = self._config.tiers
+        target, current = tiers.get(link.target_tier), tiers.get(link.tier)
+        if link.completed_at is not None or (target and current and current.rank >= target.rank):
+            raise LinkRefused(409, "already_upgraded", f"Your subscription is already on the {link.tier} tier. "
+                              "Go back to Claude and retry your request.")
+        if link.used_at is not None:
+            raise LinkRefused(410, "link_used", _USED)
+        if link.expires_at <= now:
+            raise LinkRefused(410, "link_expired", "This upgrade link has expired (links last 30 minutes). Retry "
+                              "your request in Claude to get a fresh one.")
+        if link.status not in ENTITLED_STATUSES:
+            raise LinkRefused(409, "subscription_not_active", f"This subscription is {link.status}, so it cannot be "
+                              f"upgraded. Choose a plan at {self._base}/pricing.")
+        if not self._config.billing_enabled:
+            raise LinkRefused(503, "billing_not_configured", "Billing is not configured on this server, so plans "
+                              "cannot be changed here. Contact support.")
+        if self._config.price_for_tier(link.target_tier) is None:
+            raise LinkRefused(409, "tier_not_available", f"The {link.target_tier} tier cannot be bought on this "
+                              "server. Contact support.")
+
+    async def _portal(self, link: UpgradeLink, gateway: StripeGateway) -> str:
+        """The customer portal on the confirmation of this subscription's move to the target price."""
+        assert link.stripe_subscription_id is not None and link.stripe_customer_id is not None
+        subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
+        item_id = _base_item(subscription, self._config)
+        if item_id is None:
+            raise LinkRefused(409, "no_plan_item", "This subscription has no KAMIYO plan to change. Contact support.")
+        price = self._config.price_for_tier(link.target_tier)
+        assert price is not None
+        flow: SessionCreateParamsFlowData = {
+            "type": "subscription_update_confirm",
+            "subscription_update_confirm": {
+                "subscription": link.stripe_subscription_id,
+                "items": [{"id": item_id, "price": price, "quantity": 1}],
+            },
+            "after_completion": {"type": "redirect", "redirect": {"return_url": self.done_url(link.target_tier)}},
+        }
+        portal = await gateway.create_portal_session(link.stripe_customer_id, f"{self._base}/pricing", flow_data=flow)
+        return str(portal["url"])
+
+    async def _checkout(self, link: UpgradeLink, gateway: StripeGateway) -> str:
+        """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""
+        price = self._config.price_for_tier(link.target_tier)
+        assert price is not None
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [{"price": price, "quantity": 1}],
+            "success_url": f"{self._base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{self._base}/pricing",
+            "client_reference_id": link.user_id,
+            "metadata": {"tier": link.target_tier},
+            "subscription_data": {"metadata": {"tier": link.target_tier}},
+            "allow_promotion_codes": True,
+            "billing_address_collection": "required",
+        }
+        if link.stripe_customer_id:
+            params["customer"] = link.stripe_customer_id
+        else:
+            params["customer_email"] = link.email
+        session = await gateway.create_checkout_session(params, "upgrade-" + link.link_id)
+        return str(session["url"])
+
+
+_USED = ("This upgrade link was already used. If the change did not go through, retry your request in Claude to "
+         "get a fresh link.")
+
+
+def _base_item(subscription: Mapping[str, Any], config: BillingConfig) -> str | None:
+    """The id of the subscription item that carries a tier's price (the plan, not the overage item)."""
+    items = (subscription.get("items") or {}).get("data") or []
+    for item in items:
+        price = item.get("price") or item.get("plan") or {}
+        price_id = price.get("id") if isinstance(price, Mapping) else price
+        if config.tier_for_price(price_id) is not None:
+            return str(item["id"])
+    return None

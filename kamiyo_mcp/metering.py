@@ -1,0 +1,50 @@
+"""Upgrade links and metered overage wired into the app: the upgrade pages and the meter-event sender.
+
+    metering = MeteringWiring(runtime, stripe_gateway)
+    routes = [*metering.routes(), ...]
+    async with runtime.opened(), stripe_gateway.opened(), metering.sending(), ...:    # in the lifespan
+
+Everything is built from the runtime's open store and settings when first needed, never at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.routing import Route
+
+from billing.http.checkout import StripeGatewaySlot
+from billing.http.upgrade import upgrade_routes
+from billing.meter_sender import MeterEventSender
+from billing.upgrade import UpgradeLinks
+from kamiyo_mcp.runtime import Runtime
+
+
+class MeteringWiring:
+    def __init__(self, runtime: Runtime, gateway: StripeGatewaySlot) -> None:
+        self.runtime = runtime
+        self.gateway = gateway
+        self._links: UpgradeLinks | None = None
+        self.sender: MeterEventSender | None = None
+
+    def links(self) -> UpgradeLinks:
+        """The upgrade links of the store open now (rebuilt when the runtime reopened)."""
+        store = self.runtime.store
+        if self._links is None or self._links.store is not store:
+            self._links = UpgradeLinks(store, self.runtime.settings.billing)
+        return self._links
+
+    def routes(self) -> list[Route]:
+        return upgrade_routes(self.links, self.gateway, self.runtime.settings.billing.tiers)
+
+    @asynccontextmanager
+    async def sending(self) -> AsyncIterator[MeterEventSender]:
+        """Run the meter-event sender for the block (idle unless overage is configured)."""
+        sender = MeterEventSender(self.runtime.store, self.gateway, self.runtime.settings.billing)
+        async with sender.running():
+            self.sender = sender
+            try:
+                yield sender
+            finally:
+                self.sender = None
