@@ -27,6 +27,13 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a C tool cut o
 EXIT_CODES = ("exit codes: 0 ok, 1 the command failed (message on stderr), 2 bad usage or settings, "
               "141 stdout closed early. Settings come from the environment (and ./.env); see the README.")
 
+CONNECT_DESCRIPTION = (
+    "Bridge an MCP client that starts local commands (Claude Desktop's config file) to a hosted KAMIYO server: "
+    "stdin/stdout here, streamable HTTP there. With KAMIYO_TOKEN set, that token is sent; without it, the first "
+    "run opens the sign-in page in the browser (sign in with your email, approve), and the tokens are cached in "
+    "your user config directory (readable by you alone) and refreshed from then on."
+)
+
 STDIO_DESCRIPTION = (
     "Serve the tools over stdin/stdout for Claude Desktop (or any MCP client that starts a process). "
     "The caller's token comes from the KAMIYO_TOKEN environment variable, set in the server's \"env\" "
@@ -110,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     connect = commands.add_parser(
         "connect", help="bridge a local MCP client (stdio) to a hosted KAMIYO server: token from KAMIYO_TOKEN, "
-                        "else sign in once in the browser")
-    connect.add_argument("url", help="the server's MCP URL, e.g. https://mcp.kamiyo.ai/mcp")
+                        "else sign in once in the browser", description=CONNECT_DESCRIPTION, epilog=EXIT_CODES)
+    connect.add_argument("url", type=connect_url, help="the server's MCP URL, e.g. https://mcp.kamiyo.ai/mcp")
     connect.add_argument("--no-browser", action="store_true",
                          help="print the sign-in address instead of opening the browser")
     connect.add_argument("--sign-out", action="store_true", help="revoke and forget the cached sign-in for URL")
@@ -142,14 +149,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(settings: Settings, args: argparse.Namespace) -> int:
-    from kamiyo_mcp.connect import ConnectError, mcp_url, run_connect, sign_out
+def connect_url(value: str) -> str:
+    from kamiyo_mcp.connect import ConnectError, mcp_url
 
     try:
-        url = mcp_url(args.url)
+        return mcp_url(value)
     except ConnectError as exc:
-        print(f"kamiyo-mcp connect: {exc}", file=sys.stderr)
-        return 2
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _connect(settings: Settings, args: argparse.Namespace) -> int:
+    from kamiyo_mcp.connect import run_connect, sign_out
+
+    url = args.url
     if args.sign_out:
         print(f"kamiyo-mcp connect: {asyncio.run(sign_out(url))}", file=sys.stderr)
         return 0
@@ -157,6 +169,9 @@ def _connect(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(run_connect(url, token=settings.kamiyo_token, open_browser=not args.no_browser))
     except Exception as exc:  # the top of the command: one line for the person, the detail in the log
         logger.debug("connect failed", exc_info=True)
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1 and isinstance(exc.exceptions[0],
+                                                                                               Exception):
+            exc = exc.exceptions[0]  # the task group's one failure, not the group
         print(f"kamiyo-mcp connect: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0

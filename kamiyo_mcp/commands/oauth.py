@@ -11,25 +11,35 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from billing.authority import normalize_email
 from billing.store.records import AuditEntry
+from kamiyo_mcp.commands import arguments
 from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    oauth = commands.add_parser("oauth", help="list OAuth clients and grants, revoke a grant")
+    oauth = commands.add_parser("oauth", help="list OAuth clients and grants, revoke a grant",
+                                description="The apps customers connected by signing in (OAuth): the clients, "
+                                            "the grants they were given, and revocation.")
     actions = oauth.add_subparsers(dest="oauth_command", metavar="ACTION", required=True)
-    clients = actions.add_parser("clients", help="apps that registered or were seen by their metadata document")
+    clients = actions.add_parser("clients", help="apps that registered or were seen by their metadata document",
+                                 description="List OAuth clients: registered dynamically (RFC 7591) or known by "
+                                             "their Client ID Metadata Document, with their grants.")
     clients.add_argument("--json", action="store_true", help="one JSON array on stdout")
     clients.set_defaults(handler=run(_clients))
-    grants = actions.add_parser("grants", help="consents given to apps (never a token)")
-    grants.add_argument("--email", help="only this customer's grants")
+    grants = actions.add_parser("grants", help="consents given to apps (never a token)",
+                                description="List grants: which customer allowed which app, on which "
+                                            "subscription and tier, when it last refreshed, and whether it lives. "
+                                            "Tokens are never stored, so never shown.")
+    grants.add_argument("--email", type=arguments.email, help="only this customer's grants")
     grants.add_argument("--json", action="store_true", help="one JSON array on stdout")
     grants.set_defaults(handler=run(_grants))
-    revoke = actions.add_parser("revoke", help="end a grant: its app's tokens are refused from their next use")
+    revoke = actions.add_parser("revoke", help="end a grant: its app's tokens are refused from their next use",
+                                description="Revoke a grant (by its id, from `oauth grants`): its refresh tokens "
+                                            "and access tokens are refused from their next use, by every server "
+                                            "process on the store. The app must ask the customer to sign in again.")
     revoke.add_argument("grant_id")
-    revoke.add_argument("--reason", default="revoked by operator")
+    revoke.add_argument("--reason", default="revoked by operator", type=arguments.text)
     revoke.set_defaults(handler=run(_revoke))
 
 
@@ -42,8 +52,7 @@ async def _clients(runtime: Runtime, args: argparse.Namespace, out: TextIO, err:
 
 
 async def _grants(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    email = normalize_email(args.email) if args.email else None
-    rows = await runtime.store.list_oauth_grants(email, now=runtime.authority.now())
+    rows = await runtime.store.list_oauth_grants(args.email, now=runtime.authority.now())
     records = [{
         "grant_id": r.grant_id, "client": r.client_name or r.client_id, "client_id": r.client_id, "email": r.email,
         "tier": r.tier, "subscription_id": r.subscription_id, "subscription_status": r.subscription_status,
