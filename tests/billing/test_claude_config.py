@@ -9,15 +9,16 @@ from tests.support import REPO
 
 
 def test_the_config_has_the_example_shapes_with_the_token_and_the_public_url() -> None:
-    example = json.loads((REPO / "claude_desktop_config.example.json").read_text())
+    example = json.loads((REPO / "claude_desktop_config.example.json").read_text())["mcpServers"]
     config = claude_desktop_config("tok.en.value", public_url="https://mcp.kamiyo.ai/")
 
-    assert set(config["mcpServers"]) == set(example["mcpServers"])  # type: ignore[call-overload]
     servers = config["mcpServers"]
     assert isinstance(servers, dict)
-    assert servers["kamiyo-remote"]["args"] == example["mcpServers"]["kamiyo-remote"]["args"]
+    assert servers["kamiyo-remote"]["args"] == example["kamiyo-remote"]["args"]
     assert servers["kamiyo-remote"]["env"] == {"AUTH_HEADER": "Bearer tok.en.value"}
-    assert servers["kamiyo"]["args"] == ["stdio"] and servers["kamiyo"]["env"] == {"KAMIYO_TOKEN": "tok.en.value"}
+    assert servers["kamiyo"]["args"] == example["kamiyo-local"]["args"] == ["stdio"]
+    assert servers["kamiyo"]["env"] == {"KAMIYO_TOKEN": "tok.en.value"}
+    assert example["kamiyo"] == {"command": "uvx", "args": ["kamiyo-mcp", "connect", "https://mcp.kamiyo.ai/mcp"]}
     assert json.loads(json.dumps(config)) == config
 
 
