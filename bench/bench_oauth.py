@@ -35,7 +35,7 @@ from billing.oauth.metadata_doc import MetadataDocuments
 from billing.oauth.provider import OAuthProvider
 from billing.oauth.sign_in import SignIn
 from billing.store import SQLiteStore
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, TokenCodec
 
 SECRET = "bench-secret-" + "b" * 40
 REDIRECT = "http://127.0.0.1:1/callback"
@@ -46,7 +46,7 @@ async def mint(db: Path, issuer: str, grants: int) -> tuple[list[str], list[str]
     """`grants` operator grants: their bearer tokens, and one OAuth access token each (the real flow)."""
     resource = issuer + "/mcp"
     store = await SQLiteStore.open(db)
-    codec = TokenCodec(SECRET, audiences=(resource,))
+    codec = TokenCodec(SECRET, audiences=(AUDIENCE, resource))
     authority = Authority(store, codec, public_url=issuer)
     provider = OAuthProvider(store, codec, issuer=issuer, resource=resource, config=OAuthConfig(),
                              documents=MetadataDocuments(), sign_in_url=issuer + "/oauth/sign-in")
@@ -75,7 +75,7 @@ async def mint(db: Path, issuer: str, grants: int) -> tuple[list[str], list[str]
 
 async def decisions_per_second(db: Path, tokens: list[str], resource: str, decisions: int) -> float:
     store = await SQLiteStore.open(db)
-    authority = Authority(store, TokenCodec(SECRET, audiences=(resource,)), public_url="http://127.0.0.1")
+    authority = Authority(store, TokenCodec(SECRET, audiences=(AUDIENCE, resource)), public_url="http://127.0.0.1")
     queue = iter(range(decisions))
     refused = 0
 

@@ -2,7 +2,9 @@
 
 A token authenticates only if signature, issuer, audience and expiry verify and it is HS256;
 whether it is still *entitled* is the store's business (see authority.py). The plaintext token is
-returned once by `mint` and never stored: the store keeps `token_hash(token)`.
+returned once by `mint` and never stored: the store keeps `token_hash(token)`, and verification
+turns a presented token into a `Credential` (its hash and claims) so that nothing past the edge
+that received it needs to hold the token itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import secrets
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
@@ -22,6 +25,7 @@ ISSUER = "kamiyo-mcp"
 AUDIENCE = "kamiyo-mcp"
 MIN_SECRET_BYTES = 32
 EXPIRED = "the token has expired"
+MAX_TOKEN_CHARS = 4096
 _REQUIRED_CLAIMS = ["sub", "tier", "jti", "iat", "exp", "iss", "aud"]
 
 
@@ -33,6 +37,23 @@ class Claims:
     jti: str
     iat: int
     exp: int
+    gid: str | None = None  # an OAuth access token's grant: the one principal of all its refreshed tokens
+
+    @property
+    def principal(self) -> str:
+        """Who holds the token, stable across an OAuth grant's refreshes: the grant, else the token itself."""
+        return self.gid or self.jti
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer token whose signature, issuer, audience and expiry verified: its store key and claims.
+
+    It stands in for the token past the edge that received it; the token itself is not kept.
+    """
+
+    token_hash: str
+    claims: Claims
 
 
 def token_hash(token: str) -> str:
@@ -49,30 +70,34 @@ def generate_secret() -> str:
 
 
 class TokenCodec:
-    """Mints and verifies tokens with one secret.
+    """Mints and verifies tokens with one secret, for one or more audiences.
 
-    Verified signatures are remembered (bounded LRU): HMAC verification is the costliest step of
-    a tool call's authorization, and a signature that was valid stays valid. Expiry is rechecked
-    on every call and revocation is the store's, so the memo never admits a token the store refuses.
+    Verified tokens are remembered by their SHA-256 (a bounded LRU of claims; never the token):
+    HMAC verification is the costliest step of authorizing a call, and a signature that was valid
+    stays valid. Expiry is rechecked on every call and revocation is the store's, so the memo never
+    admits a token the store refuses. `audiences` are the `aud` values accepted (the first is the
+    one minted); a credential kind with another audience (OAuth access tokens for the resource URL)
+    is accepted by adding it.
     """
 
-    def __init__(self, secret: str, *, cache_size: int = 4096, audiences: tuple[str, ...] = ()) -> None:
+    def __init__(self, secret: str, *, audiences: Sequence[str] = (AUDIENCE,), cache_size: int = 32_768) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
+        if not audiences:
+            raise ConfigurationError("at least one token audience is needed")
         self._key = secret
-        # Bearer tokens name AUDIENCE; OAuth access tokens name the resource they were minted for
-        # (RFC 8707), so a token minted for another server's resource is refused here.
-        self._audiences = [AUDIENCE, *(a for a in audiences if a != AUDIENCE)]
+        self._audiences = list(audiences)
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
 
     def mint(self, *, sub: str, tier: str, sid: str | None, now: int, expires_at: int,
-             audience: str = AUDIENCE) -> tuple[str, Claims]:
-        """A new token and its claims; `audience` is the resource an OAuth access token is for."""
-        if audience not in self._audiences:
+             audience: str | None = None, grant_id: str | None = None) -> tuple[str, Claims]:
+        """A new token and its claims; an OAuth access token names the resource it is for (`audience`,
+        RFC 8707) and its grant."""
+        if audience is not None and audience not in self._audiences:
             raise ConfigurationError(f"this codec does not accept tokens for the audience {audience!r}")
-        claims = Claims(sub=sub, tier=tier, sid=sid, jti=new_token_id(), iat=now, exp=expires_at)
-        payload = {
+        claims = Claims(sub=sub, tier=tier, sid=sid, jti=new_token_id(), iat=now, exp=expires_at, gid=grant_id)
+        payload: dict[str, object] = {
             "sub": claims.sub,
             "tier": claims.tier,
             "sid": claims.sid,
@@ -80,8 +105,10 @@ class TokenCodec:
             "iat": claims.iat,
             "exp": claims.exp,
             "iss": ISSUER,
-            "aud": audience,
+            "aud": self._audiences[0] if audience is None else audience,
         }
+        if grant_id is not None:
+            payload["gid"] = grant_id
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
     def verify(self, token: str, *, now: int) -> Claims:
@@ -90,28 +117,34 @@ class TokenCodec:
         Raises:
             InvalidTokenError: malformed, forged, wrong algorithm/issuer/audience, or expired.
         """
-        claims = self._cache.get(token)
+        return self.credential(token, now=now).claims
+
+    def credential(self, token: str, *, now: int) -> Credential:
+        """The verified token as a `Credential` (hashed once here; the hash keys both memo and store).
+
+        Raises:
+            InvalidTokenError: malformed, forged, wrong algorithm/issuer/audience, or expired.
+        """
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            raise InvalidTokenError("the token is malformed")
+        digest = token_hash(token)
+        claims = self._cache.get(digest)
         if claims is None:
             claims = self._decode(token)
-            self._cache[token] = claims
+            self._cache[digest] = claims
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(token)
+            self._cache.move_to_end(digest)
         if claims.exp <= now:
             raise InvalidTokenError(EXPIRED)
-        return claims
+        return Credential(digest, claims)
 
     def _decode(self, token: str) -> Claims:
-        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
+        if token.count(".") != 2:
             raise InvalidTokenError("the token is malformed")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidTokenError("the token is malformed") from None
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError("the token's algorithm is not accepted")
-        try:
+            # `algorithms` pins HS256: any other `alg` (none, RS256, HS512) raises InvalidAlgorithmError.
             payload = jwt.decode(
                 token,
                 self._key,
@@ -130,12 +163,15 @@ class TokenCodec:
                 jti=str(payload["jti"]),
                 iat=int(payload["iat"]),
                 exp=int(payload["exp"]),
+                gid=None if payload.get("gid") is None else str(payload["gid"]),
             )
         except (TypeError, ValueError):
             raise InvalidTokenError("the token's claims are malformed") from None
 
 
 def _describe(exc: jwt.PyJWTError) -> str:
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the token's algorithm is not accepted"
     if isinstance(exc, jwt.InvalidSignatureError):
         return "the token's signature is not valid"
     if isinstance(exc, jwt.InvalidAudienceError):

@@ -56,7 +56,7 @@ class OAuthWiring:
             settings = self.runtime.settings
             self._provider = OAuthProvider(
                 store, self.runtime.codec, issuer=self.issuer, resource=settings.resource_url, config=settings.oauth,
-                documents=self.documents(), sign_in_url=settings.public_url + SIGN_IN_PATH)
+                documents=self.documents(), sign_in_url=settings.public_url + SIGN_IN_PATH, clock=self.runtime.clock)
         return self._provider
 
     def sign_in(self) -> SignIn:
@@ -64,7 +64,8 @@ class OAuthWiring:
         if self._sign_in is None or self._sign_in.provider is not provider:
             settings = self.runtime.settings
             self._sign_in = SignIn(provider.store, self.runtime.authority, provider, public_url=settings.public_url,
-                                   support_email=settings.billing.support_email, config=settings.oauth)
+                                   support_email=settings.billing.support_email, config=settings.oauth,
+                                   clock=self.runtime.clock)
         return self._sign_in
 
     def routes(self) -> list[Route]:

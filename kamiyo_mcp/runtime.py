@@ -6,13 +6,14 @@ command; tools and routes reach it through the `Runtime` they were built with, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from billing.authority import Authority
 from billing.store import Store, open_store
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, TokenCodec
 from kamiyo_mcp.intel.chain_provider import ChainProvider
 from kamiyo_mcp.intel.store import IntelStore
 from kamiyo_mcp.secret_file import resolve_jwt_secret
@@ -22,6 +23,8 @@ from kamiyo_mcp.settings import Settings
 @dataclass
 class Runtime:
     settings: Settings
+    # The authority's clock; only tests inject another (through an entry module under tests/).
+    clock: Callable[[], float] = time.time
     _authority: Authority | None = field(default=None, repr=False)
     _intel: IntelStore | None = field(default=None, repr=False)
     _chain_provider: ChainProvider | None = field(default=None, repr=False)
@@ -58,7 +61,7 @@ class Runtime:
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Runtime]:
         """Open the stores and the authority for the duration of the block."""
-        codec = TokenCodec(resolve_jwt_secret(self.settings), audiences=(self.settings.resource_url,))
+        codec = TokenCodec(resolve_jwt_secret(self.settings), audiences=(AUDIENCE, self.settings.resource_url))
         async with AsyncExitStack() as stack:
             store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,
                                      pool_max=self.settings.database_pool_max)
@@ -68,6 +71,7 @@ class Runtime:
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,
                 token_expiry_days=self.settings.token_expiry_days,
+                support_email=self.settings.billing.support_email, clock=self.clock,
             )
             self._intel = intel
             self._codec = codec

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from collections.abc import Sequence
+from typing import Any
+
+from mcp.server.extension import Extension
+from mcp.server.mcpserver import Context
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.gate import AuthorizationGate, TokenSource, ToolCallObserver
+from kamiyo_mcp.catalog import CatalogedServer, ToolCatalog
+from kamiyo_mcp.gate import AuthorizationGate, CallerSource, ToolCallObserver
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.tools import account, intel
 
@@ -17,25 +24,43 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str,
-                 on_tool_call: ToolCallObserver | None = None) -> MCPServer:
-    """A new MCP server whose tools read `runtime` (opened by the caller) on every call."""
-    server: MCPServer = MCPServer(
+class KamiyoServer(CatalogedServer):
+    """The server, answering a prompt it does not have as the caller's mistake (-32602, as an unknown resource).
+
+    mcp 2.3.0 raises ValueError there, which the 2026-07-28 request path answers -32603 "Internal server
+    error" and logs with a traceback.
+    """
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context[Any, Any] | None = None) -> GetPromptResult | InputRequiredResult:
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}", data={"name": name})
+        return await super().get_prompt(name, arguments, context)
+
+
+def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: str,
+                 on_tool_call: ToolCallObserver | None = None,
+                 inner_extensions: Sequence[Extension] = ()) -> CatalogedServer:
+    """A new MCP server whose tools read `runtime` (opened by the caller) on every call.
+
+    Every tool it registers lands in `server.catalog`, which the gate guards: none runs unauthorized.
+    `inner_extensions` wrap a tool call inside the gate: they see only calls it admitted.
+    """
+    catalog = ToolCatalog()
+    server = KamiyoServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",
         instructions=INSTRUCTIONS,
         website_url=runtime.settings.public_url,
         version=__version__,
-        log_level=runtime.settings.log_level,  # type: ignore[arg-type]
+        log_level=runtime.settings.log_level,
         extensions=[
-            AuthorizationGate(
-                lambda: runtime.authority,
-                token_source,
-                lambda: known_tools,
-                missing_token_hint=missing_token_hint,
-                on_call=on_tool_call,
-            )
+            AuthorizationGate(lambda: runtime.authority, caller, catalog, missing_token_hint=missing_token_hint,
+                              on_call=on_tool_call),
+            *inner_extensions,
         ],
+        catalog=catalog,
     )
-    known_tools: set[str] = {*account.register(server, runtime), *intel.register(server, runtime)}
+    account.register(server, runtime)
+    intel.register(server, runtime)
     return server

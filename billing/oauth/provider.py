@@ -242,7 +242,7 @@ class OAuthProvider:
         assert entitlement is not None
         expires_at = now + self.config.access_token_seconds
         token, claims = self.codec.mint(sub=grant.user_id, tier=entitlement.tier, sid=grant.subscription_id, now=now,
-                                        expires_at=expires_at, audience=grant.resource)
+                                        expires_at=expires_at, audience=grant.resource, grant_id=grant.grant_id)
         await self.store.insert_oauth_access(db, NewToken(claims.jti, grant.user_id, grant.subscription_id,
                                                           token_hash(token), now, expires_at), grant.grant_id, now=now)
         refresh: str | None = None

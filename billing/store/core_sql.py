@@ -10,19 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from billing.errors import NotFoundError
+from billing.store.call_sql import TOKEN_STATE_SQL, token_state
 from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState
-
-_TOKEN_STATE_SQL = """
-SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
-       c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
-       s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
-       u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0), t.kind
-FROM tokens AS t
-JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
-JOIN customers AS c ON c.user_id = t.user_id
-LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
-"""
 
 _TOKEN_ROW_SQL = """
 SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.tier, s.status, t.created_at,
@@ -37,9 +27,9 @@ class CoreSQL(SQLMixin):
     """Mixin of the store classes; they provide `_read` and `transaction()`."""
 
     async def token_state(self, token_hash: str) -> TokenState | None:
-        rows = await self._read.execute_fetchall(_TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
+        rows = await self._read.execute_fetchall(TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
         for row in rows:
-            return _token_state(row)
+            return token_state(row)
         return None
 
     # ---- customers and entitlements --------------------------------------------------------
@@ -178,8 +168,3 @@ class CoreSQL(SQLMixin):
         keys = ("at", "actor", "action", "subject", "detail")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-
-def _token_state(row: Sequence[object]) -> TokenState:
-    values = list(row)
-    values[10] = bool(values[10])
-    return TokenState(*values)  # type: ignore[arg-type]

@@ -1,10 +1,11 @@
 """The SQLite store: the one shared truth of the billing authority (only store modules hold SQL).
 
-Three aiosqlite connections, each with its own thread:
-- `_write`: billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
-- `_usage`: call counters, `synchronous=NORMAL` (losing the last increments to a power cut is
-  harmless, an fsync per tool call is not), autocommit single statements;
-- `_read`: point reads outside any transaction.
+Three connections, each with its own thread:
+- `_write` (aiosqlite): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
+- `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
+  power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
+  batch of calls in one short transaction (see call_counter.py);
+- `_read` (aiosqlite): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
 runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
@@ -23,6 +24,7 @@ from pathlib import Path
 import aiosqlite
 
 from billing.errors import StoreError
+from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
 from billing.store.call_counter import CallCounter
@@ -33,8 +35,9 @@ from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
-from billing.store.records import CallCount
+from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
@@ -45,12 +48,13 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, write: aiosqlite.Connection, usage: aiosqlite.Connection,
+    def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
                  read: aiosqlite.Connection) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
-        self._connections = (SqliteConnection(usage), self._read, self._write)
+        self._usage = usage
+        self._connections = (self._read, self._write)
         self._calls = CallCounter(usage)
         self._write_lock = asyncio.Lock()
 
@@ -67,13 +71,18 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
-            for synchronous in ("FULL", "NORMAL", "NORMAL"):
+            for synchronous in ("FULL", "NORMAL"):
                 opened.append(await _connect(path, synchronous=synchronous))
+            # The write connection switched the file to WAL (a persistent mode) above.
+            usage = await SQLiteThread.open(path, [f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+                                                   "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"],
+                                            name="kamiyo-usage")
         except BaseException:
             for conn in opened:
                 await conn.close()
             raise
-        store = cls(path, *opened)
+        write, read = opened
+        store = cls(path, write, usage, read)
         try:
             await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
         except BaseException:
@@ -82,6 +91,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
         return store
 
     async def close(self) -> None:
+        await self._usage.close()
         for conn in self._connections:
             await conn.close()
 
@@ -125,9 +135,13 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def consume_call(self, token_hash: str, *, now: int, min_rank: int) -> CallCount | None:
-        """Admit and count one tool call, or return None when it is not admitted."""
-        return await self._calls.consume(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one trip."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+
+    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current)."""
+        await self._calls.refund(subscription_id, counted_in)
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from mcp import Client
 
+from kamiyo_mcp.caller import Caller
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings
@@ -25,7 +26,8 @@ async def test_the_gate_refuses_a_call_the_store_cannot_decide(settings: Setting
     runtime = Runtime(settings)
     async with runtime.opened():
         issued = await runtime.authority.issue_grant("gate@example.com", "team")
-        server = build_server(runtime, lambda ctx: issued.token, missing_token_hint="no token")
+        caller = Caller(runtime.authority.verify(issued.token))
+        server = build_server(runtime, lambda ctx: caller, missing_token_hint="no token")
         assert settings.database_path is not None
         break_tokens_table(settings.database_path)
         async with Client(server) as client:

@@ -11,7 +11,7 @@ import base64
 import time
 from pathlib import Path
 
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, TokenCodec
 from tests.billing.http.oauth_harness import (
     CHALLENGE,
     PUBLIC_URL,
@@ -173,7 +173,7 @@ async def test_attack_tokens_for_another_resource_are_neither_issued_nor_accepte
         assert at_token.status_code == 400 and at_token.json()["error"] == "invalid_target"
 
         # A token signed with our own key but minted for another resource is refused here.
-        codec = TokenCodec(JWT_SECRET, audiences=("https://other.example/mcp",))
+        codec = TokenCodec(JWT_SECRET, audiences=(AUDIENCE, "https://other.example/mcp"))
         now = int(time.time())
         foreign, _ = codec.mint(sub="usr_x", tier="enterprise", sid="grant_x", now=now, expires_at=now + 600,
                                 audience="https://other.example/mcp")
@@ -224,3 +224,20 @@ async def test_an_unknown_client_gets_a_page_not_a_redirect(tmp_path: Path) -> N
         answer = await server.authorize("no-such-client")
         assert answer.status_code == 400 and "not found" in answer.text
         assert "text/html" in answer.headers["content-type"] and CHALLENGE not in answer.text
+
+
+async def test_an_apps_revoked_token_gets_401_at_a_new_session_so_the_app_signs_in_again(tmp_path: Path) -> None:
+    async with oauth_app(tmp_path) as server:
+        bearer = await server.issue("reauth@example.com", "team")
+        client_id = (await server.register())["client_id"]
+        tokens = (await server.exchange(await server.code_for(client_id, bearer), client_id)).json()
+        answer = await server.browser.post("/revoke", data={"token": tokens["access_token"], "client_id": client_id})
+        assert answer.status_code == 200
+        for token, status in ((tokens["access_token"], 401), (bearer, 200)):
+            opened = await server.browser.post("/mcp", json=INITIALIZE, headers={
+                **MCP_HEADERS, "Authorization": f"Bearer {token}"})
+            assert opened.status_code == status, opened.text
+        refused = await server.browser.post("/mcp", json=INITIALIZE, headers={
+            **MCP_HEADERS, "Authorization": f"Bearer {tokens['access_token']}"})
+        assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+        assert "revoked" in refused.json()["error_description"]

@@ -23,7 +23,7 @@ from billing.oauth.secret import secret_hash
 from billing.oauth.sign_in import SignIn
 from billing.store import AnyStore
 from billing.store.records import AuditEntry
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, TokenCodec
 from tests.support import JWT_SECRET
 
 ISSUER = "https://kamiyo.test"
@@ -46,7 +46,7 @@ class World:
 
 @pytest.fixture
 async def world(store: AnyStore) -> World:
-    codec = TokenCodec(JWT_SECRET, audiences=(RESOURCE,))
+    codec = TokenCodec(JWT_SECRET, audiences=(AUDIENCE, RESOURCE))
     authority = Authority(store, codec, public_url=ISSUER)
     provider = OAuthProvider(store, codec, issuer=ISSUER, resource=RESOURCE, config=OAuthConfig(),
                              documents=MetadataDocuments(), sign_in_url=ISSUER + "/oauth/sign-in")

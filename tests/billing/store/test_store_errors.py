@@ -44,7 +44,7 @@ async def test_reads_writes_and_call_counting_on_a_broken_database_raise_store_e
     with pytest.raises(StoreError):
         await store.token_state("0" * 64)
     with pytest.raises(StoreError):
-        await store.consume_call(f"{1:064x}", now=NOW + 1, min_rank=0)
+        await store.admit_call(f"{1:064x}", now=NOW + 1, min_rank=0)
     with pytest.raises(StoreError):
         await store.create_grant("after@example.com", "team", new_token(2), now=NOW,
                                  audit=AuditEntry("test", "grant.create", "grant_2"))
