@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from stripe.params import SubscriptionItemCreateParams, SubscriptionItemDeleteParams, SubscriptionUpdateParams
     from stripe.params.billing import MeterEventAdjustmentCreateParams, MeterEventCreateParams
     from stripe.params.billing_portal import SessionCreateParams, SessionCreateParamsFlowData
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class StripeGateway:
 
     def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20) -> None:
         self._secret_key = secret_key
-        self._http = _FormHTTPXClient(timeout=timeout)
+        self._http: stripe.HTTPXClient = _FormHTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -119,9 +120,10 @@ class StripeGateway:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def create_checkout_session(self, params: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    async def create_checkout_session(self, params: CheckoutSessionParams,
+                                      idempotency_key: str | None) -> dict[str, Any]:
         """POST /v1/checkout/sessions. Raises StripeGatewayError."""
-        options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
+        options: RequestOptions = {"idempotency_key": idempotency_key} if idempotency_key else {}
         return await self._call(self._client.v1.checkout.sessions.create_async(params=params, options=options))
 
     async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:

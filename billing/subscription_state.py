@@ -128,7 +128,7 @@ def parse_checkout_session(obj: Mapping[str, Any], prices: PriceTiers) -> Checko
         ValueError: the session has no id.
     """
     session_id = _require_str(obj, "id")
-    details = obj.get("customer_details") if isinstance(obj.get("customer_details"), Mapping) else {}
+    details = _mapping(obj.get("customer_details"))
     email = _str_or_none(details.get("email")) or _str_or_none(obj.get("customer_email"))
     line_prices = [_item_price_id(item) for item in _list_data(obj.get("line_items")) if isinstance(item, Mapping)]
     tier = next((t for t in (prices.tier_for_price(p) for p in line_prices if p) if t), None)
@@ -153,8 +153,7 @@ def parse_invoice(obj: Mapping[str, Any], prices: PriceTiers) -> InvoiceSnapshot
         ValueError: the invoice has no id.
     """
     invoice_id = _require_str(obj, "id")
-    parent = obj.get("parent") if isinstance(obj.get("parent"), Mapping) else {}
-    details = parent.get("subscription_details") if isinstance(parent.get("subscription_details"), Mapping) else {}
+    details = _mapping(_mapping(obj.get("parent")).get("subscription_details"))
     subscription_id = _object_id(details.get("subscription")) or _object_id(obj.get("subscription"))
     tier = None
     for line in _list_data(obj.get("lines")):
@@ -171,6 +170,11 @@ def parse_invoice(obj: Mapping[str, Any], prices: PriceTiers) -> InvoiceSnapshot
         name=_str_or_none(obj.get("customer_name")),
         tier=tier or metadata_tier(details) or metadata_tier(obj),
     )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def metadata_tier(obj: Mapping[str, Any]) -> str | None:

@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
     metering = MeteringWiring(runtime, stripe_gateway)
-    oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake_sender)
+    oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake)
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
@@ -70,7 +70,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
         routes=[
             *core_routes(runtime, resource),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
-            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
+            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
+                            on_applied=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             *metering.routes(),

@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
 from kamiyo_mcp.commands import arguments, claims, events, ingest, oauth, outbox, overage, tokens
+from kamiyo_mcp.logs import configure_logging
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -88,14 +89,6 @@ def read_environment() -> dict[str, str]:
     return env
 
 
-def configure_logging(level: str) -> None:
-    # stderr only: in stdio mode stdout is the protocol stream.
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Their INFO lines carry request URLs with checkout session ids (the success page's claim secret).
-    for noisy in ("stripe", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kamiyo-mcp", description="KAMIYO MCP server and operator tools.",
                                      epilog=EXIT_CODES)
@@ -144,7 +137,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+    # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), log_config=None,
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     return 0
 

@@ -9,13 +9,13 @@ checking the event's status inside it makes concurrent deliveries of one event a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from billing.access import ENTITLED_STATUSES
-from billing.claims import claim_hash
-from billing.store.connection import Connection, SQLMixin
+from billing.store.connection import Connection, Row, SQLMixin
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
@@ -173,12 +173,12 @@ class WebhookTransaction:
 
     # ---- claims ----------------------------------------------------------------------------
 
-    async def create_claim(self, subscription_id: str, *, kind: str, secret: str, expires_at: int) -> bool:
-        """A single-use claim for `secret` (stored hashed); False when it already exists."""
+    async def create_claim(self, subscription_id: str, *, kind: str, secret_hash: str, expires_at: int) -> bool:
+        """A single-use claim whose secret hashes to `secret_hash`; False when it already exists."""
         cursor = await self._db.execute(
             "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO NOTHING",
-            ("clm_" + uuid.uuid4().hex, subscription_id, kind, claim_hash(secret), expires_at, self.now))
+            ("clm_" + uuid.uuid4().hex, subscription_id, kind, secret_hash, expires_at, self.now))
         return cursor.rowcount == 1
 
     async def expire_claims(self, subscription_id: str) -> int:
@@ -251,13 +251,13 @@ class BillingSQL(SQLMixin):
         return {(str(kind), str(tier)): int(count) for kind, tier, count in rows}
 
 
-def _subscription_row(row: Sequence[object]) -> SubscriptionRow:
-    values = list(row)
+def _subscription_row(row: Row) -> SubscriptionRow:
+    values: list[Any] = list(row)
     values[5] = bool(values[5])
-    return SubscriptionRow(*values)  # type: ignore[arg-type]
+    return SubscriptionRow(*values)
 
 
-def _event_record(row: Sequence[object]) -> EventRecord:
-    values = list(row)
+def _event_record(row: Row) -> EventRecord:
+    values: list[Any] = list(row)
     values[3] = bool(values[3])
-    return EventRecord(*values)  # type: ignore[arg-type]
+    return EventRecord(*values)

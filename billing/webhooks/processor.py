@@ -6,6 +6,10 @@ failure undoes that event's writes alone (no partial rows), the event is then re
 with its error and attempt count in a transaction of its own, and the caller answers 500 so
 Stripe retries.
 
+What is stored of an event has its Checkout Session ids replaced by their claim digests
+(`claims.redact_session_ids`): a session id is the success page's claim secret, and the digest
+still lets a replay find the claim.
+
 Group commit: deliveries that arrive while a transaction is being written wait and are then
 applied together, one savepoint each, in the next transaction, so that one fsync (the store
 writes billing state with synchronous=FULL) serves many events. Nobody is answered before the
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from billing.claims import redact_session_ids
 from billing.config import BillingConfig
 from billing.errors import NotFoundError
 from billing.store import Store
@@ -65,7 +70,7 @@ class WebhookProcessor:
         """Apply `event` (whose verified body is `payload`) unless it already was."""
         if await self.store.event_status(event.id) in DONE_STATUSES:  # fast path; rechecked under the lock
             return _duplicate(event)
-        item = _Pending(event, payload)
+        item = _Pending(event, redact_session_ids(payload))
         self._queue.append(item)
         while item.outcome is None:
             async with self._writer:
@@ -126,7 +131,7 @@ class WebhookProcessor:
             applied = await handler(EventContext(event, tx, self._config))
         await tx.mark_event(event_id=event.id, event_type=event.type, created=event.created,
                             livemode=event.livemode, payload=item.payload, status=applied.status,
-                            message=applied.message)
+                            message=redact_session_ids(applied.message))
         return Outcome(applied.status, applied.message, event.id, event.type)
 
     async def _record_failure(self, item: _Pending) -> None:
@@ -134,7 +139,8 @@ class WebhookProcessor:
         try:
             await self.store.record_event_failure(
                 event_id=event.id, event_type=event.type, created=event.created, livemode=event.livemode,
-                payload=item.payload, error=f"{type(error).__name__}: {error}", now=int(self._clock()))
+                payload=item.payload, error=redact_session_ids(f"{type(error).__name__}: {error}"),
+                now=int(self._clock()))
         except Exception:  # the store itself is failing: Stripe's retry is the record
             logger.exception("could not record the failure of stripe event %s", event.id)
 

@@ -21,7 +21,7 @@ from kamiyo_mcp.runtime import Runtime
 STATUSES = ("received", "processed", "failed", "ignored")
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `events` and its subcommands on the CLI's subparsers."""
     events = commands.add_parser("events", help="list, show or replay the Stripe webhook events received",
                                  description="List, show or replay the Stripe webhook events the store holds.")
@@ -100,7 +100,7 @@ def _summary(record: EventRecord) -> dict[str, object]:
     summary = asdict(record)
     del summary["payload"]
     for key in ("created", "received_at", "processed_at"):
-        summary[key] = iso(summary[key])  # type: ignore[arg-type]
+        summary[key] = iso(summary[key])
     return summary
 
 
