@@ -33,9 +33,9 @@ from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
-from billing.store.outbox_sql import OutboxSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
+from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
 from billing.store.records import Admission

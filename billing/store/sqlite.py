@@ -36,10 +36,10 @@ from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
-from billing.store.outbox_sql import OutboxSQL
-from billing.store.private_files import private_database_file
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
+from billing.store.outbox_sql import OutboxSQL
+from billing.store.private_files import private_database_file
 from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
