@@ -29,7 +29,7 @@ from billing.checkout_request import check_email
 from billing.claims import claim_hash, is_claim_code
 from billing.config import OAuthConfig
 from billing.errors import BillingError, InvalidRequestError, InvalidTokenError
-from billing.mail.sign_in import sign_in_mail, sign_in_url
+from billing.mail.sign_in import queue_sign_in_mail
 from billing.oauth.clients import KamiyoClient, redirect_host, shown_name
 from billing.oauth.provider import OAuthProvider
 from billing.oauth.secret import CODE_PREFIX, LINK_PREFIX, REQUEST_PREFIX, looks_like, new_secret, secret_hash
@@ -119,9 +119,7 @@ class SignIn:
                 raise SignInError(429, "too_many_sign_in_mails",
                                   "Several sign-in emails were sent to this address in the last hour. Use the "
                                   "newest one, or try again later.")
-            await create_sign_in_link(self.store, db, request=request, email=email, client=client,
-                                      public_url=self.public_url, support_email=self.support_email, now=now,
-                                      ttl=self.config.sign_in_link_seconds)
+            await create_sign_in_link(self.store, db, request=request, email=email, client=client, now=now)
         return email
 
     async def link(self, link: str) -> tuple[SignInLink, PendingRequest, KamiyoClient]:
@@ -259,7 +257,7 @@ class SignIn:
         return request
 
     def _live_link(self, link: SignInLink | None) -> SignInLink:
-        if link is None:
+        if link is None or link.link_hash is None:
             raise SignInError(404, "unknown_link", "This sign-in link is not valid. Use the newest link we mailed "
                                                    "you, exactly as sent.")
         if link.used_at is not None:
@@ -291,12 +289,10 @@ def _finished() -> SignInError:
 
 
 async def create_sign_in_link(store: Store, db: Connection, *, request: PendingRequest, email: str,
-                              client: KamiyoClient, public_url: str, support_email: str, now: int, ttl: int) -> None:
-    """A new single-use sign-in link for `request`, mailed to `email` through the outbox (one place to change
-    when mails generate their secrets at send time)."""
-    link = new_secret(LINK_PREFIX)
-    await store.insert_sign_in_link(db, SignInLink(secret_hash(link), request.request_id, email, now, now + ttl, None))
-    await store.insert_outbox_mail(db, sign_in_mail(
-        recipient=email, link_url=sign_in_url(public_url, link), client_name=shown_name(client),
-        redirect_host=redirect_host(request.redirect_uri), expires_at=now + ttl, support_email=support_email),
-        now=now)
+                              client: KamiyoClient, now: int) -> None:
+    """A single-use sign-in link for `request`, reserved with its mail to `email`; the link's secret is made
+    when the mail is sent (billing/mail/sign_in.py), so no row ever holds it."""
+    link_id = await store.reserve_sign_in_link(db, request_id=request.request_id, email=email, now=now,
+                                               expires_at=request.expires_at)
+    await queue_sign_in_mail(db, link_id=link_id, recipient=email, client_name=shown_name(client),
+                             redirect_host=redirect_host(request.redirect_uri), now=now)

@@ -51,12 +51,21 @@ class PendingRequest:
 
 @dataclass(frozen=True, slots=True)
 class SignInLink:
-    link_hash: str
+    link_id: str
+    link_hash: str | None  # None until its mail is sent
     request_id: str
     email: str
     created_at: int
     expires_at: int
     used_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedLink:
+    """A sign-in link as its mail's composer sees it, with its request's state."""
+
+    link: SignInLink
+    request_open_until: int  # the request's expiry; 0 once it was completed
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,19 @@ the others read outside any transaction or open their own. Secrets arrive alread
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from billing.mail.welcome import OutboxMail
 from billing.store.connection import Connection, SQLMixin
-from billing.store.oauth_records import ClientSummary, Entitlement, PendingRequest, SignInLink, StoredClient
+from billing.store.oauth_records import (
+    ClientSummary,
+    Entitlement,
+    PendingRequest,
+    ReservedLink,
+    SignInLink,
+    StoredClient,
+)
 
 # Dynamically registered clients that never got a grant are forgotten after this long.
 UNUSED_CLIENT_SECONDS = 30 * 86_400
@@ -23,6 +30,7 @@ _CLIENT_COLUMNS = "client_id, kind, client_name, metadata, secret_hash, created_
 _REQUEST_COLUMNS = ("request_id, client_id, redirect_uri, redirect_uri_explicit, code_challenge, state, scopes,"
                     " resource, created_at, expires_at, email, user_id, subscription_id, session_hash, signed_in_by,"
                     " signed_in_at, completed_at")
+_LINK_COLUMNS = "l.link_id, l.link_hash, l.request_id, l.email, l.created_at, l.expires_at, l.used_at"
 _ENTITLEMENT_SQL = ("SELECT s.subscription_id, s.user_id, c.email, s.kind, s.tier, s.status, s.current_period_end,"
                     " s.cancel_at_period_end FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id")
 
@@ -116,17 +124,41 @@ class OAuthSQL(SQLMixin):
             "SELECT COUNT(*) FROM oauth_sign_in_links WHERE email = ? AND created_at >= ?", (email, since)))
         return int(rows[0][0])
 
-    async def insert_sign_in_link(self, db: Connection, link: SignInLink) -> None:
+    async def reserve_sign_in_link(self, db: Connection, *, request_id: str, email: str, now: int,
+                                   expires_at: int) -> str:
+        """A sign-in link without a secret yet (its mail makes one when it is sent); returns its id."""
+        link_id = "lnk_" + uuid.uuid4().hex
         await db.execute(
-            "INSERT INTO oauth_sign_in_links (link_hash, request_id, email, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (link.link_hash, link.request_id, link.email, link.created_at, link.expires_at))
+            "INSERT INTO oauth_sign_in_links (link_id, link_hash, request_id, email, created_at, expires_at)"
+            " VALUES (?, NULL, ?, ?, ?, ?)", (link_id, request_id, email, now, expires_at))
+        return link_id
+
+    async def reserved_sign_in_link(self, db: Connection, link_id: str) -> ReservedLink | None:
+        rows = list(await db.execute_fetchall(
+            f"SELECT {_LINK_COLUMNS}, CASE WHEN r.completed_at IS NULL THEN r.expires_at ELSE 0 END"
+            " FROM oauth_sign_in_links AS l JOIN oauth_requests AS r ON r.request_id = l.request_id"
+            " WHERE l.link_id = ?", (link_id,)))
+        return ReservedLink(SignInLink(*rows[0][:7]), int(rows[0][7])) if rows else None
+
+    async def seal_sign_in_link(self, db: Connection, link: SignInLink, link_hash: str, *, expires_at: int,
+                                now: int) -> None:
+        """Give a reserved link the hash of the secret its mail carries now; a mail sent again (the first may
+        have arrived) gets a sibling link of its own, so every secret that may have reached the person works."""
+        if link.link_hash is None:
+            cursor = await db.execute(
+                "UPDATE oauth_sign_in_links SET link_hash = ?, expires_at = ? WHERE link_id = ? AND link_hash IS NULL",
+                (link_hash, expires_at, link.link_id))
+            if cursor.rowcount == 1:
+                return
+        await db.execute(
+            "INSERT INTO oauth_sign_in_links (link_id, link_hash, request_id, email, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ("lnk_" + uuid.uuid4().hex, link_hash, link.request_id, link.email, now, expires_at))
 
     async def sign_in_link(self, link_hash: str, db: Connection | None = None) -> SignInLink | None:
         conn: Connection = self._read if db is None else db
         rows = list(await conn.execute_fetchall(
-            "SELECT link_hash, request_id, email, created_at, expires_at, used_at FROM oauth_sign_in_links"
-            " WHERE link_hash = ?", (link_hash,)))
+            f"SELECT {_LINK_COLUMNS} FROM oauth_sign_in_links AS l WHERE l.link_hash = ?", (link_hash,)))
         return SignInLink(*rows[0]) if rows else None
 
     async def use_sign_in_link(self, db: Connection, link_hash: str, *, now: int) -> bool:
@@ -139,14 +171,6 @@ class OAuthSQL(SQLMixin):
         await db.execute("UPDATE oauth_sign_in_links SET used_at = ? WHERE request_id = ? AND used_at IS NULL",
                          (now, rows[0][0]))
         return True
-
-    async def insert_outbox_mail(self, db: Connection, mail: OutboxMail, *, now: int) -> int:
-        """A mail to send, in the caller's transaction; returns its outbox id."""
-        rows = list(await db.execute_fetchall(
-            "INSERT INTO outbox (kind, recipient, subject, body_text, body_html, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (mail.kind, mail.recipient, mail.subject, mail.body_text, mail.body_html, now, now)))
-        return int(rows[0][0])
 
     # ---- entitlements ----------------------------------------------------------------------
 

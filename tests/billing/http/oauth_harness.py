@@ -6,18 +6,19 @@
         code = await server.token_sign_in_and_allow(page, token)  # sign in with a KAMIYO token, Allow
         tokens = await server.exchange(code, client["client_id"])
 
-`browser` keeps cookies like a browser; every request comes from CLIENT_IP. The outbox holds the
-sign-in mails (no SMTP here; the end-to-end test reads them from a real SMTP server).
+`browser` keeps cookies like a browser; every request comes from CLIENT_IP. With `mail=True` the
+server sends through a real SMTP server (aiosmtpd) and `links_to` reads the sign-in links from it
+(a link's secret exists only in its mail); without, the mails stay queued in the outbox.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,11 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from starlette.applications import Starlette
 
+from billing.store.outbox_sql import OutboxRow
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
+from tests.billing.http.delivery_harness import Inbox
 from tests.support import JWT_SECRET
-from tests.support_oauth import form_to
+from tests.support_oauth import form_to, sign_in_link
 
 PUBLIC_URL = "https://kamiyo.test"
 RESOURCE = PUBLIC_URL + "/mcp"
@@ -37,7 +40,7 @@ REDIRECT = "http://127.0.0.1:40123/callback"
 VERIFIER = "dBjftJeZ4CVP-mJ92K9ZYfYkm1yaE6VT6SRkxr8Er0M"
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).decode().rstrip("=")
 CLIENT_IP = "198.51.100.7"
-LINK = re.compile(r"https://kamiyo\.test/oauth/link\?code=[A-Za-z0-9_-]+")
+SIGN_IN_SUBJECT = "Your KAMIYO sign-in link"
 
 
 def oauth_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -60,6 +63,8 @@ class OAuthServer:
     settings: Settings
     browser: httpx.AsyncClient
     stack: AsyncExitStack
+    inbox: Inbox | None = None
+    backlog: list[EmailMessage] = field(default_factory=list)
 
     def new_browser(self, ip: str = CLIENT_IP) -> httpx.AsyncClient:
         """Another browser (its own cookie jar), e.g. an attacker's."""
@@ -127,10 +132,26 @@ class OAuthServer:
         assert answer.status_code == 200, answer.text
         return client_id, dict(answer.json())
 
-    async def mails_to(self, email: str) -> list[str]:
-        """The sign-in links in the outbox for `email`, oldest first."""
-        rows = await self.runtime.store.list_outbox()
-        return [LINK.findall(row.body_text)[0] for row in rows
+    async def mails_to(self, email: str, count: int = 1, *, subject: str = SIGN_IN_SUBJECT) -> list[EmailMessage]:
+        """The next `count` mails with `subject` that reached `email` over SMTP (bounded waits)."""
+        assert self.inbox is not None, "open the app with mail=True"
+        found: list[EmailMessage] = []
+        while len(found) < count:
+            mine = [m for m in self.backlog if m["To"] == email and m["Subject"] == subject]
+            if mine:
+                self.backlog.remove(mine[0])
+                found.append(mine[0])
+                continue
+            self.backlog.append(await self.inbox.next())
+        return found
+
+    async def links_to(self, email: str, count: int = 1) -> list[str]:
+        """The sign-in links of the next `count` mails to `email`."""
+        return [sign_in_link(message) for message in await self.mails_to(email, count)]
+
+    async def queued_to(self, email: str) -> list[OutboxRow]:
+        """The sign-in mails queued for `email` (sent or not), oldest first."""
+        return [row for row in await self.runtime.store.list_outbox()
                 if row.recipient == email and row.kind == "oauth_sign_in"]
 
 
@@ -139,11 +160,16 @@ def query_of(url: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def oauth_app(tmp_path: Path, **env: str) -> AsyncIterator[OAuthServer]:
-    settings = load_settings(oauth_environment(tmp_path, **env))
-    app = create_app(settings)
+async def oauth_app(tmp_path: Path, *, mail: bool = False, **env: str) -> AsyncIterator[OAuthServer]:
     async with AsyncExitStack() as stack:
+        inbox: Inbox | None = None
+        if mail:
+            inbox = Inbox().start()
+            stack.callback(inbox.stop)
+            env = {**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(inbox.port), "SMTP_STARTTLS": "false"}
+        settings = load_settings(oauth_environment(tmp_path, **env))
+        app = create_app(settings)
         await stack.enter_async_context(app.router.lifespan_context(app))
         browser = await stack.enter_async_context(httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(CLIENT_IP, 40000)), base_url=PUBLIC_URL))
-        yield OAuthServer(app, app.state.runtime, settings, browser, stack)
+        yield OAuthServer(app, app.state.runtime, settings, browser, stack, inbox)

@@ -15,7 +15,7 @@ from tests.billing.http.app_harness import PERSONAL_PRICE, SECRET_KEY, TEAM_PRIC
 from tests.billing.http.delivery_harness import signed_event
 from tests.billing.http.oauth_harness import REDIRECT, OAuthServer, oauth_app, query_of
 from tests.fakes.stripe_fake import run_fake_stripe
-from tests.support_oauth import form_to, forms
+from tests.support_oauth import form_to, forms, sign_in_link
 
 STRANGER = "nobody-here@example.com"
 
@@ -50,14 +50,19 @@ async def test_the_sign_in_page_names_the_app_its_return_host_and_needs_no_scrip
 
 
 async def test_a_mailed_link_signs_in_on_continue_only_once_and_allow_returns_the_code(tmp_path: Path) -> None:
-    async with oauth_app(tmp_path) as server:
+    async with oauth_app(tmp_path, mail=True) as server:
         await server.issue("owner@example.com", "team")
         client_id = (await server.register())["client_id"]
         sent = await email_sign_in(server, client_id, "Owner@Example.com ")
         assert sent.status_code == 200 and "Check your email" in sent.text and "owner@example.com" in sent.text
-        (link,) = await server.mails_to("owner@example.com")
-        (mail,) = [row for row in await server.runtime.store.list_outbox() if row.kind == "oauth_sign_in"]
-        assert "\u201cTest App\u201d (returning to 127.0.0.1 (this computer))" in mail.body_text
+        (mail,) = await server.mails_to("owner@example.com")
+        link = sign_in_link(mail)
+        text = mail.get_body(preferencelist=("plain",))
+        assert text is not None
+        assert "\u201cTest App\u201d (returning to 127.0.0.1 (this computer))" in text.get_content()
+        stored = [repr([tuple(row) for row in await server.runtime.store._read.execute_fetchall(f"SELECT * FROM {t}")])
+                  for t in ("outbox", "oauth_sign_in_links", "oauth_requests")]
+        assert link.split("code=")[1] not in "".join(stored)  # the secret exists only in the mail
 
         opened = await server.browser.get(link)  # a mail scanner opening it spends nothing
         assert opened.status_code == 200 and "Continue signing in" in opened.text
@@ -118,12 +123,12 @@ async def test_attack_csrf_on_consent_issues_nothing(tmp_path: Path) -> None:
 
 
 async def test_attack_a_used_or_expired_sign_in_link_signs_no_one_in(tmp_path: Path) -> None:
-    async with oauth_app(tmp_path) as server:
+    async with oauth_app(tmp_path, mail=True) as server:
         client_id = (await server.register())["client_id"]
         sent = await email_sign_in(server, client_id, "link@example.com")
         resend = form_to(sent.text, "/oauth/sign-in")  # "Send another link" (same authorization)
         assert (await server.browser.post(resend.action, data=resend.submit())).status_code == 200
-        first, second = await server.mails_to("link@example.com")
+        first, second = await server.links_to("link@example.com", 2)
         assert (await follow_link(server, first)).status_code == 303
         thief = server.new_browser("203.0.113.5")
         reused = await thief.get(first)
@@ -132,7 +137,7 @@ async def test_attack_a_used_or_expired_sign_in_link_signs_no_one_in(tmp_path: P
         assert sibling.status_code == 410
 
         await email_sign_in(server, client_id, "late@example.com")
-        (late,) = await server.mails_to("late@example.com")
+        (late,) = await server.links_to("late@example.com")
         async with server.runtime.store.transaction() as db:  # its 15 minutes pass
             await db.execute("UPDATE oauth_sign_in_links SET expires_at = 0 WHERE email = 'late@example.com'")
         expired = await server.browser.get(late)
@@ -167,9 +172,9 @@ async def test_attack_email_enumeration_learns_nothing_from_page_mail_or_work(tm
         assert pages[0] == pages[1]
         assert works[0] == works[1] and works[0]  # the same statements: the same work, the same time
         assert not any("customers" in sql for sql in works[0])
-        mails = [row for row in await store.list_outbox() if row.kind == "oauth_sign_in"]
-        bodies = {re.sub(r"code=\S+", "code=X", m.body_text.replace(m.recipient, "EMAIL")) for m in mails}
-        assert len(mails) == 2 and len(bodies) == 1 and len({m.subject for m in mails}) == 1
+        queued = [await server.queued_to(email) for email in ("customer@example.com", STRANGER)]
+        assert [len(rows) for rows in queued] == [1, 1]
+        assert len({(r.kind, r.subject, r.params, r.body_text) for rows in queued for r in rows}) == 1
 
 
 async def test_sign_in_mails_are_limited_per_address_and_per_network(tmp_path: Path) -> None:
@@ -178,7 +183,7 @@ async def test_sign_in_mails_are_limited_per_address_and_per_network(tmp_path: P
         answers = [await email_sign_in(server, client_id, "flood@example.com") for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429]
         assert "Several sign-in emails were sent to this address" in answers[2].text
-        assert len(await server.mails_to("flood@example.com")) == 2
+        assert len(await server.queued_to("flood@example.com")) == 2
     async with oauth_app(tmp_path / "ip", KAMIYO_OAUTH_SIGN_IN_RATE_PER_MINUTE="2") as server:
         client_id = (await server.register())["client_id"]
         # 5 posts at 2 a minute: even across a minute's turn, one window sees a third.
@@ -214,10 +219,10 @@ async def test_without_a_subscription_the_plans_lead_through_checkout_back_to_th
         env = {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                "STRIPE_API_BASE": fake.base_url, "STRIPE_PRICE_MCP_PERSONAL": PERSONAL_PRICE,
                "STRIPE_PRICE_MCP_TEAM": TEAM_PRICE}
-        async with oauth_app(tmp_path, **env) as server:
+        async with oauth_app(tmp_path, mail=True, **env) as server:
             client_id = (await server.register())["client_id"]
             await email_sign_in(server, client_id, "newcomer@example.com")
-            (link,) = await server.mails_to("newcomer@example.com")
+            (link,) = await server.links_to("newcomer@example.com")
             consent_url = (await follow_link(server, link)).headers["location"]
             plans = await server.browser.get(consent_url)
             assert "Choose a plan" in plans.text and "newcomer@example.com</strong> has no active" in plans.text

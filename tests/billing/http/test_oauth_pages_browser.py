@@ -19,9 +19,8 @@ from tests.billing.http.delivery_harness import Inbox, Shop, running_shop
 from tests.fakes.stripe_fake import FakeStripe
 from tests.support_oauth import next_sign_in_mail, sign_in_link
 
-# The browser, the SMTP inbox and page helper of the other page tests (same Chromium, same skip rules).
-browser, inbox, open_page, ARTIFACTS = (pages_browser.browser, pages_browser.inbox, pages_browser.open_page,
-                                        pages_browser.ARTIFACTS)
+# The browser and page helper of the other page tests (same Chromium, same skip rules); `inbox` is shared.
+browser, open_page, ARTIFACTS = pages_browser.browser, pages_browser.open_page, pages_browser.ARTIFACTS
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 REDIRECT = "http://127.0.0.1:47001/callback"
 

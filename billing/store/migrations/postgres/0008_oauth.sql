@@ -46,9 +46,12 @@ CREATE TABLE oauth_requests (
 );
 CREATE INDEX oauth_requests_expiry ON oauth_requests (expires_at);
 
--- A single-use sign-in link mailed to an address, for one authorization request.
+-- A single-use sign-in link mailed to an address, for one authorization request. It is reserved
+-- with its mail; the secret is made when the mail is sent, and only its hash is kept (NULL until
+-- then; a mail sent again carries a new secret in a sibling row).
 CREATE TABLE oauth_sign_in_links (
-    link_hash     TEXT PRIMARY KEY,
+    link_id       TEXT PRIMARY KEY,
+    link_hash     TEXT UNIQUE,
     request_id  TEXT NOT NULL REFERENCES oauth_requests (request_id) ON DELETE CASCADE,
     email         TEXT NOT NULL,
     created_at    BIGINT NOT NULL,
