@@ -136,6 +136,7 @@ class SignIn:
             found = await self.store.sign_in_link(secret_hash(link), db) if looks_like(link, LINK_PREFIX) else None
             found = self._live_link(found)
             request = self._open(await self.store.oauth_request(found.request_id, db))
+            assert found.link_hash is not None  # a live link was sealed when its mail was sent
             if not await self.store.use_sign_in_link(db, found.link_hash, now=now):
                 raise _used_link()
             user_id = await self.store.find_user_id(found.email)

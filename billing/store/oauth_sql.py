@@ -8,10 +8,8 @@ the others read outside any transaction or open their own. Secrets arrive alread
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
-from billing.store.connection import Connection, SQLMixin
+from billing.store.connection import Connection, Row, SQLMixin
 from billing.store.oauth_records import (
     ClientSummary,
     Entitlement,
@@ -138,7 +136,10 @@ class OAuthSQL(SQLMixin):
             f"SELECT {_LINK_COLUMNS}, CASE WHEN r.completed_at IS NULL THEN r.expires_at ELSE 0 END"
             " FROM oauth_sign_in_links AS l JOIN oauth_requests AS r ON r.request_id = l.request_id"
             " WHERE l.link_id = ?", (link_id,)))
-        return ReservedLink(SignInLink(*rows[0][:7]), int(rows[0][7])) if rows else None
+        if not rows:
+            return None
+        values = list(rows[0])
+        return ReservedLink(SignInLink(*values[:7]), int(values[7]))
 
     async def seal_sign_in_link(self, db: Connection, link: SignInLink, link_hash: str, *, expires_at: int,
                                 now: int) -> None:
@@ -200,13 +201,13 @@ class OAuthSQL(SQLMixin):
         return _entitlement(rows[0]) if rows else None
 
 
-def _request(row: Sequence[Any]) -> PendingRequest:
+def _request(row: Row) -> PendingRequest:
     values = list(row)
     values[3] = bool(values[3])
     return PendingRequest(*values)
 
 
-def _entitlement(row: Sequence[Any]) -> Entitlement:
+def _entitlement(row: Row) -> Entitlement:
     values = list(row)
     values[7] = bool(values[7])
     return Entitlement(*values)
