@@ -24,6 +24,7 @@ from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.oauth import OAuthWiring
+from kamiyo_mcp.reconciliation import ReconcileWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     metering = MeteringWiring(runtime, stripe_gateway)
     oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake)
     server = build_server(
@@ -56,7 +58,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
-                server.session_manager.run():
+                reconciliation.running(), server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -68,7 +70,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
 
     app = Starlette(
         routes=[
-            *core_routes(runtime, resource),
+            *core_routes(runtime, resource, reconciliation=reconciliation.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
                             on_applied=delivery.wake),
@@ -84,6 +86,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.reconciliation = reconciliation
     app.state.metering = metering
     app.state.oauth = oauth
     return app

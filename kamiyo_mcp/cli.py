@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import arguments, claims, events, ingest, oauth, outbox, overage, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, oauth, outbox, overage, reconcile, tokens
 from kamiyo_mcp.logs import configure_logging
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    reconcile.add_parser(commands)
     overage.add_parser(commands)
     oauth.add_parser(commands)
     return parser
@@ -133,7 +134,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from kamiyo_mcp.app import create_app
+    from kamiyo_mcp.listening import listen_problem
 
+    problem = listen_problem(args.host, args.port)
+    if problem is not None:
+        print(f"kamiyo-mcp: {problem.message}", file=sys.stderr)
+        return problem.exit_code
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)

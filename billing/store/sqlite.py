@@ -35,11 +35,13 @@ from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
+from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
@@ -48,8 +50,8 @@ from billing.store.upgrade_sql import UpgradeSQL
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL, OAuthSQL,
-                  OAuthGrantSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
+                  ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"

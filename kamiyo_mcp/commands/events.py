@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from typing import TextIO
 
-from billing.store.billing_sql import EventRecord
+from billing.store.billing_sql import EVENT_SOURCES, EventRecord
 from billing.webhooks.event import MalformedEventError
 from billing.webhooks.processor import Outcome, WebhookProcessor
 from kamiyo_mcp.commands import arguments
@@ -32,6 +32,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                              "last error (never their payloads).")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--type", dest="event_type", metavar="TYPE", help="only this event type")
+    listing.add_argument("--source", choices=EVENT_SOURCES,
+                         help="only events applied from this source (webhook: delivered to us; recovery: fetched "
+                              "from Stripe after it could not deliver them)")
     listing.add_argument("--limit", type=arguments.limit, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
     listing.set_defaults(handler=run(events_list))
@@ -51,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def events_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    records = await runtime.store.list_events(status=args.status, event_type=args.event_type,
+    records = await runtime.store.list_events(status=args.status, event_type=args.event_type, source=args.source,
                                               limit=args.limit)
     rows = [_summary(record) for record in records]
     if args.json:
@@ -61,7 +64,7 @@ async def events_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, e
     if not rows:
         print("no events", file=err)
         return 0
-    columns = ("event_id", "type", "status", "attempts", "created", "last_error")
+    columns = ("event_id", "type", "status", "source", "attempts", "created", "last_error")
     widths = {c: max(len(c), *(len(_cell(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip(), file=out)
     for row in rows:
