@@ -12,9 +12,10 @@ One authentication and one store trip per request, and the token goes no further
 A missing, malformed, forged, expired, unknown or rotated-away token is answered 401 with a
 `WWW-Authenticate` challenge; the body names the reason and never echoes the token. A request
 that would open a new MCP session for a token whose account allows no calls (revoked,
-subscription ended, payment required) is refused 403 before any session exists, and each token
-holds at most its tier's number of open sessions (see sessions.py); otherwise a token that
-authenticates passes, and its tool calls are refused by the gate with a message the user can act on.
+subscription ended, payment required) is refused 403 before any session exists (401 for an app's
+OAuth access token, so that the app signs in again), and each token (an app's OAuth grant) holds at
+most its tier's number of open sessions (see sessions.py); otherwise a token that authenticates
+passes, and its tool calls are refused by the gate with a message the user can act on.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class BearerAuth:
                 if opens_session and (refusal := authority.account_refusal(identity)) is not None:
                     if refusal.code in UNAUTHENTICATED:
                         await self._unauthorized(send, UNAUTHENTICATED_REASONS[refusal.code], with_error=True)
+                    elif identity.state.credential == "oauth":
+                        # An app's access token that no longer grants anything: 401, so the app signs in
+                        # again (the sign-in then offers the plans), instead of a dead end.
+                        await self._unauthorized(send, refusal.message, with_error=True)
                     else:
                         await _refuse(send, refusal, request)
                     return
@@ -130,12 +135,14 @@ class BearerAuth:
                     await _refund(authority, grant)
 
     def _principal(self, credential: Credential) -> AuthenticatedUser:
-        """Who owns a session: the SDK binds each session to the principal that opened it (the token, by
-        its id; never the token itself). Remembered per token: the SDK's model is costly to build per call."""
+        """Who owns a session: the SDK binds each session to the principal that opened it — the token, by
+        its id (never the token itself), or an app's OAuth grant, whose refreshed access tokens go on with
+        the same session. Remembered per token: the SDK's model is costly to build per call."""
         user = self._principals.get(credential.token_hash)
         if user is None:
             claims = credential.claims
-            user = AuthenticatedUser(AccessToken(token=claims.jti, client_id=claims.jti, scopes=[], subject=claims.sub))
+            user = AuthenticatedUser(AccessToken(token=claims.principal, client_id=claims.principal, scopes=[],
+                                                 subject=claims.sub))
             if len(self._principals) >= PRINCIPALS_KEPT:
                 self._principals.pop(next(iter(self._principals)))
             self._principals[credential.token_hash] = user
@@ -146,7 +153,7 @@ class BearerAuth:
         """Forward a request that opens a session, within the token's cap of open sessions."""
         tier = TIERS.get(identity.state.tier)
         cap = tier.sessions_per_token if tier is not None else 1
-        owner = identity.credential.token_hash
+        owner = identity.credential.claims.principal  # a token, or an app's grant across its refreshes
         async with self._sessions.opening(owner, cap, scope, send) as recording:
             if recording is None:
                 await _rpc_error(send, 429, request, f"This token already has {cap} open MCP sessions, each with "
