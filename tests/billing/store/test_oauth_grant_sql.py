@@ -23,6 +23,7 @@ from billing.oauth.secret import secret_hash
 from billing.oauth.sign_in import SignIn
 from billing.store import AnyStore
 from billing.store.records import AuditEntry
+from billing.subscription_state import SubscriptionState
 from billing.tokens import AUDIENCE, TokenCodec
 from tests.support import JWT_SECRET
 
@@ -155,3 +156,21 @@ async def test_only_hashes_of_the_flow_secrets_are_stored(world: World) -> None:
     everything = "\n".join(dumped)
     assert tokens.access_token not in everything and (tokens.refresh_token or "x") not in everything
     assert world.bearer.token not in everything
+
+
+async def test_an_ended_subscription_refuses_access_and_refresh_on_their_next_use(world: World) -> None:
+    tokens = await exchange(world, await approved_code(world))
+    sub = world.bearer.subscription_id
+    async with world.store.webhook_transaction(world.authority.now()) as tx:  # what the deletion webhook writes
+        row = await tx.subscription(sub)
+        assert row is not None
+        await tx.write_subscription(sub, row.user_id, SubscriptionState("team", "canceled", None, False, 1))
+        await tx.revoke_subscription_tokens(sub, "subscription_ended")
+    denied = await world.authority.authorize(tokens.access_token, "get_account_status")
+    assert isinstance(denied, Denial) and denied.code == "subscription_ended"
+    assert tokens.refresh_token is not None
+    with pytest.raises(TokenError) as refused:
+        await refresh(world, tokens.refresh_token)
+    assert "the subscription has ended" in (refused.value.error_description or "")
+    (grant,) = await world.store.list_oauth_grants("owner@example.com", now=world.authority.now())
+    assert grant.revoked_reason == "subscription_ended"
