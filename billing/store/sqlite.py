@@ -1,11 +1,13 @@
 """The SQLite store: the one shared truth of the billing authority (only store modules hold SQL).
 
-Three connections, each with its own thread:
-- `_write` (aiosqlite): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
-- `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
-  power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
-  batch of calls in one short transaction (see call_counter.py);
-- `_read` (aiosqlite): point reads outside any transaction.
+Four connections:
+- `_write` (aiosqlite, its own thread): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE`
+  transaction at a time;
+- `_on_loop` (the event loop's) and `_usage` (`SQLiteThread`, its own thread): call counters,
+  `synchronous=NORMAL` (losing the last increments to a power cut is harmless, an fsync per tool
+  call is not); each trip admits, counts and reads back a batch of calls in one short transaction,
+  on the loop when the write lock is free at once, else on the usage thread (see call_counter.py);
+- `_read` (aiosqlite, its own thread): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
 runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
