@@ -46,22 +46,16 @@ UNAUTHENTICATED = frozenset(UNAUTHENTICATED_REASONS)
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The call is admitted and counted: the token's state as the deciding trip read it, and the
-    subscription's counts after this call (`decided_at` places them in their windows)."""
+    """The call is admitted and counted: the subscription's counts after this call (`decided_at` places
+    them in their windows), and, for a call that shows the account, the token's state as the deciding
+    trip read it."""
 
-    state: TokenState
+    subscription_id: str
     tier: Tier
     minute_used: int
     day_used: int
     decided_at: int
-
-    @property
-    def user_id(self) -> str:
-        return self.state.user_id
-
-    @property
-    def subscription_id(self) -> str:
-        return self.state.subscription_id
+    state: TokenState | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,20 +99,21 @@ class Authority:
         """
         return await self.identify(self.verify(token))
 
-    async def admit(self, credential: Credential, tool: str) -> Grant | Denial:
-        """Admit and count one call of `tool`, or say why not: one trip to the store decides, counts
-        and reads what the grant shows (or what the refusal explains)."""
+    async def admit(self, credential: Credential, tool: str, *, with_account: bool = False) -> Grant | Denial:
+        """Admit and count one call of `tool`, or say why not: one trip to the store decides and counts it
+        and reads what a refusal explains — and, `with_account`, what the account view shows."""
         now = self.now()
-        admission = await self.store.admit_call(credential.token_hash, now=now, min_rank=required_rank(tool))
+        admission = await self.store.admit_call(credential.token_hash, now=now, min_rank=required_rank(tool),
+                                                with_state=with_account)
         return await self._decision(admission, credential, tool, now)
 
-    async def authorize(self, token: str, tool: str) -> Grant | Denial:
+    async def authorize(self, token: str, tool: str, *, with_account: bool = True) -> Grant | Denial:
         """`admit(verify(token), tool)`, with a token that does not verify as a denial."""
         try:
             credential = self.verify(token)
         except InvalidTokenError as exc:
             return self.unverified(exc)
-        return await self.admit(credential, tool)
+        return await self.admit(credential, tool, with_account=with_account)
 
     def unverified(self, error: InvalidTokenError) -> Denial:
         """The refusal of a call whose token did not verify."""
@@ -136,8 +137,9 @@ class Authority:
 
     async def _decision(self, admission: Admission, credential: Credential, tool: str, now: int) -> Grant | Denial:
         counted, state = admission.counted, admission.state
-        if counted is not None and state is not None:
-            return Grant(state, get_tier(counted.tier), counted.minute_count, counted.day_count, now)
+        if counted is not None:
+            return Grant(counted.subscription_id, get_tier(counted.tier), counted.minute_count, counted.day_count, now,
+                         state)
         denial = diagnose(state, tool=tool, now=now, links=self.links)
         if denial.code == DenialCode.RETRY:
             # The state read with the refusal predates a concurrent commit that refused it (PostgreSQL's

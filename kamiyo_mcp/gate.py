@@ -114,7 +114,8 @@ class AuthorizationGate(Extension):
             if not self._catalog.accepts(name, params.arguments):
                 return await call_next(ctx)  # the SDK's validation error; nothing is counted
             try:
-                decision = await self._authority().admit(caller.credential, name)
+                decision = await self._authority().admit(caller.credential, name,
+                                                         with_account=self._catalog.shows_account(name))
             except StoreError:
                 # Fail closed, and say so: no call runs without a decision from the store.
                 logger.exception("tool %s: the store could not decide", name)

@@ -46,7 +46,7 @@ def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: 
     Every tool it registers lands in `server.catalog`, which the gate guards: none runs unauthorized.
     `inner_extensions` wrap a tool call inside the gate: they see only calls it admitted.
     """
-    catalog = ToolCatalog()
+    catalog = ToolCatalog(account_tools=account.ACCOUNT_TOOLS)
     server = KamiyoServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",

@@ -119,8 +119,9 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one round trip."""
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, with_state: bool = True) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one round trip (the state
+        is read whatever `with_state` says: in the same statement it costs next to nothing)."""
         return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
 
     async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:

@@ -10,6 +10,9 @@ from mcp_types import ToolAnnotations
 from kamiyo_mcp.gate import current_grant
 from kamiyo_mcp.runtime import Runtime
 
+# Tools whose answer is the account view: their calls are admitted with the account's state.
+ACCOUNT_TOOLS = frozenset({"get_account_status"})
+
 
 def register(server: MCPServer[Any], runtime: Runtime) -> list[str]:
     @server.tool(
