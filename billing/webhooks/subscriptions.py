@@ -8,7 +8,7 @@ from billing.access import ENTITLED_STATUSES
 from billing.overage import overage_terms
 from billing.store.meter_sql import write_overage
 from billing.store.upgrade_sql import complete_upgrade_links
-from billing.subscription_state import ends_access, next_subscription_state, parse_subscription
+from billing.subscription_state import ends_access, lifecycle_rank, next_subscription_state, parse_subscription
 from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
 
 ENDED_REASON = "subscription_ended"
@@ -21,7 +21,7 @@ async def on_subscription_event(ctx: EventContext) -> Applied:
     if event.type == "customer.subscription.deleted":
         snapshot = dataclasses.replace(snapshot, status="canceled")
     current = await tx.subscription(snapshot.subscription_id)
-    state = next_subscription_state(current, snapshot, event.created)
+    state = next_subscription_state(current, snapshot, event.created, lifecycle_rank(event.type))
     if state is None:
         if current is None:
             return ignored(f"subscription {snapshot.subscription_id} has no MCP tier (price {snapshot.price_id})")
