@@ -8,7 +8,8 @@ subscription is `parent.subscription_details.subscription` now, top-level `subsc
 Ordering: Stripe delivers events out of order and more than once. A subscription remembers the
 `created` time of the last subscription event applied (`last_event_created`); an older one changes
 nothing. Events of the same second (a fast lifecycle) apply in lifecycle order, created < updated <
-deleted (`last_event_rank`): a creation arriving after an update of its second changes nothing. A subscription created from a Checkout Session or an invoice alone is *provisional*
+deleted (`last_event_rank`): a creation arriving after an update of its second changes nothing.
+A subscription created from a Checkout Session or an invoice alone is *provisional*
 (`last_event_created` is NULL): any subscription event overrides it. `canceled` and
 `incomplete_expired` are final in Stripe, so nothing brings such a subscription back.
 """

@@ -33,7 +33,7 @@ LIFECYCLE = (
 T0 = 1_800_000_000
 
 
-SUBSCRIPTION_EVENTS = ("customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted")
+SUBSCRIPTION_EVENTS = tuple(f"customer.subscription.{name}" for name in ("created", "updated", "deleted"))
 
 
 def lifecycle(suffix: str, *, same_second: bool = False, names: tuple[str, ...] = LIFECYCLE) -> list[bytes]:
