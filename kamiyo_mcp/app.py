@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
@@ -64,6 +66,9 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
                         await loading
 
     app = Starlette(
+        # Only KAMIYO_TRUSTED_PROXIES may name the client (X-Forwarded-For): every per-client limit reads it.
+        middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+        if settings.trusted_proxies else [],
         routes=[
             *core_routes(runtime, resource),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),

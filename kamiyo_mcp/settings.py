@@ -64,6 +64,8 @@ class Settings:
     public_url_explicit: bool = True
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
+    # Proxies (CIDRs) whose X-Forwarded-For names the client, for every per-client limit; none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def secret_file(self) -> Path:
@@ -158,6 +160,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
         billing=load_billing(env, public_url),
         mail=load_mail(env),
+        trusted_proxies=_networks(env, "KAMIYO_TRUSTED_PROXIES"),
     )
 
 
@@ -189,6 +192,8 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
         allowed_redirect_origins=origins or (_origin(public_url, "KAMIYO_PUBLIC_URL"),),
         checkout_automatic_tax=_bool(env, "KAMIYO_CHECKOUT_AUTOMATIC_TAX", False),
         checkout_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        checkout_lookup_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_LOOKUP_RATE_PER_MINUTE", 30, low=1,
+                                             high=100_000),
         support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
         webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
                                                 low=1, high=100_000),
@@ -288,6 +293,18 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise SettingsError(name, f"must be between {low} and {high} (got {value})")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDRs, normalized (`10.0.0.1` → `10.0.0.1/32`)."""
+    networks = []
+    for part in _csv(env, name):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(name, f"must be IP addresses or CIDRs such as 10.0.0.0/8, comma-separated "
+                                      f"(got {part!r})") from None
+    return tuple(networks)
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
