@@ -20,6 +20,7 @@ from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
+from kamiyo_mcp.http.operator_access import OperatorAccess
 from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metering import MeteringWiring
@@ -74,7 +75,9 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
                             on_applied=delivery.wake),
-            *metrics_routes(metrics, lambda: runtime.store),
+            *metrics_routes(metrics, lambda: runtime.store, access=OperatorAccess(
+                token=settings.metrics_token,
+                own_hosts=[urlsplit(settings.public_url).hostname or "", *settings.allowed_hosts])),
             *delivery.routes(),
             *metering.routes(),
             Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,

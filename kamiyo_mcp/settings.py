@@ -66,6 +66,8 @@ class Settings:
     mail: MailConfig = field(default_factory=MailConfig)
     # Proxies (CIDRs) whose X-Forwarded-For names the client, for every per-client limit; none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # The bearer token /metrics requires; None: /metrics answers local scrapers only.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def secret_file(self) -> Path:
@@ -161,6 +163,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         billing=load_billing(env, public_url),
         mail=load_mail(env),
         trusted_proxies=_networks(env, "KAMIYO_TRUSTED_PROXIES"),
+        metrics_token=_operator_token(env, "KAMIYO_METRICS_TOKEN"),
     )
 
 
@@ -293,6 +296,14 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise SettingsError(name, f"must be between {low} and {high} (got {value})")
     return value
+
+
+def _operator_token(env: Mapping[str, str], name: str) -> str | None:
+    token = _get(env, name)
+    if token is not None and (len(token) < 24 or any(c.isspace() for c in token)):
+        raise SettingsError(name, "must be at least 24 characters without spaces; generate one with: "
+                                  "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return token
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:

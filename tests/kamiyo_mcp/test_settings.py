@@ -23,6 +23,7 @@ from tests.support import base_env, cli
         ({"SMTP_PORT": "99999"}, "SMTP_PORT", "between 1 and 65535"),
         ({"KAMIYO_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "KAMIYO_TRUSTED_PROXIES", "'proxy.internal'"),
         ({"KAMIYO_TRUSTED_PROXIES": "*"}, "KAMIYO_TRUSTED_PROXIES", "CIDR"),
+        ({"KAMIYO_METRICS_TOKEN": "short"}, "KAMIYO_METRICS_TOKEN", "at least 24 characters"),
     ],
 )
 def test_a_bad_setting_fails_with_one_line_naming_the_variable(env: dict[str, str], variable: str, words: str) -> None:
