@@ -69,7 +69,8 @@ class DeliveryWiring:
             *delivery_routes(self.delivery, lambda: self.runtime.authority),
             *page_routes(support_email=self.runtime.settings.billing.support_email,
                          tiers=self.runtime.settings.billing.tiers,
-                         overage_sold=self.runtime.settings.billing.overage_enabled),
+                         overage_sold=self.runtime.settings.billing.overage_enabled,
+                         billing_enabled=self.runtime.settings.billing.billing_enabled),
         ]
 
     @asynccontextmanager
