@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billing.http.endpoint import json_route
 from billing.store import Store
 from billing.tiers import TIER_NAMES
 from kamiyo_mcp.http.operator_access import OperatorAccess
@@ -83,4 +84,4 @@ def metrics_routes(metrics: Metrics, store: Callable[[], Store], *, access: Oper
         await metrics.refresh(store(), int(clock()))
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/metrics", scrape, methods=["GET"])]
+    return [json_route("/metrics", scrape, {"GET", "HEAD"})]

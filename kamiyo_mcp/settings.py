@@ -197,6 +197,8 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
         checkout_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_RATE_PER_MINUTE", 10, low=1, high=100_000),
         checkout_lookup_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_LOOKUP_RATE_PER_MINUTE", 30, low=1,
                                              high=100_000),
+        claim_rate_per_minute=_int(env, "KAMIYO_CLAIM_RATE_PER_MINUTE", 20, low=1, high=100_000),
+        rotate_rate_per_minute=_int(env, "KAMIYO_ROTATE_RATE_PER_MINUTE", 10, low=1, high=100_000),
         support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
         webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
                                                 low=1, high=100_000),
