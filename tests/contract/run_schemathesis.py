@@ -6,8 +6,9 @@ Starts the fake Stripe (which checks every request against Stripe's published sp
 process, then `kamiyo-mcp serve` on a free port with STRIPE_API_BASE pointing at it and the price
 settings, issues operator-grant tokens (one for rotation, which replaces it, one for every other
 route), pays one checkout and delivers its signed webhook (so a claim exists), and runs `st run` on
-the served /openapi.json: every route of the billing API. Exit status is schemathesis's: non-zero on any 5xx, any response that breaks the
-document (status, content type, headers, schema), or a malformed request that is not refused.
+the served /openapi.json: every route of the billing API. Exit status is schemathesis's: non-zero
+on any 5xx, any response that breaks the document (status, content type, headers, schema), or a
+malformed request that is not refused.
 Not a pytest module (CI runs it as a step); needs `pip install schemathesis`.
 """
 
