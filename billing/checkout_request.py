@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from billing.authority import normalize_email
@@ -22,6 +22,10 @@ from billing.claims import is_session_id
 from billing.config import BillingConfig
 from billing.errors import ConfigurationError, InvalidRequestError
 from billing.tiers import TIER_NAMES
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+    from stripe.params.checkout import SessionCreateParamsLineItem
 
 SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 MAX_URL_LENGTH = 2048
@@ -201,12 +205,12 @@ def client_reference(email: str, user_id: str | None) -> str:
 
 
 def checkout_session_params(request: CheckoutRequest, *, stripe_customer_id: str | None, client_reference_id: str,
-                            automatic_tax: bool) -> dict[str, Any]:
+                            automatic_tax: bool) -> CheckoutSessionParams:
     """The parameters of Stripe's `POST /v1/checkout/sessions` for `request`."""
-    line_items: list[dict[str, Any]] = [{"price": request.price_id, "quantity": 1}]
+    line_items: list[SessionCreateParamsLineItem] = [{"price": request.price_id, "quantity": 1}]
     if request.overage_price:
         line_items.append({"price": request.overage_price})  # metered: Stripe refuses a quantity
-    params: dict[str, Any] = {
+    params: CheckoutSessionParams = {
         "mode": "subscription",
         "line_items": line_items,
         "success_url": request.success_url,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, reconcile, tokens
 from kamiyo_mcp.logs import configure_logging
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    reconcile.add_parser(commands)
     overage.add_parser(commands)
     return parser
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from billing.config import BillingConfig
 from billing.http.endpoint import json_route
-from billing.http.errors import error_response
+from billing.http.errors import error_body, error_response
 from billing.http.ip_rate_limit import PerIPLimiter
 from billing.store import Store
 from billing.webhooks.event import MalformedEventError, parse_event
@@ -90,7 +90,7 @@ def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registr
         observe(event.type, outcome.status, elapsed)
         about = {"event_id": event.id, "event_type": event.type, "processing_time_ms": round(elapsed * 1000, 3)}
         if outcome.status == "failed":
-            return error_response(500, "webhook_failed", outcome.message, **about)
+            return JSONResponse(error_body(500, "webhook_failed", outcome.message, **about), status_code=500)
         return JSONResponse({"status": outcome.status, "message": outcome.message, **about})
 
     return [json_route(PATH, stripe_webhook, {"POST"})]

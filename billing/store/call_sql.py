@@ -10,10 +10,11 @@ trip reads the token's state (`TOKEN_STATE_SQL`): the grant's view, or the reaso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from billing.access import ENTITLED_STATUSES
 from billing.quota import Windows
+from billing.store.connection import Row
 from billing.store.records import CallCount, TokenState
 from billing.tiers import TIERS
 
@@ -41,14 +42,14 @@ WHERE subscription_id = ?
 """
 
 
-def token_state(row: Sequence[object]) -> TokenState:
+def token_state(row: Row) -> TokenState:
     """A `TokenState` from the `TOKEN_STATE_COLUMNS` of a row."""
-    values = list(row[:STATE_WIDTH])
+    values: list[Any] = [row[i] for i in range(STATE_WIDTH)]
     values[10] = bool(values[10])
-    return TokenState(*values)  # type: ignore[arg-type]
+    return TokenState(*values)
 
 
-def call_count(row: Sequence[object]) -> CallCount:
+def call_count(row: Row) -> CallCount:
     """A `CallCount` from the `subscription_id, tier, minute_count, minute_limit, day_count, day_limit`
     a counted call returns."""
     subscription_id, tier, minute_count, minute_limit, day_count, day_limit = row

@@ -35,9 +35,11 @@ from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
+from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
@@ -46,7 +48,8 @@ from billing.store.upgrade_sql import UpgradeSQL
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
+                  ReconcileSQL, JobsSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"

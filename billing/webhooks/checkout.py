@@ -40,9 +40,9 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
             # Ended before the checkout arrived: the emailed claim is born expired and no mail goes out,
             # so the claims are the same whichever order the events came in.
             await reserve_expired_email_claim(tx.db, session.subscription_id, now=tx.now)
-        else:
+        elif not await tx.has_delivery(session.subscription_id):
             # The welcome mail joins this transaction (entitlement and mail, or neither); its claim code
-            # is generated when it is sent.
+            # is generated when it is sent. (A reconciliation that found the subscription first sent it.)
             await queue_welcome(tx.db, subscription_id=session.subscription_id, recipient=session.email, tier=tier,
                                 now=tx.now)
     await tx.audit(ACTOR, "checkout.completed", session.subscription_id,

@@ -20,7 +20,7 @@ from kamiyo_mcp.runtime import Runtime
 LEASE_SECONDS = 300
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     outbox = commands.add_parser("outbox", help="list the mails in the outbox, or print one to forward it",
                                  description="The mails the server has sent or still has to send. A claim link "
                                              "is made only when its mail is sent, so the outbox holds none.")

@@ -16,7 +16,7 @@ from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser("token", help="issue, list, revoke, rotate or re-tier access tokens",
                                 description="Issue, list, revoke, rotate or re-tier access tokens. A token is "
                                             "printed on stdout once, when it is minted; details go to stderr.")

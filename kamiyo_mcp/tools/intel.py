@@ -16,11 +16,12 @@ from pydantic import Field
 
 from kamiyo_mcp.gate import current_call
 from kamiyo_mcp.intel.errors import IntelError
+from kamiyo_mcp.intel.protocol_risk import Detail
 from kamiyo_mcp.intel.queries import assess_protocol_risk, exploit_details, screen_wallet, search_exploits
 from kamiyo_mcp.runtime import Runtime
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-RISK_DETAIL = {"basic": "basic", "summary": "summary", "full": "full"}
+RISK_DETAIL: dict[str, Detail] = {"basic": "basic", "summary": "summary", "full": "full"}
 
 
 def register(server: MCPServer, runtime: Runtime) -> list[str]:
@@ -58,7 +59,7 @@ def register(server: MCPServer, runtime: Runtime) -> list[str]:
         tier = current_call().grant.tier
         return await _run(assess_protocol_risk(runtime.intel, protocol=protocol, chain=chain,
                                                time_window_days=time_window_days,
-                                               detail=RISK_DETAIL[tier.risk_detail]))  # type: ignore[arg-type]
+                                               detail=RISK_DETAIL[tier.risk_detail]))
 
     @server.tool(title="Screen a wallet", annotations=READ_ONLY)
     async def monitor_wallet(
