@@ -183,6 +183,17 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["ok", "degraded"]},
             "database": {"type": "string", "enum": ["ok", "unavailable"]},
             "version": {"type": "string"},
+            "reconciliation": {
+                "type": "object",
+                "description": "The last reconciliation with Stripe (informative: it does not change `status`).",
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "interval_seconds": {"type": "number"},
+                    "running": {"type": "boolean"},
+                    "last_run": {"type": ["object", "null"]},
+                    "error": {"type": "string"},
+                },
+            },
         },
         "additionalProperties": False,
     },
