@@ -117,7 +117,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from kamiyo_mcp.app import create_app
+    from kamiyo_mcp.listening import listen_problem
 
+    problem = listen_problem(args.host, args.port)
+    if problem is not None:
+        print(f"kamiyo-mcp: {problem.message}", file=sys.stderr)
+        return problem.exit_code
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)
