@@ -178,7 +178,9 @@ def openapi_document() -> dict[str, Any]:
             "version": VERSION,
             "description": "Stripe Checkout and the success page, the Stripe customer portal, Stripe's webhooks, "
                            "access tokens (claim, rotate, validate) and the operator's health and metrics. Every "
-                           "error has the `Error` shape; every time is ISO 8601 UTC.",
+                           "error has the `Error` shape; every time is ISO 8601 UTC. The OAuth 2.1 authorization "
+                           "server (/authorize, /token, /register, /revoke) is described by its RFC 8414 metadata at "
+                           "/.well-known/oauth-authorization-server.",
         },
         "paths": copy.deepcopy(_PATHS),
         "components": {
