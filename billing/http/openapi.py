@@ -71,7 +71,7 @@ _STRIPE_SIGNATURE = {
     "description": "Stripe's signature of the raw body (t=...,v1=...), checked with STRIPE_WEBHOOK_SECRET.",
     "schema": {"type": "string", "minLength": 1},
 }
-_BEARER = [{"bearerAuth": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 _PATHS: dict[str, Any] = {
     "/api/billing/create-checkout-session": {"post": {
