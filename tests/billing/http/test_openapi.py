@@ -12,7 +12,7 @@ from tests.fakes.stripe_fake import FakeStripe
 
 # Not routes of the billing API: pages and their assets, MCP itself and its RFC 9728 metadata, and the
 # OAuth 2.1 authorization server, whose endpoints and RFC 6749 error shapes its RFC 8414 metadata describes.
-NOT_API = re.compile(r"^(/pricing|/billing/|/claim$|/static/|/\.well-known/|/openapi\.json$"
+NOT_API = re.compile(r"^(/mcp$|/pricing|/billing/|/claim$|/static/|/\.well-known/|/openapi\.json$"
                      r"|/authorize$|/token$|/register$|/revoke$|/oauth/)")
 METHODS = ("get", "post", "put", "patch", "delete")
 
