@@ -194,7 +194,18 @@ SCHEMAS: dict[str, Any] = {
                     "error": {"type": "string"},
                 },
             },
+            "intel": {
+                "type": "object",
+                "description": "The incident data: as of when, and its scheduled refresh (informative).",
+                "properties": {
+                    "data_as_of": {"type": ["string", "null"]},
+                    "refresh": {"type": "string"},
+                    "interval_seconds": {"type": "number"},
+                    "sources": {"type": "array", "items": {"type": "object"}},
+                },
+            },
         },
-        "additionalProperties": False,
+        # Other components may add a section of their own: always an object, never a change of `status`.
+        "additionalProperties": {"type": "object"},
     },
 }

@@ -32,6 +32,9 @@ async def test_every_json_route_of_the_app_is_documented_and_answers_only_its_do
         routes = list(billing.client._transport.app.routes)  # type: ignore[attr-defined]
         assert served == document
         assert set(document["paths"]) == api_paths(routes)
+        health = (await billing.client.get("/healthz")).json()
+        declared = document["components"]["schemas"]["Health"]["properties"]
+        assert {key for key, value in health.items() if key not in declared and not isinstance(value, dict)} == set()
         for path, item in document["paths"].items():
             url = path.replace("{session_id}", "cs_test_a1B2c3")
             for method in METHODS:
