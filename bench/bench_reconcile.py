@@ -6,8 +6,9 @@ checking every request against Stripe's spec), for several N side by side:
    welcome mail each) -- the worst case;
 2. the next run, with nothing drifted: the cost of one scheduled run when all is well.
 
-For each: wall time of the run (the report's own duration, start-up excluded), Stripe calls, and
-the peak RSS of the reconcile process. Goal: Stripe calls O(n / 100) (one per page), memory flat in
+For each: wall time of the run (the report's own duration, start-up excluded; it includes waiting
+for the fake and for the 20 requests/s pacing), the whole process's wall and CPU time, Stripe calls,
+and the peak RSS of the reconcile process. Goal: Stripe calls O(n / 100) (one per page), memory flat in
 n when nothing drifted (pages are streamed, never loaded whole).
 
     python bench/bench_reconcile.py [--sizes 1000,10000]
@@ -55,8 +56,8 @@ def serve_fake(count: int) -> None:
 
 # ---- the runs -----------------------------------------------------------------------------------
 
-def reconcile(db: Path, url: str) -> tuple[dict[str, Any], float, int]:
-    """One `kamiyo-mcp reconcile --fix --json`: its report, wall seconds, and peak RSS in MiB."""
+def reconcile(db: Path, url: str) -> tuple[dict[str, Any], float, float, int]:
+    """One `kamiyo-mcp reconcile --fix --json`: its report, wall and CPU seconds, and peak RSS in MiB."""
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
            "KAMIYO_DATABASE_URL": str(db), "MCP_JWT_SECRET": "bench-secret-" + "x" * 40,
            "KAMIYO_INTEL_SOURCES": "", "KAMIYO_LOG_LEVEL": "WARNING", "STRIPE_SECRET_KEY": KEY,
@@ -64,19 +65,36 @@ def reconcile(db: Path, url: str) -> tuple[dict[str, Any], float, int]:
            "STRIPE_PRICE_MCP_TEAM": PRICES["team"]}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "reconcile", "--fix", "--json"], env=env,
+        process = subprocess.Popen([sys.executable, "-c", _RUN_CLI, "reconcile", "--fix", "--json"], env=env,
                                    cwd=ROOT, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)  # the child's own rusage: its peak RSS alone
+        _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+        code = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        if process.returncode not in (0, 3):
-            raise SystemExit(f"reconcile failed ({process.returncode}): {err.read().decode()[-2000:]}")
-        return json.loads(out.read()), wall, usage.ru_maxrss // 1024
+        errors = err.read().decode()
+        if code not in (0, 3):
+            raise SystemExit(f"reconcile failed ({code}): {errors[-2000:]}")
+        peak_kib = int(errors.rsplit("VmHWM:", 1)[1].split()[0])
+        summary = _summary(out)
+        return summary, wall, usage.ru_utime + usage.ru_stime, peak_kib // 1024
 
 
-def measure(count: int) -> list[tuple[str, dict[str, Any], float, int]]:
+# The CLI, then this process's own peak RSS: /proc's VmHWM counts this program's memory only (the
+# rusage maximum would also count what the parent held when it forked the child).
+_RUN_CLI = (
+    "import sys\nfrom kamiyo_mcp.cli import main\ncode = main(sys.argv[1:])\n"
+    "sys.stderr.write(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')))\nsys.exit(code)"
+)
+
+
+def _summary(out: Any) -> dict[str, Any]:
+    """The report's counts, without keeping its subscriptions (the next child is forked from this process)."""
+    report = json.load(out)
+    return {key: report[key] for key in ("drift", "healed", "stripe_calls", "duration_seconds")}
+
+
+def measure(count: int) -> list[tuple[str, dict[str, Any], float, float, int]]:
     fake = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(count)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert fake.stdout is not None and fake.stdin is not None
@@ -86,8 +104,8 @@ def measure(count: int) -> list[tuple[str, dict[str, Any], float, int]]:
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "kamiyo.db"
             for label in ("all missing, healed", "nothing drifted"):
-                report, wall, rss = reconcile(db, url)
-                rows.append((label, report, wall, rss))
+                report, wall, cpu, rss = reconcile(db, url)
+                rows.append((label, report, wall, cpu, rss))
     finally:
         fake.stdin.close()
         fake.wait(timeout=30)
@@ -103,12 +121,12 @@ def main() -> None:
         serve_fake(args.serve_fake)
         return
     print(f"{'subscriptions':>13}  {'run':<20} {'drift':>6} {'healed':>6} {'Stripe calls':>12} "
-          f"{'run s':>7} {'process s':>9} {'peak RSS MiB':>12}")
+          f"{'run s':>7} {'process s':>9} {'CPU s':>6} {'peak RSS MiB':>12}")
     for count in (int(s) for s in args.sizes.split(",")):
         # Each size has its own RSS baseline: a process's peak is only comparable with its siblings'.
-        for label, report, wall, rss in measure(count):
+        for label, report, wall, cpu, rss in measure(count):
             print(f"{count:>13}  {label:<20} {report['drift']:>6} {report['healed']:>6} "
-                  f"{report['stripe_calls']:>12} {report['duration_seconds']:>7.2f} {wall:>9.2f} {rss:>12}")
+                  f"{report['stripe_calls']:>12} {report['duration_seconds']:>7.2f} {wall:>9.2f} {cpu:>6.2f} {rss:>12}")
 
 
 if __name__ == "__main__":

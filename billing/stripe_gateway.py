@@ -16,7 +16,6 @@ The secret key is never logged and is scrubbed from any message that could echo 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Mapping
@@ -221,7 +220,7 @@ class StripeGateway:
             raise self._translate(exc, level=logging.DEBUG) from None
         if not isinstance(response, stripe.StripeResponse):
             raise StripeGatewayError(f"Stripe answered GET {path} with a stream")
-        body = json.loads(response.body)
+        body = response.data  # the SDK has parsed the JSON once already (OrderedDicts: plain dicts to us)
         if not isinstance(body, dict):
             raise StripeGatewayError(f"Stripe answered GET {path} with a body that is not an object")
         return RawResponse(body, response.headers)

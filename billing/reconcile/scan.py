@@ -175,8 +175,8 @@ class Scanner:
                 continue
             customer = parse_customer(obj.get("customer"))
             row = stored.get(snapshot.subscription_id)
-            finding = Finding(snapshot.subscription_id, compare(snapshot, customer, row, now), obj, row,
-                              page.observed_at, snapshot, customer)
+            finding = Finding.of(obj, compare(snapshot, customer, row, now), row, page.observed_at, snapshot,
+                                 customer)
             if finding.kinds:
                 findings.append(finding)
             else:
@@ -209,8 +209,8 @@ class Scanner:
                                    stored.row.subscription_id, exc)
                     continue
                 customer = parse_customer(read.object.get("customer"))
-                finding = Finding(snapshot.subscription_id, compare(snapshot, customer, stored, self._now()),
-                                  read.object, stored, read.observed_at, snapshot, customer)
+                finding = Finding.of(read.object, compare(snapshot, customer, stored, self._now()), stored,
+                                     read.observed_at, snapshot, customer)
                 if finding.kinds:
                     yield finding
                 else:

@@ -9,7 +9,6 @@ Without --fix nothing is written, so it is safe to run at any time.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import UTC, datetime
 from typing import TextIO
@@ -77,8 +76,7 @@ async def reconcile_command(runtime: Runtime, args: argparse.Namespace, out: Tex
         print(f"kamiyo-mcp: reconcile: {describe_stripe_failure(exc)}; nothing was applied", file=err)
         return 1
     if args.json:
-        json.dump(report.to_json(), out, indent=2)
-        out.write("\n")
+        report.write_json(out)
     else:
         print("\n".join(report.lines()), file=out)
     return EXIT_DRIFT if report.drift else 0

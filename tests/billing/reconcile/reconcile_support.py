@@ -133,6 +133,12 @@ class World:
     async def stored(self, subscription_id: str) -> StoredSubscription | None:
         return (await self.runtime.store.stored_subscriptions([subscription_id])).get(subscription_id)
 
+    async def row(self, subscription_id: str) -> StoredSubscription:
+        """The stored subscription, which must exist."""
+        stored = await self.stored(subscription_id)
+        assert stored is not None, f"{subscription_id} is not in the store"
+        return stored
+
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self.db_path is not None
         with sqlite3.connect(self.db_path) as conn:

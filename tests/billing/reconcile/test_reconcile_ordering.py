@@ -84,7 +84,7 @@ async def test_a_delayed_event_older_than_a_healing_read_changes_nothing(world: 
     world.clock.advance(2)
     report = await world.reconcile(fix=True)
     assert [r.status for r in report.healed] == ["healed"]
-    healed_at = (await world.stored(sub["id"])).row.last_event_created  # type: ignore[union-attr]
+    healed_at = (await world.row(sub["id"])).row.last_event_created
 
     assert await world.deliver(delayed) == [200]
 
@@ -105,11 +105,11 @@ async def test_a_read_in_the_same_second_as_the_last_event_waits_for_the_next_ru
 
     assert [(f.kinds, r.status) for f, r in zip(report.findings, report.healed, strict=True)] == [
         ((DriftKind.TIER,), "kept_newer")]
-    assert (await world.stored(sub["id"])).row.tier == "team"  # type: ignore[union-attr]
+    assert (await world.row(sub["id"])).row.tier == "team"
     world.clock.advance(2)  # a read that left us a whole second after the event reflects it
     again = await world.reconcile(fix=True)
     assert [r.status for r in again.healed] == ["healed"]
-    assert (await world.stored(sub["id"])).row.tier == "personal"  # type: ignore[union-attr]
+    assert (await world.row(sub["id"])).row.tier == "personal"
 
 
 async def test_a_recovered_event_of_the_same_second_as_a_newer_state_cannot_leave_drift(world: World) -> None:
