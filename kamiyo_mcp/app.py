@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
+from billing.oauth.clients import SUPPORTED_SCOPES
 from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.http.protected_resource import ProtectedResource
-from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.intel_refresh import IntelRefreshWiring
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
+from kamiyo_mcp.oauth import OAuthWiring
 from kamiyo_mcp.reconciliation import ReconcileWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
@@ -42,40 +44,41 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     delivery = DeliveryWiring(runtime)
     reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     metering = MeteringWiring(runtime, stripe_gateway)
+    intel_refresh = IntelRefreshWiring(runtime)
+    oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake)
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
         on_tool_call=metrics.observe_tool_call,
     )
-    resource = protected_resource(settings)
-    mcp_app = server.streamable_http_app(
+    resource = protected_resource(settings, authorization_servers=(oauth.issuer,) if settings.oauth.enabled else ())
+    server.streamable_http_app(  # creates the session manager with these options
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
+        session_idle_timeout=settings.session_idle_timeout, max_sessions=settings.max_sessions,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
-                reconciliation.running(), server.session_manager.run():
-            loading = _load_intel_if_empty(runtime)
-            try:
-                yield
-            finally:
-                if loading is not None:
-                    loading.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await loading
+                reconciliation.running(), intel_refresh.running(), server.session_manager.run():
+            yield
 
+    # `/mcp` is matched first and goes straight to the session manager behind the bearer layer: the
+    # SDK's own app around it would only route `/mcp` a second time.
+    mcp_endpoint = BearerAuth(StreamableHTTPASGIApp(server.session_manager), lambda: runtime.authority,
+                              server.catalog, path=MCP_PATH, resource=resource,
+                              session_idle_timeout=settings.session_idle_timeout)
     app = Starlette(
         routes=[
-            *core_routes(runtime, resource, reconciliation=reconciliation.health),
+            Route(MCP_PATH, endpoint=mcp_endpoint),
+            *core_routes(runtime, resource, reconciliation=reconciliation.health, intel=intel_refresh.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
                             on_applied=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             *metering.routes(),
-            Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
-                                      resource=resource)),
+            *oauth.routes(),
         ],
         lifespan=lifespan,
     )
@@ -84,24 +87,20 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.delivery = delivery
     app.state.reconciliation = reconciliation
     app.state.metering = metering
+    app.state.intel_refresh = intel_refresh
+    app.state.oauth = oauth
     return app
 
 
-def protected_resource(settings: Settings) -> ProtectedResource:
-    """The MCP endpoint's RFC 9728 description: no authorization server is advertised until one is served."""
+def protected_resource(settings: Settings, *, authorization_servers: tuple[str, ...] = ()) -> ProtectedResource:
+    """The MCP endpoint's RFC 9728 description: an authorization server is advertised only when one is served."""
     return ProtectedResource(
         resource_url=settings.resource_url,
         metadata_url=settings.public_url + "/.well-known/oauth-protected-resource" + MCP_PATH,
         documentation_url=settings.public_url + "/pricing",
+        authorization_servers=authorization_servers,
+        scopes=SUPPORTED_SCOPES if authorization_servers else (),
     )
-
-
-def _load_intel_if_empty(runtime: Runtime) -> asyncio.Task[object] | None:
-    """Load the default incident sources in the background when the store has none yet."""
-    sources = list(runtime.settings.intel_sources)
-    if not sources:
-        return None
-    return asyncio.create_task(ingest_if_empty(runtime.intel, sources), name="kamiyo-intel-load")
 
 
 def transport_security(settings: Settings, bind_host: str) -> TransportSecuritySettings:

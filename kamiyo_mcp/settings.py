@@ -21,6 +21,7 @@ from billing.config import (
     STRIPE_API_BASE,
     BillingConfig,
     MailConfig,
+    OAuthConfig,
 )
 from billing.errors import ConfigurationError
 from billing.store import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, is_postgres_url, sqlite_path
@@ -29,9 +30,12 @@ from billing.tiers import DEFAULT_TIERS, TIER_NAMES, TierTable
 from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_SESSION_IDLE_TIMEOUT = 1800
+DEFAULT_MAX_SESSIONS = 10_000
 DEFAULT_INTEL_SOURCES = ("https://api.llama.fi/hacks",)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_RECONCILE_INTERVAL = 3600.0
+DEFAULT_INTEL_REFRESH_INTERVAL = 6 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -64,10 +68,16 @@ class Settings:
     chain_api_url: str | None = None
     chain_api_key: str | None = field(default=None, repr=False)
     public_url_explicit: bool = True
+    # MCP sessions: an idle one ends after this many seconds; at most this many open per process.
+    session_idle_timeout: int = DEFAULT_SESSION_IDLE_TIMEOUT
+    max_sessions: int = DEFAULT_MAX_SESSIONS
     # Seconds between reconciliations with Stripe in `serve` (0: off); see billing.reconcile.schedule.
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
+    # Seconds between re-fetches of the http(s) intel sources in `serve` (0: never); see intel.refresh.
+    intel_refresh_interval: float = DEFAULT_INTEL_REFRESH_INTERVAL
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
 
     @property
     def secret_file(self) -> Path:
@@ -160,9 +170,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         intel_sources=_csv(env, "KAMIYO_INTEL_SOURCES") if "KAMIYO_INTEL_SOURCES" in env else DEFAULT_INTEL_SOURCES,
         chain_api_url=_optional_url(env, "KAMIYO_CHAIN_API_URL"),
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
+        session_idle_timeout=_int(env, "KAMIYO_SESSION_IDLE_TIMEOUT", DEFAULT_SESSION_IDLE_TIMEOUT,
+                                  low=1, high=7 * 86_400),
+        max_sessions=_int(env, "KAMIYO_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, low=1, high=1_000_000),
         billing=load_billing(env, public_url),
         mail=load_mail(env),
+        oauth=load_oauth(env),
         reconcile_interval=_duration(env, "KAMIYO_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL),
+        intel_refresh_interval=_duration(env, "KAMIYO_INTEL_REFRESH_INTERVAL", DEFAULT_INTEL_REFRESH_INTERVAL),
     )
 
 
@@ -252,6 +267,22 @@ def load_mail(env: Mapping[str, str]) -> MailConfig:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
         email_from=_get(env, "EMAIL_FROM") or "KAMIYO <no-reply@kamiyo.ai>",
+    )
+
+
+def load_oauth(env: Mapping[str, str]) -> OAuthConfig:
+    ca_file = _get(env, "SSL_CERT_FILE")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise SettingsError("SSL_CERT_FILE", f"is not a readable file: {ca_file}")
+    return OAuthConfig(
+        enabled=_bool(env, "KAMIYO_OAUTH_ENABLED", True),
+        access_token_seconds=_int(env, "KAMIYO_OAUTH_ACCESS_TOKEN_SECONDS", 3600, low=60, high=86_400),
+        refresh_token_days=_int(env, "KAMIYO_OAUTH_REFRESH_TOKEN_DAYS", 30, low=1, high=365),
+        sign_in_mails_per_email_per_hour=_int(env, "KAMIYO_OAUTH_SIGN_IN_MAILS_PER_HOUR", 5, low=1, high=1000),
+        sign_in_rate_per_minute=_int(env, "KAMIYO_OAUTH_SIGN_IN_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        register_rate_per_minute=_int(env, "KAMIYO_OAUTH_REGISTER_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        metadata_private_hosts=tuple(h.lower() for h in _csv(env, "KAMIYO_OAUTH_METADATA_PRIVATE_HOSTS")),
+        metadata_ca_file=ca_file,
     )
 
 

@@ -1,20 +1,31 @@
-"""Admitting and counting tool calls on SQLite: one trip per batch of concurrent calls.
+"""Admitting and counting tool calls on SQLite: one short write transaction per batch of calls.
 
-A trip is one write transaction on the usage connection's own thread: the admit-and-count
-statement of `billing.store.call_sql` fed the batch as JSON, then one read of every batched token's
-state (what the grant shows, or why a call was refused), committed together. It is atomic across
-every process on the file. Calls that arrive while a trip runs wait and go together in the next one
-(a batch of one when the server is idle), so one thread hop and one commit serve them all.
+A trip is one write transaction: the admit-and-count statement of `billing.store.call_sql` fed
+the batch as JSON, then one read of each batched token's state (what the grant shows, or why a
+call was refused), committed together. It is atomic across every process on the file. The calls
+that arrive during one turn of the event loop go together, so one commit serves them all.
+
+Where a batch runs, both ways exact:
+- on the event loop's own connection when the file's write lock is free at once (`busy_timeout =
+  0`): a trip is tens of microseconds of SQLite, less than handing it to a thread, whose every
+  SQLite step gives up the GIL and must win it back from a busy event loop. That connection never
+  checkpoints the WAL (a checkpoint can wait on the disk): every `CHECKPOINT_EVERY` of its commits,
+  a passive checkpoint is handed to the usage thread instead;
+- on the usage connection's own thread when the lock is taken (another process's write, a
+  webhook's transaction): waiting for it never blocks the event loop, and calls that arrive
+  meanwhile queue behind it and go together in its next trip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from billing.errors import StoreError
 from billing.quota import Windows, windows
 from billing.store.call_sql import (
     REFUND_SQL,
@@ -28,7 +39,11 @@ from billing.store.call_sql import (
 from billing.store.records import Admission, CallCount, TokenState
 from billing.store.sqlite_thread import SQLiteThread
 
+logger = logging.getLogger(__name__)
+
 MAX_BATCH = 256
+CHECKPOINT_EVERY = 1000  # commits on the loop's connection between passive WAL checkpoints
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 CONSUME_SQL = admit_and_count_sql(
     "(SELECT CAST(key AS INTEGER) AS id, value ->> '$.h' AS hash, value ->> '$.n' AS now,"
@@ -47,50 +62,103 @@ class _Call:
     result: asyncio.Future[Admission]
 
 
-class CallCounter:
-    """Batches concurrent `admit` calls into one trip to the usage connection's thread."""
+_Outcome = tuple[dict[int, CallCount], dict[str, TokenState]]
 
-    def __init__(self, usage: SQLiteThread) -> None:
+
+class CallCounter:
+    def __init__(self, usage: SQLiteThread, on_loop: sqlite3.Connection | None = None) -> None:
         self._usage = usage
-        self._pending: list[_Call] = []
+        self._on_loop = on_loop
+        self._queued: list[_Call] = []  # this turn of the loop's calls
+        self._flush: asyncio.Handle | None = None
+        self._waiting: list[_Call] = []  # calls for the usage thread (the write lock was taken)
         self._worker: asyncio.Task[None] | None = None
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
     async def admit(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
-        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Call(token_hash, now, min_rank, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Admission] = loop.create_future()
+        self._queued.append(_Call(token_hash, now, min_rank, future))
+        if self._flush is None:
+            self._flush = loop.call_soon(self._run_queued)
         return await future
 
     async def refund(self, subscription_id: str, counted_in: Windows) -> None:
         params = (counted_in.minute, counted_in.day, subscription_id)
         await self._usage.run(lambda conn: conn.execute(REFUND_SQL, params).close())
 
+    def _run_queued(self) -> None:
+        """Run this turn's calls on the loop's connection, or hand them to the thread when it cannot."""
+        self._flush = None
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), MAX_BATCH):
+            batch = queued[start:start + MAX_BATCH]
+            if self._on_loop is None or self._waiting or not self._run_on_loop(batch):
+                self._wait_in_thread(batch)
+
+    def _run_on_loop(self, batch: list[_Call]) -> bool:
+        """Whether the batch ran (and its callers have their answers); False when the lock is taken."""
+        assert self._on_loop is not None
+        try:
+            outcome = _trip(batch)(self._on_loop)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _BUSY:  # the primary code of an extended one
+                return False
+            _fail(batch, StoreError(f"SQLite failed: OperationalError: {exc}"))
+            return True
+        except sqlite3.Error as exc:
+            _fail(batch, StoreError(f"SQLite failed: {type(exc).__name__}: {exc}"))
+            return True
+        _answer(batch, outcome)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
+            self._since_checkpoint = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(self._passive_checkpoint())
+        return True
+
+    def _wait_in_thread(self, batch: list[_Call]) -> None:
+        self._waiting.extend(batch)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain())
+
     async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
-                counts, states = await self._usage.run(_trip(batch))
+                outcome = await self._usage.run(_trip(batch))
             except BaseException as exc:  # every waiter learns of the failure; none hangs
-                for call in batch:
-                    if not call.result.done():
-                        call.result.set_exception(exc)
+                _fail(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for index, call in enumerate(batch):
-                if not call.result.done():
-                    call.result.set_result(Admission(counts.get(index), states.get(call.token_hash)))
+            _answer(batch, outcome)
+
+    async def _passive_checkpoint(self) -> None:
+        try:
+            await self._usage.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close())
+        except StoreError:  # the next one will try again; the WAL only grows meanwhile
+            logger.exception("passive WAL checkpoint failed")
 
 
-_Trip = Callable[[sqlite3.Connection], tuple[dict[int, CallCount], dict[str, TokenState]]]
+def _answer(batch: list[_Call], outcome: _Outcome) -> None:
+    counts, states = outcome
+    for index, call in enumerate(batch):
+        if not call.result.done():
+            call.result.set_result(Admission(counts.get(index), states.get(call.token_hash)))
 
 
-def _trip(batch: list[_Call]) -> _Trip:
+def _fail(batch: list[_Call], error: BaseException) -> None:
+    for call in batch:
+        if not call.result.done():
+            call.result.set_exception(error)
+
+
+def _trip(batch: list[_Call]) -> Callable[[sqlite3.Connection], _Outcome]:
     payload = json.dumps([_as_json(call) for call in batch])
     hashes = json.dumps(sorted({call.token_hash for call in batch}))
 
-    def trip(conn: sqlite3.Connection) -> tuple[dict[int, CallCount], dict[str, TokenState]]:
+    def trip(conn: sqlite3.Connection) -> _Outcome:
         conn.execute("BEGIN IMMEDIATE")
         try:
             counted = conn.execute(CONSUME_SQL, {"batch": payload}).fetchall()

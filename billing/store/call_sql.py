@@ -22,7 +22,7 @@ TOKEN_STATE_COLUMNS = """
 t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
 c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
 s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
-u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0)
+u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0), t.kind
 """
 TOKEN_STATE_FROM = """
 FROM tokens AS t
@@ -31,7 +31,7 @@ JOIN customers AS c ON c.user_id = t.user_id
 LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
 """
 TOKEN_STATE_SQL = f"SELECT {TOKEN_STATE_COLUMNS} {TOKEN_STATE_FROM}"
-STATE_WIDTH = 20  # columns of TOKEN_STATE_COLUMNS
+STATE_WIDTH = 21  # columns of TOKEN_STATE_COLUMNS
 
 # Give back a counted call that never reached its tool (only while its windows are still current).
 REFUND_SQL = """

@@ -34,6 +34,7 @@ class TokenState:
     minute_count: int
     day_start: int | None
     day_count: int
+    credential: str = "bearer"  # the token's kind: 'bearer' (minted from a claim or grant) or 'oauth'
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,8 @@ from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL
+from billing.store.oauth_grant_sql import OAuthGrantSQL
+from billing.store.oauth_sql import OAuthSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
 from billing.store.reconcile_sql import ReconcileSQL
@@ -49,19 +51,20 @@ BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
 class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
-                  ReconcileSQL, JobsSQL):
+                  ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection) -> None:
+                 read: aiosqlite.Connection, on_loop: sqlite3.Connection | None = None) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
+        self._on_loop = on_loop
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage)
+        self._calls = CallCounter(usage, on_loop)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -87,8 +90,15 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             for conn in opened:
                 await conn.close()
             raise
+        try:
+            on_loop = await asyncio.to_thread(_connect_on_loop, path)
+        except BaseException:
+            await usage.close()
+            for conn in opened:
+                await conn.close()
+            raise
         write, read = opened
-        store = cls(path, write, usage, read)
+        store = cls(path, write, usage, read, on_loop)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -100,6 +110,8 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
 
     async def close(self) -> None:
         await self._usage.close()
+        if self._on_loop is not None:
+            self._on_loop.close()
         for conn in self._connections:
             await conn.close()
 
@@ -150,6 +162,26 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
         """Give back one counted call that never reached its tool (while its windows are current)."""
         await self._calls.refund(subscription_id, counted_in)
+
+def _connect_on_loop(path: Path) -> sqlite3.Connection:
+    """The call counter's connection for the event loop: it never waits for a lock (`busy_timeout = 0`:
+    a taken lock sends the call to the usage thread) and never checkpoints (that can wait on the disk).
+
+    Raises:
+        StoreError: the file cannot be opened.
+    """
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
+    try:
+        for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"):
+            conn.execute(f"PRAGMA {pragma}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
+    return conn
+
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:

@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "print", help="compose a pending mail now, print it on stdout for you to forward, and mark it sent",
         description="Compose a pending mail as the sender would (its claim link is made now; only the link's "
                     "hash is stored), print it on stdout for you to forward, and mark it sent.")
-    printing.add_argument("mail_id", type=arguments.limit, metavar="ID", help="the mail's id, from 'outbox list'")
+    printing.add_argument("mail_id", type=arguments.row_id, metavar="ID", help="the mail's id, from 'outbox list'")
     printing.set_defaults(handler=run(_outbox_print))
 
 

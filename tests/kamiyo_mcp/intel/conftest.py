@@ -14,7 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kamiyo_mcp.intel.ingest import ingest_sources
+from kamiyo_mcp.intel.search_spec import SearchSpec
 from kamiyo_mcp.intel.store import IntelStore
+from kamiyo_mcp.intel.store_reads import StoredIncident
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO / "tests" / "data" / "exploits"
@@ -58,7 +60,8 @@ async def empty_store(tmp_path: Path) -> AsyncIterator[IntelStore]:
     await s.close()
 
 
-Route = Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]
+# (status, content type, body) or, with response headers, (status, content type, body, headers).
+Route = Callable[[str, dict[str, list[str]]], tuple[Any, ...]]
 
 
 class _RoutedServer(ThreadingHTTPServer):
@@ -66,6 +69,7 @@ class _RoutedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.route = route
         self.seen: list[str] = []
+        self.headers_seen: list[dict[str, str]] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,10 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
         self.server.seen.append(self.path)
-        status, ctype, body = self.server.route(parts.path, parse_qs(parts.query))
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        status, ctype, body, *extra = self.server.route(parts.path, parse_qs(parts.query))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra[0] if extra else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -99,6 +106,11 @@ class LocalServer:
     @property
     def seen(self) -> list[str]:
         return self._server.seen
+
+    @property
+    def headers_seen(self) -> list[dict[str, str]]:
+        """The request headers of each request, lower-case names."""
+        return self._server.headers_seen
 
     def start(self) -> LocalServer:
         self._thread.start()
@@ -126,3 +138,10 @@ def local_server() -> Iterator[Callable[[Route], LocalServer]]:
 
 def json_body(value: Any) -> tuple[int, str, bytes]:
     return 200, "application/json", json.dumps(value).encode()
+
+
+async def canonical_reports(store: IntelStore) -> tuple[int, list[StoredIncident]]:
+    """``(total, every incident's canonical report)``, newest first."""
+    total, ids = await store.search_ids(SearchSpec(), limit=100_000)
+    rows = await store.search_rows(ids)
+    return total, [rows[i] for i in ids]
