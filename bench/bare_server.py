@@ -1,9 +1,11 @@
-"""The baseline for bench_core.py: the same tool over the same transport, with no authorization.
+"""The baseline for the core benchmarks: the same tools, over the same transport, with no authorization.
 
-    python bench/bare_server.py DATABASE_PATH PORT
+    python bench/bare_server.py DATABASE_PATH PORT TOKEN
 
-`get_account_status` does the same work as the product's tool (it reads the caller's account
-from the store), but no bearer check and no gate run in front of it.
+The product's own tool modules are registered on a plain `MCPServer`; instead of the bearer layer
+and the gate, a trivial interceptor hands every call one fixed grant (the token's, decided once
+at start-up), which is all the tool bodies read. So the two servers differ by exactly the
+per-call authorization: verifying the bearer, one store trip, the gate.
 """
 
 from __future__ import annotations
@@ -11,34 +13,58 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
-from starlette.applications import Starlette
-from starlette.routing import Mount
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from kamiyo_mcp.http.bearer import parse_bearer
-from kamiyo_mcp.runtime import Runtime
-from kamiyo_mcp.settings import load_settings
+import uvicorn  # noqa: E402
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext  # noqa: E402
+from mcp.server.extension import Extension  # noqa: E402
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp_types import CallToolRequestParams  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
+
+from billing.access import Grant  # noqa: E402
+from kamiyo_mcp.gate import running_with  # noqa: E402
+from kamiyo_mcp.runtime import Runtime  # noqa: E402
+from kamiyo_mcp.settings import load_settings  # noqa: E402
+from kamiyo_mcp.tools import account, intel  # noqa: E402
+
+
+class FixedGrant(Extension):
+    """Every call runs with the same grant: no bearer, no store trip, no decision."""
+
+    identifier = "bench.kamiyo/fixed-grant"
+
+    def __init__(self) -> None:
+        self.grant: Grant | None = None
+
+    async def intercept_tool_call(self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any],
+                                  call_next: CallNext) -> HandlerResult:
+        assert self.grant is not None
+        with running_with(self.grant):
+            return await call_next(ctx)
 
 
 def main() -> None:
-    database, port = sys.argv[1], int(sys.argv[2])
+    database, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     runtime = Runtime(load_settings({**os.environ, "KAMIYO_DATABASE_URL": database, "KAMIYO_LOG_LEVEL": "WARNING"}))
-    server = MCPServer("bare", log_level="WARNING")
-
-    @server.tool()
-    async def get_account_status(ctx: Context) -> dict[str, Any]:
-        """Account status without authorization."""
-        token = parse_bearer(ctx.request_context.request.headers.get("authorization"))  # type: ignore[union-attr]
-        return await runtime.authority.account_status(token or "")
-
+    fixed = FixedGrant()
+    server: MCPServer[Any] = MCPServer("bare", log_level="WARNING", extensions=[fixed])
+    account.register(server, runtime)
+    intel.register(server, runtime)
     mcp_app = server.streamable_http_app()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), server.session_manager.run():
+            decision = await runtime.authority.authorize(token, "get_account_status")
+            assert isinstance(decision, Grant), decision
+            fixed.grant = decision
             yield
 
     app = Starlette(routes=[Mount("/", app=mcp_app)], lifespan=lifespan)

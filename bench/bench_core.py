@@ -132,7 +132,7 @@ async def main() -> None:
             "authorized": (f"http://127.0.0.1:{port_auth}",
                            [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(port_auth)]),
             "bare": (f"http://127.0.0.1:{port_bare}",
-                     [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db), str(port_bare)]),
+                     [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db), str(port_bare), tokens[0]]),
         }
         results: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(args.rounds):  # interleaved, so drift hits both alike

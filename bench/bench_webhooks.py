@@ -169,13 +169,20 @@ async def throughput(port: int, events: int, concurrency: int) -> None:
 # ---- 2. revocation staleness ---------------------------------------------------------------------
 
 async def mint(db: Path, env: dict[str, str], subscription_id: str) -> str:
+    from billing.store.records import AuditEntry, NewToken
+    from billing.tokens import token_hash
     from kamiyo_mcp.runtime import Runtime
     from kamiyo_mcp.settings import load_settings
 
     async with Runtime(load_settings(env)).opened() as runtime:
         user_id = await runtime.store.find_user_id("example@example.com")
         assert user_id is not None
-        return (await runtime.authority.mint_for(user_id, subscription_id, "personal", actor="bench")).token
+        now = runtime.authority.now()
+        token, claims = runtime.codec.mint(sub=user_id, tier="personal", sid=subscription_id, now=now,
+                                           expires_at=now + 86_400)
+        new = NewToken(claims.jti, user_id, subscription_id, token_hash(token), now, claims.exp)
+        await runtime.store.insert_token(new, now=now, audit=AuditEntry("bench", "token.issue", claims.jti))
+        return token
 
 
 async def staleness_round(url: str, http: httpx.AsyncClient, db: Path, env: dict[str, str], suffix: str,

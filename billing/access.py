@@ -1,16 +1,19 @@
 """Who may call what, now: grants, denials and the reasons behind them. Pure, no I/O.
 
-The store admits a call in one atomic statement (see store/sqlite.py); when it does not, `diagnose`
-reads the token's state and says why, in words a user can act on.
+The store admits a call in one atomic statement and, in the same trip, reads the token's state
+(see store/call_sql.py); when the call is not admitted, `diagnose` reads that state and says why,
+in words a user can act on, pointing only at ways out that exist for this subscription.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from billing.tiers import TIERS, Tier, min_tier_for
+from billing.quota import windows
+from billing.tiers import TIERS, TOP_RANK, Tier, allows, min_tier_for
 
 if TYPE_CHECKING:
     from billing.store.records import TokenState
@@ -18,33 +21,84 @@ if TYPE_CHECKING:
 ENTITLED_STATUSES = frozenset({"active", "trialing", "past_due"})
 
 
+class DenialCode(StrEnum):
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_ROTATED = "token_rotated"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
+    SUBSCRIPTION_ENDED = "subscription_ended"
+    PAYMENT_REQUIRED = "payment_required"
+    TIER_REQUIRED = "tier_required"
+    DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+    RATE_LIMITED = "rate_limited"
+    RETRY = "retry"
+
+
+# Refusals of a token that no longer authenticates at all (over HTTP: a 401 challenge), with the
+# short reason the challenge gives.
+UNAUTHENTICATED_REASONS = {
+    DenialCode.INVALID_TOKEN: "the token is not recognised",
+    DenialCode.TOKEN_ROTATED: "the token was replaced by a newer one",
+    DenialCode.TOKEN_EXPIRED: "the token has expired",
+}
+UNAUTHENTICATED = frozenset(UNAUTHENTICATED_REASONS)
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The call is admitted and counted."""
+    """The call is admitted and counted: the token's state as the deciding trip read it, and the
+    subscription's counts after this call (`decided_at` places them in their windows)."""
 
-    user_id: str
-    subscription_id: str
+    state: TokenState
     tier: Tier
     minute_used: int
-    minute_limit: int
     day_used: int
-    day_limit: int
+    decided_at: int
+
+    @property
+    def user_id(self) -> str:
+        return self.state.user_id
+
+    @property
+    def subscription_id(self) -> str:
+        return self.state.subscription_id
 
 
 @dataclass(frozen=True, slots=True)
 class Denial:
-    """The call is refused; `message` tells the user why and what to do."""
+    """The call is refused; `message` tells the user why and what to do.
 
-    code: str
+    `http_status` is the answer where the refusal is an HTTP one; `retry_after` (seconds) and
+    `tier_needed` are the machine-readable parts of the message.
+    """
+
+    code: DenialCode
     message: str
     http_status: int
     retry_after: int | None = None
+    tier_needed: str | None = None
+    subscription_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Links:
+    """Where users go next: the pricing page, the billing portal endpoint, support."""
+
     pricing_url: str
-    portal_hint: str
+    portal_endpoint: str
+    support_email: str
+
+    def upgrade_url(self, state: TokenState) -> str | None:
+        """The pricing page, unless the subscription is already on the top tier."""
+        tier = TIERS.get(state.tier)
+        return None if tier is not None and tier.rank >= TOP_RANK else self.pricing_url
+
+    def manage_billing(self, state: TokenState) -> str | None:
+        """How to manage a Stripe subscription's billing; None when there is no Stripe billing to manage
+        (an operator grant, or no Stripe customer yet: the portal would refuse)."""
+        if state.kind != "stripe" or not state.stripe_customer_id:
+            return None
+        return f"POST {self.portal_endpoint} with this token as the bearer returns a billing-portal link"
 
 
 def entitlement_ended(status: str, current_period_end: int | None, cancel_at_period_end: bool, now: int
@@ -63,93 +117,117 @@ def subscription_grants_access(state: TokenState, now: int) -> bool:
     return entitlement_ended(state.status, state.current_period_end, state.cancel_at_period_end, now) is None
 
 
-def diagnose(state: TokenState | None, *, tool: str, now: int, links: Links) -> Denial:
-    """Why a call that the store did not admit was refused."""
+def account_refusal(state: TokenState | None, *, now: int, links: Links) -> Denial | None:
+    """Why this token may make no call at all now (unknown, rotated, revoked, expired, subscription
+    ended), or None while its account allows calls (tier and quota aside)."""
     if state is None:
-        return Denial("invalid_token", "This token is not recognised. Check that you pasted it whole.", 401)
+        return Denial(DenialCode.INVALID_TOKEN, "This token is not recognised. Check that you pasted it whole.", 401)
     if state.revoked_at is not None:
         return _revoked(state, links)
     if state.expires_at <= now:
         return Denial(
-            "token_expired",
+            DenialCode.TOKEN_EXPIRED,
             f"This token expired on {_date(state.expires_at)}. If your subscription is still active, contact "
-            f"support for a new token; otherwise subscribe again at {links.pricing_url}.",
-            401,
+            f"{links.support_email} for a new token; otherwise subscribe again at {links.pricing_url}.",
+            401, subscription_id=state.subscription_id,
         )
     if not subscription_grants_access(state, now):
         return _not_entitled(state, now, links)
-    needed = min_tier_for(tool)
+    return None
+
+
+def diagnose(state: TokenState | None, *, tool: str, now: int, links: Links) -> Denial:
+    """Why a call that the store did not admit was refused."""
+    refusal = account_refusal(state, now=now, links=links)
+    if refusal is not None:
+        return refusal
+    assert state is not None
+    if not allows(state.tier, tool):
+        return _tier_required(state, tool, links)
     tier = TIERS.get(state.tier)
-    if needed is not None and (tier is None or tier.rank < needed.rank):
-        return Denial(
-            "tier_required",
-            f"{tool} needs the {needed.name} tier or higher; this token's tier is {state.tier}. "
-            f"Upgrade at {links.pricing_url} ({links.portal_hint}).",
-            403,
-        )
     if tier is not None:
-        minute = now - now % 60
-        day = now - now % 86400
-        if state.day_start == day and state.day_count >= tier.calls_per_day:
-            reset = day + 86400
+        current = windows(now)
+        if current.day_used(state.day_start, state.day_count) >= tier.calls_per_day:
+            reset = current.day_resets_at
             return Denial(
-                "daily_quota_exhausted",
+                DenialCode.DAILY_QUOTA_EXHAUSTED,
                 f"The daily quota of {tier.calls_per_day:,} calls on the {tier.name} tier is used up. "
-                f"It resets at {_time(reset)} (in {_duration(reset - now)}). For more, upgrade at "
-                f"{links.pricing_url}.",
-                429,
-                retry_after=reset - now,
+                f"It resets at {_time(reset)} (in {_duration(reset - now)}).{_more(state, links)}",
+                429, retry_after=reset - now, subscription_id=state.subscription_id,
             )
-        if state.minute_start == minute and state.minute_count >= tier.calls_per_minute:
-            reset = minute + 60
+        if current.minute_used(state.minute_start, state.minute_count) >= tier.calls_per_minute:
+            reset = current.minute_resets_at
             return Denial(
-                "rate_limited",
+                DenialCode.RATE_LIMITED,
                 f"The limit of {tier.calls_per_minute} calls per minute on the {tier.name} tier is "
-                f"reached. It resets at {_time(reset)} (in {reset - now} s). For higher limits, upgrade "
-                f"at {links.pricing_url}.",
-                429,
-                retry_after=reset - now,
+                f"reached. It resets at {_time(reset)} (in {reset - now} s).{_more(state, links)}",
+                429, retry_after=reset - now, subscription_id=state.subscription_id,
             )
-    # The state changed between the refused statement and this read: a retry will tell.
-    return Denial("retry", "The call could not be admitted right now; please retry.", 503, retry_after=1)
+    # The state changed between the refused statement and the read it was diagnosed from: a retry will tell.
+    return Denial(DenialCode.RETRY, "The call could not be admitted right now; please retry.", 503, retry_after=1,
+                  subscription_id=state.subscription_id)
+
+
+def _tier_required(state: TokenState, tool: str, links: Links) -> Denial:
+    needed = min_tier_for(tool)
+    name = needed.name if needed else "a higher"
+    if state.kind == "stripe":
+        portal = links.manage_billing(state)
+        how = f"Upgrade at {links.pricing_url}" + (f", or change your plan ({portal})" if portal else "")
+    else:
+        how = f"Ask {links.support_email} to change your grant, or subscribe at {links.pricing_url}"
+    return Denial(
+        DenialCode.TIER_REQUIRED,
+        f"{tool} needs the {name} tier or higher; this token's tier is {state.tier}. {how}.",
+        403, tier_needed=needed.name if needed else None, subscription_id=state.subscription_id,
+    )
+
+
+def _more(state: TokenState, links: Links) -> str:
+    upgrade = links.upgrade_url(state)
+    return f" For higher limits, upgrade at {upgrade}." if upgrade else f" For more, contact {links.support_email}."
 
 
 def _revoked(state: TokenState, links: Links) -> Denial:
     reason = state.revoked_reason or "revoked"
     if reason == "rotated":
-        return Denial("token_rotated", "This token was replaced by a newer one (rotated). Use the new token.", 401)
+        return Denial(DenialCode.TOKEN_ROTATED,
+                      "This token was replaced by a newer one (rotated). Use the new token.", 401,
+                      subscription_id=state.subscription_id)
     if reason == "subscription_ended":
         return Denial(
-            "subscription_ended",
+            DenialCode.SUBSCRIPTION_ENDED,
             f"Your KAMIYO subscription has ended, so this token no longer works. Renew at {links.pricing_url}.",
-            403,
+            403, subscription_id=state.subscription_id,
         )
     return Denial(
-        "token_revoked",
-        f"This token was revoked ({reason}). Contact support, or subscribe at {links.pricing_url} for a new one.",
-        403,
+        DenialCode.TOKEN_REVOKED,
+        f"This token was revoked ({reason}). Contact {links.support_email}, or subscribe at {links.pricing_url} "
+        "for a new one.",
+        403, subscription_id=state.subscription_id,
     )
 
 
 def _not_entitled(state: TokenState, now: int, links: Links) -> Denial:
     if state.status in ENTITLED_STATUSES:  # cancelled at period end, and the period is over
         return Denial(
-            "subscription_ended",
+            DenialCode.SUBSCRIPTION_ENDED,
             f"Your subscription ended on {_date(state.current_period_end or now)}. Renew at {links.pricing_url}.",
-            403,
+            403, subscription_id=state.subscription_id,
         )
     if state.status in ("unpaid", "incomplete"):
+        portal = links.manage_billing(state)
         return Denial(
-            "payment_required",
+            DenialCode.PAYMENT_REQUIRED,
             f"Your subscription is {state.status}: the payment did not go through. Update your payment "
-            f"method ({links.portal_hint}).",
-            402,
+            f"method ({portal or 'contact ' + links.support_email}).",
+            402, subscription_id=state.subscription_id,
         )
     return Denial(
-        "subscription_ended",
+        DenialCode.SUBSCRIPTION_ENDED,
         f"Your KAMIYO subscription is {state.status}, so this token no longer grants access. Renew at "
         f"{links.pricing_url}.",
-        403,
+        403, subscription_id=state.subscription_id,
     )
 
 

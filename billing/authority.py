@@ -1,9 +1,11 @@
 """The authority: the one interface that decides "may this caller do this now".
 
-    decision = await authority.authorize(token, tool="monitor_wallet")   # Grant | Denial
+    credential = authority.verify(token)                        # signature, claims, SHA-256: no I/O
+    decision = await authority.admit(credential, "monitor_wallet")   # Grant | Denial, one store trip
 
 It also mints, lists, revokes, rotates and re-tiers tokens for the operator. It knows nothing
-about MCP; the MCP server asks it on every tool call.
+about MCP; the MCP server's HTTP edge verifies the token once per request and asks `admit` (or
+`identify`, for a request that calls no tool) once.
 """
 
 from __future__ import annotations
@@ -11,24 +13,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from billing.access import Denial, Grant, Links, diagnose, subscription_grants_access
+from billing.access import UNAUTHENTICATED_REASONS, Denial, DenialCode, Grant, Links, account_refusal, diagnose
+from billing.account import account_status
 from billing.errors import ConfigurationError, InvalidTokenError, NotFoundError
+from billing.quota import windows
 from billing.store import Store
-from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState, new_grant_id, new_user_id
-from billing.tiers import TIERS, get_tier, is_tier, min_tier_for
-from billing.tokens import EXPIRED, Claims, TokenCodec, token_hash
+from billing.store.records import Admission, AuditEntry, NewToken, TokenRow, TokenState, new_grant_id, new_user_id
+from billing.tiers import TIERS, get_tier, is_tier, required_rank
+from billing.tokens import EXPIRED, Credential, TokenCodec, token_hash
 
 SECONDS_PER_DAY = 86_400
+DEFAULT_SUPPORT_EMAIL = "support@kamiyo.ai"
 MAX_TOKEN_DAYS = 3650  # the longest validity an operator grant may be issued for
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated token (it may still be refused by `authorize`)."""
+    """An authenticated token (it may still be refused by `admit`): its credential and its state."""
 
-    claims: Claims
+    credential: Credential
     state: TokenState
 
 
@@ -46,7 +50,7 @@ class IssuedToken:
 
 class Authority:
     def __init__(self, store: Store, codec: TokenCodec, *, public_url: str, token_expiry_days: int = 365,
-                 clock: Callable[[], float] = time.time) -> None:
+                 support_email: str = DEFAULT_SUPPORT_EMAIL, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self._codec = codec
         self._expiry_days = token_expiry_days
@@ -54,7 +58,8 @@ class Authority:
         base = public_url.rstrip("/")
         self.links = Links(
             pricing_url=f"{base}/pricing",
-            portal_hint=f"manage billing through POST {base}/api/billing/create-portal-session",
+            portal_endpoint=f"{base}/api/billing/create-portal-session",
+            support_email=support_email,
         )
 
     def now(self) -> int:
@@ -62,103 +67,84 @@ class Authority:
 
     # ---- per call --------------------------------------------------------------------------
 
-    async def authenticate(self, token: str) -> Identity:
-        """Check that `token` is one we minted and have not replaced.
+    def verify(self, token: str) -> Credential:
+        """The presented token as a credential: signature, issuer, audience and expiry checked, hashed once.
 
-        Revoked tokens still authenticate (so their calls get a useful refusal); rotated-away ones
-        do not: the user holds a newer token.
+        Raises:
+            InvalidTokenError: malformed, forged or expired.
+        """
+        return self._codec.credential(token, now=self.now())
+
+    async def identify(self, credential: Credential) -> Identity:
+        """The credential's token as the store has it (one read).
+
+        Revoked tokens still identify (so their calls get a useful refusal); rotated-away ones do
+        not: the user holds a newer token.
+
+        Raises:
+            InvalidTokenError: unknown, or rotated away.
+        """
+        state = await self.store.token_state(credential.token_hash)
+        if state is None:
+            raise InvalidTokenError(UNAUTHENTICATED_REASONS[DenialCode.INVALID_TOKEN])
+        if state.revoked_reason == "rotated":
+            raise InvalidTokenError(UNAUTHENTICATED_REASONS[DenialCode.TOKEN_ROTATED])
+        return Identity(credential, state)
+
+    async def authenticate(self, token: str) -> Identity:
+        """`identify(verify(token))`: for routes that take a token and call no tool.
 
         Raises:
             InvalidTokenError: malformed, forged, expired, unknown or rotated away.
         """
+        return await self.identify(self.verify(token))
+
+    async def admit(self, credential: Credential, tool: str) -> Grant | Denial:
+        """Admit and count one call of `tool`, or say why not: one trip to the store decides, counts
+        and reads what the grant shows (or what the refusal explains)."""
         now = self.now()
-        claims = self._codec.verify(token, now=now)
-        state = await self.store.token_state(token_hash(token))
-        if state is None:
-            raise InvalidTokenError("the token is not recognised")
-        if state.revoked_reason == "rotated":
-            raise InvalidTokenError("the token was replaced by a newer one")
-        return Identity(claims, state)
+        admission = await self.store.admit_call(credential.token_hash, now=now, min_rank=required_rank(tool))
+        return await self._decision(admission, credential, tool, now)
 
     async def authorize(self, token: str, tool: str) -> Grant | Denial:
-        """Admit and count one call of `tool`, or say why not."""
-        now = self.now()
+        """`admit(verify(token), tool)`, with a token that does not verify as a denial."""
         try:
-            claims = self._codec.verify(token, now=now)
+            credential = self.verify(token)
         except InvalidTokenError as exc:
-            if exc.reason == EXPIRED:
-                return Denial("token_expired", "This token has expired. If your subscription is still active, "
-                              "contact support for a new token; otherwise subscribe again at "
-                              f"{self.links.pricing_url}.", 401)
-            return Denial("invalid_token", f"The access token is not valid: {exc.reason}.", 401)
-        needed = min_tier_for(tool)
-        digest = token_hash(token)
-        counted = await self.store.consume_call(digest, now=now, min_rank=int(needed.rank) if needed else 0)
-        if counted is not None:
-            return Grant(
-                user_id=claims.sub,
-                subscription_id=counted.subscription_id,
-                tier=get_tier(counted.tier),
-                minute_used=counted.minute_count,
-                minute_limit=counted.minute_limit,
-                day_used=counted.day_count,
-                day_limit=counted.day_limit,
-            )
-        state = await self.store.token_state(digest)
-        return diagnose(state, tool=tool, now=now, links=self.links)
+            return self.unverified(exc)
+        return await self.admit(credential, tool)
 
-    async def account_status(self, token: str) -> dict[str, object]:
-        """What `get_account_status` shows: tier, subscription, expiry, usage and where to go next.
+    def unverified(self, error: InvalidTokenError) -> Denial:
+        """The refusal of a call whose token did not verify."""
+        if error.reason == EXPIRED:
+            return Denial(DenialCode.TOKEN_EXPIRED, "This token has expired. If your subscription is still active, "
+                          f"contact {self.links.support_email} for a new token; otherwise subscribe again at "
+                          f"{self.links.pricing_url}.", 401)
+        return Denial(DenialCode.INVALID_TOKEN, f"The access token is not valid: {error.reason}.", 401)
 
-        Raises:
-            InvalidTokenError: the token does not authenticate.
-        """
-        return self.status_of(await self.authenticate(token))
+    def account_refusal(self, identity: Identity) -> Denial | None:
+        """Why this token may make no call at all now (revoked, expired, subscription ended), or None."""
+        return account_refusal(identity.state, now=self.now(), links=self.links)
 
-    def status_of(self, identity: Identity) -> dict[str, object]:
-        """The account status of an already authenticated token."""
-        state, now = identity.state, self.now()
-        tier = TIERS.get(state.tier)
-        minute, day = now - now % 60, now - now % SECONDS_PER_DAY
-        minute_used = state.minute_count if state.minute_start == minute else 0
-        day_used = state.day_count if state.day_start == day else 0
-        status: dict[str, object] = {
-            "tier": state.tier,
-            "email": state.email,
-            "subscription": {
-                "kind": "operator_grant" if state.kind == "grant" else "stripe",
-                "status": state.status,
-                "access": subscription_grants_access(state, now) and state.revoked_at is None,
-                "past_due": state.status == "past_due",
-                "cancel_at_period_end": state.cancel_at_period_end,
-                "current_period_end": _iso(state.current_period_end),
-            },
-            "token": {
-                "token_id": state.token_id,
-                "expires_at": _iso(state.expires_at),
-                "revoked": state.revoked_at is not None,
-                "revoked_reason": state.revoked_reason,
-            },
-            "upgrade_url": self.links.pricing_url,
-            "manage_billing": self.links.portal_hint,
-        }
-        if tier is not None:
-            status["usage"] = {
-                "calls_this_minute": minute_used,
-                "calls_left_this_minute": max(tier.calls_per_minute - minute_used, 0),
-                "minute_resets_at": _iso(minute + 60),
-                "calls_today": day_used,
-                "calls_left_today": max(tier.calls_per_day - day_used, 0),
-                "day_resets_at": _iso(day + SECONDS_PER_DAY),
-            }
-            status["limits"] = {
-                "calls_per_minute": tier.calls_per_minute,
-                "calls_per_day": tier.calls_per_day,
-                "search_results_per_call": tier.search_results_per_call,
-                "monitor_wallet": tier.monitor_wallet,
-                "risk_detail": tier.risk_detail,
-            }
-        return status
+    async def refund(self, grant: Grant) -> None:
+        """Give back a counted call that never reached its tool (a request refused after it was admitted)."""
+        await self.store.refund_call(grant.subscription_id, windows(grant.decided_at))
+
+    def account_status(self, grant: Grant) -> dict[str, object]:
+        """What `get_account_status` shows: a pure view of the call's grant."""
+        return account_status(grant, self.links)
+
+    async def _decision(self, admission: Admission, credential: Credential, tool: str, now: int) -> Grant | Denial:
+        counted, state = admission.counted, admission.state
+        if counted is not None and state is not None:
+            return Grant(state, get_tier(counted.tier), counted.minute_count, counted.day_count, now)
+        denial = diagnose(state, tool=tool, now=now, links=self.links)
+        if denial.code == DenialCode.RETRY:
+            # The state read with the refusal predates a concurrent commit that refused it (PostgreSQL's
+            # snapshot): a fresh read names the real reason.
+            fresh = await self.store.token_state(credential.token_hash)
+            denial = diagnose(fresh, tool=tool, now=now, links=self.links)
+        return denial
 
     # ---- operator actions ------------------------------------------------------------------
 
@@ -186,18 +172,6 @@ class Authority:
             email, tier, new, now=now,
             audit=AuditEntry(actor, "grant.create", subscription_id, f"tier={tier} token={claims.jti}"),
         )
-        return IssuedToken(token, claims.jti, user_id, subscription_id, tier, expires_at)
-
-    async def mint_for(self, user_id: str, subscription_id: str, tier: str, *, days: int | None = None,
-                       actor: str, now: int | None = None) -> IssuedToken:
-        """Mint a token for an existing entitlement."""
-        now = self.now() if now is None else now
-        expires_at = now + (self._expiry_days if days is None else days) * SECONDS_PER_DAY
-        token, claims = self._codec.mint(sub=user_id, tier=tier, sid=subscription_id, now=now,
-                                         expires_at=expires_at)
-        new = NewToken(claims.jti, user_id, subscription_id, token_hash(token), now, expires_at)
-        await self.store.insert_token(new, now=now, audit=AuditEntry(actor, "token.issue", claims.jti,
-                                                                     f"subscription={subscription_id}"))
         return IssuedToken(token, claims.jti, user_id, subscription_id, tier, expires_at)
 
     async def list_tokens(self, email: str | None = None) -> list[TokenRow]:
@@ -272,6 +246,3 @@ def _check_tier(tier: str) -> None:
     if not is_tier(tier):
         raise ConfigurationError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
 
-
-def _iso(ts: int | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiosqlite
-
 from billing.access import entitlement_ended
 from billing.authority import SECONDS_PER_DAY, IssuedToken, normalize_email
 from billing.claims import (
@@ -33,6 +31,7 @@ from billing.claude_config import claude_desktop_config
 from billing.errors import BillingError, NotFoundError
 from billing.mail.welcome import claim_url, welcome_mail
 from billing.store import Store
+from billing.store.connection import Connection
 from billing.store.delivery_sql import add_email_claim_and_welcome as _insert_claim_and_mail
 from billing.store.records import AuditEntry, NewToken
 from billing.tiers import is_tier
@@ -55,7 +54,7 @@ class Resent:
     claims_ended: int
 
 
-async def add_email_claim_and_welcome(db: aiosqlite.Connection, *, subscription_id: str, email: str, tier: str,
+async def add_email_claim_and_welcome(db: Connection, *, subscription_id: str, email: str, tier: str,
                                       public_url: str, support_email: str, now: int, resent: bool = False) -> int:
     """Inside the open transaction `db`: a new emailed claim and the welcome mail carrying its link.
 

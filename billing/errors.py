@@ -4,7 +4,6 @@
     ├── ConfigurationError     a setting or an argument the operator gave is unusable
     ├── InvalidTokenError      a token that does not authenticate (malformed, forged, expired, rotated away)
     ├── NotFoundError          no such token / customer / subscription / event
-    ├── ConflictError          the request contradicts the stored state (e.g. no Stripe customer to manage)
     ├── InvalidRequestError    an HTTP caller's request is unusable (`code`, `message`: answered 400)
     ├── StoreError             the store refused or failed an operation
     └── StripeGatewayError     Stripe refused a call or could not be reached (billing.stripe_gateway)
@@ -32,10 +31,6 @@ class InvalidTokenError(BillingError):
 
 
 class NotFoundError(BillingError):
-    pass
-
-
-class ConflictError(BillingError):
     pass
 
 

@@ -181,18 +181,9 @@ class StripeGateway:
         params: SubscriptionUpdateParams = {"metadata": metadata}
         return await self._call(self._client.v1.subscriptions.update_async(subscription_id, params=params))
 
-    async def find_customer_by_email(self, email: str) -> dict[str, Any] | None:
-        """The newest customer with exactly this e-mail, or None. Raises StripeGatewayError."""
-        found = await self._call(self._client.v1.customers.list_async(params={"email": email, "limit": 1}))
-        return found["data"][0] if found["data"] else None
-
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
-
-    async def retrieve_price(self, price_id: str) -> dict[str, Any]:
-        """GET /v1/prices/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
-        return await self._call(self._client.v1.prices.retrieve_async(price_id))
 
     async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:

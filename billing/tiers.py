@@ -30,6 +30,8 @@ class Tier:
     monitor_wallet: bool
     calls_per_minute: int
     calls_per_day: int
+    # Open MCP sessions per token in one server process (the oldest idle one is closed for a new one).
+    sessions_per_token: int = 10
     # Metered overage: past the daily quota, a subscription that carries the overage price keeps
     # working and each extra call is billed at this price, until its spend cap for the period.
     overage: bool = False
@@ -43,12 +45,13 @@ class Tier:
 
 
 TIERS: dict[str, Tier] = {
-    "personal": Tier("personal", TierRank.PERSONAL, 19, 50, "basic", False, 30, 1_000),
-    "team": Tier("team", TierRank.TEAM, 99, 200, "summary", True, 120, 10_000,
+    "personal": Tier("personal", TierRank.PERSONAL, 19, 50, "basic", False, 30, 1_000, sessions_per_token=10),
+    "team": Tier("team", TierRank.TEAM, 99, 200, "summary", True, 120, 10_000, sessions_per_token=50,
                  overage=True, overage_usd_per_1000_calls=2.0, overage_cap_usd=200),
     "enterprise": Tier("enterprise", TierRank.ENTERPRISE, 299, 1_000, "full", True, 600, 100_000,
-                       overage=True, overage_usd_per_1000_calls=1.0, overage_cap_usd=1_000),
+                       sessions_per_token=200, overage=True, overage_usd_per_1000_calls=1.0, overage_cap_usd=1_000),
 }
+TOP_RANK = max(tier.rank for tier in TIERS.values())
 
 TIER_NAMES: tuple[str, ...] = tuple(TIERS)
 
@@ -112,11 +115,21 @@ def is_tier(name: object) -> bool:
 
 
 def min_tier_for(tool: str) -> Tier | None:
-    """The lowest tier allowed to call `tool`, or None when every tier may."""
-    name = TOOL_MIN_TIER.get(tool)
-    return TIERS[name] if name else None
+    """The lowest tier of the built-in table allowed to call `tool`, or None when every tier may."""
+    return DEFAULT_TIERS.min_tier_for(tool)
 
 
-def allows(tier: Tier, tool: str) -> bool:
+def required_rank(tool: str) -> int:
+    """The rank a subscription's tier must reach to call `tool` (0: any tier)."""
     needed = min_tier_for(tool)
-    return needed is None or tier.rank >= needed.rank
+    return int(needed.rank) if needed else 0
+
+
+def allows(tier_name: str, tool: str) -> bool:
+    """May a subscription on `tier_name` call `tool`? (`TierTable.allows`, the one tier-rank rule.)
+
+    The admit-and-count statement applies the same rule in SQL (the tier's rank against
+    `required_rank(tool)`); this is how a refusal is explained.
+    """
+    tier = TIERS.get(tier_name)
+    return tier is not None and DEFAULT_TIERS.allows(tier, tool)

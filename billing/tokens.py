@@ -2,7 +2,9 @@
 
 A token authenticates only if signature, issuer, audience and expiry verify and it is HS256;
 whether it is still *entitled* is the store's business (see authority.py). The plaintext token is
-returned once by `mint` and never stored: the store keeps `token_hash(token)`.
+returned once by `mint` and never stored: the store keeps `token_hash(token)`, and verification
+turns a presented token into a `Credential` (its hash and claims) so that nothing past the edge
+that received it needs to hold the token itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import secrets
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
@@ -22,6 +25,7 @@ ISSUER = "kamiyo-mcp"
 AUDIENCE = "kamiyo-mcp"
 MIN_SECRET_BYTES = 32
 EXPIRED = "the token has expired"
+MAX_TOKEN_CHARS = 4096
 _REQUIRED_CLAIMS = ["sub", "tier", "jti", "iat", "exp", "iss", "aud"]
 
 
@@ -33,6 +37,17 @@ class Claims:
     jti: str
     iat: int
     exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer token whose signature, issuer, audience and expiry verified: its store key and claims.
+
+    It stands in for the token past the edge that received it; the token itself is not kept.
+    """
+
+    token_hash: str
+    claims: Claims
 
 
 def token_hash(token: str) -> str:
@@ -49,17 +64,23 @@ def generate_secret() -> str:
 
 
 class TokenCodec:
-    """Mints and verifies tokens with one secret.
+    """Mints and verifies tokens with one secret, for one or more audiences.
 
-    Verified signatures are remembered (bounded LRU): HMAC verification is the costliest step of
-    a tool call's authorization, and a signature that was valid stays valid. Expiry is rechecked
-    on every call and revocation is the store's, so the memo never admits a token the store refuses.
+    Verified tokens are remembered by their SHA-256 (a bounded LRU of claims; never the token):
+    HMAC verification is the costliest step of authorizing a call, and a signature that was valid
+    stays valid. Expiry is rechecked on every call and revocation is the store's, so the memo never
+    admits a token the store refuses. `audiences` are the `aud` values accepted (the first is the
+    one minted); a credential kind with another audience (OAuth access tokens for the resource URL)
+    is accepted by adding it.
     """
 
-    def __init__(self, secret: str, *, cache_size: int = 4096) -> None:
+    def __init__(self, secret: str, *, audiences: Sequence[str] = (AUDIENCE,), cache_size: int = 32_768) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
+        if not audiences:
+            raise ConfigurationError("at least one token audience is needed")
         self._key = secret
+        self._audiences = list(audiences)
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
 
@@ -73,7 +94,7 @@ class TokenCodec:
             "iat": claims.iat,
             "exp": claims.exp,
             "iss": ISSUER,
-            "aud": AUDIENCE,
+            "aud": self._audiences[0],
         }
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
@@ -83,33 +104,39 @@ class TokenCodec:
         Raises:
             InvalidTokenError: malformed, forged, wrong algorithm/issuer/audience, or expired.
         """
-        claims = self._cache.get(token)
+        return self.credential(token, now=now).claims
+
+    def credential(self, token: str, *, now: int) -> Credential:
+        """The verified token as a `Credential` (hashed once here; the hash keys both memo and store).
+
+        Raises:
+            InvalidTokenError: malformed, forged, wrong algorithm/issuer/audience, or expired.
+        """
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            raise InvalidTokenError("the token is malformed")
+        digest = token_hash(token)
+        claims = self._cache.get(digest)
         if claims is None:
             claims = self._decode(token)
-            self._cache[token] = claims
+            self._cache[digest] = claims
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(token)
+            self._cache.move_to_end(digest)
         if claims.exp <= now:
             raise InvalidTokenError(EXPIRED)
-        return claims
+        return Credential(digest, claims)
 
     def _decode(self, token: str) -> Claims:
-        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 4096:
+        if token.count(".") != 2:
             raise InvalidTokenError("the token is malformed")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidTokenError("the token is malformed") from None
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError("the token's algorithm is not accepted")
-        try:
+            # `algorithms` pins HS256: any other `alg` (none, RS256, HS512) raises InvalidAlgorithmError.
             payload = jwt.decode(
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
-                audience=AUDIENCE,
+                audience=self._audiences,
                 issuer=ISSUER,
                 options={"require": _REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
@@ -129,6 +156,8 @@ class TokenCodec:
 
 
 def _describe(exc: jwt.PyJWTError) -> str:
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the token's algorithm is not accepted"
     if isinstance(exc, jwt.InvalidSignatureError):
         return "the token's signature is not valid"
     if isinstance(exc, jwt.InvalidAudienceError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -14,9 +15,10 @@ from starlette.routing import Mount
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
 from kamiyo_mcp.delivery import DeliveryWiring
-from kamiyo_mcp.gate import bearer_from_request
+from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
+from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
@@ -27,18 +29,23 @@ from kamiyo_mcp.settings import Settings, is_loopback
 MCP_PATH = "/mcp"
 
 
-def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette:
-    """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata."""
-    runtime = Runtime(settings)
+def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
+               clock: Callable[[], float] = time.time) -> Starlette:
+    """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata.
+
+    `clock` is the authority's time; only tests pass another (see tests/clock_server.py).
+    """
+    runtime = Runtime(settings, clock=clock)
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
     metering = MeteringWiring(runtime, stripe_gateway)
     server = build_server(
-        runtime, bearer_from_request,
+        runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
         on_tool_call=metrics.observe_tool_call,
     )
+    resource = protected_resource(settings)
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
     )
@@ -58,15 +65,14 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
 
     app = Starlette(
         routes=[
-            *core_routes(runtime),
+            *core_routes(runtime, resource),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             *metering.routes(),
-            Mount("/", app=BearerAuth(mcp_app, runtime, path=MCP_PATH,
-                                      resource_metadata_url=settings.public_url
-                                      + "/.well-known/oauth-protected-resource/mcp")),
+            Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
+                                      resource=resource)),
         ],
         lifespan=lifespan,
     )
@@ -75,6 +81,15 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1") -> Starlette
     app.state.delivery = delivery
     app.state.metering = metering
     return app
+
+
+def protected_resource(settings: Settings) -> ProtectedResource:
+    """The MCP endpoint's RFC 9728 description: no authorization server is advertised until one is served."""
+    return ProtectedResource(
+        resource_url=settings.resource_url,
+        metadata_url=settings.public_url + "/.well-known/oauth-protected-resource" + MCP_PATH,
+        documentation_url=settings.public_url + "/pricing",
+    )
 
 
 def _load_intel_if_empty(runtime: Runtime) -> asyncio.Task[object] | None:

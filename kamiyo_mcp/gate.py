@@ -1,17 +1,19 @@
 """The one authorization path for every tool call.
 
-An MCP extension that wraps `tools/call`: it finds the caller's token (the bearer header over
-HTTP, `KAMIYO_TOKEN` over stdio), asks the authority, and either refuses the call with a tool
-error that says why and what to do, or runs the tool with the grant in a context variable.
+An MCP extension that wraps `tools/call`: it finds the caller (handed down by the HTTP bearer layer,
+or the stdio process's), takes the decision already made for this call or asks the authority once,
+and either refuses the call with a tool error that says why and what to do, or runs the tool with
+the grant in a context variable. Only calls that reach their tool are counted: arguments the tool's
+input model rejects get the SDK's validation error and spend nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -21,25 +23,27 @@ from mcp_types import CallToolRequestParams, CallToolResult, TextContent
 from billing.access import Denial, Grant
 from billing.authority import Authority
 from billing.errors import StoreError
-from kamiyo_mcp.http.bearer import parse_bearer
+from kamiyo_mcp.caller import Caller, caller_in
+from kamiyo_mcp.catalog import ToolCatalog
 
 logger = logging.getLogger(__name__)
 
-TokenSource = Callable[[ServerRequestContext[Any, Any]], str | None]
+DENIAL_META_KEY = "ai.kamiyo/denial"
+
+CallerSource = Callable[[ServerRequestContext[Any, Any]], Caller | Denial | None]
 ToolCallObserver = Callable[[str, str, str], None]  # (tool, tier or "none", "granted" or the denial code)
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizedCall:
     grant: Grant
-    token: str = field(repr=False)
 
 
 _call: ContextVar[AuthorizedCall | None] = ContextVar("kamiyo_call", default=None)
 
 
 def current_call() -> AuthorizedCall:
-    """The authorized call being served (its grant and token).
+    """The authorized call being served (its grant: tier, counts, account state).
 
     Raises:
         RuntimeError: called outside an authorized tool call (a wiring bug, never user input).
@@ -50,50 +54,80 @@ def current_call() -> AuthorizedCall:
     return call
 
 
-def bearer_from_request(ctx: ServerRequestContext[Any, Any]) -> str | None:
+@contextmanager
+def running_with(grant: Grant) -> Iterator[None]:
+    """Make `grant` the current call's grant for the block (what the gate does around an admitted call)."""
+    reset = _call.set(AuthorizedCall(grant))
+    try:
+        yield
+    finally:
+        _call.reset(reset)
+
+
+def current_grant() -> Grant:
+    """The grant of the tool call being served (`current_call().grant`)."""
+    return current_call().grant
+
+
+def caller_from_request(ctx: ServerRequestContext[Any, Any]) -> Caller | None:
+    """The caller the HTTP bearer layer put into the request's scope (None without a request)."""
     request = ctx.request
-    return None if request is None else parse_bearer(request.headers.get("authorization"))
+    return None if request is None else caller_in(request.scope)
 
 
-def refusal(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+def refusal(text: str, denial: Denial | None = None) -> CallToolResult:
+    meta = None
+    if denial is not None:
+        details: dict[str, object] = {"code": str(denial.code)}
+        if denial.retry_after is not None:
+            details["retry_after"] = denial.retry_after
+        if denial.tier_needed is not None:
+            details["tier_needed"] = denial.tier_needed
+        meta = {DENIAL_META_KEY: details}
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True, _meta=meta)
 
 
 class AuthorizationGate(Extension):
     identifier = "ai.kamiyo/authorization"
 
-    def __init__(self, authority: Callable[[], Authority], token_source: TokenSource,
-                 known_tools: Callable[[], set[str]], *, missing_token_hint: str,
-                 on_call: ToolCallObserver | None = None) -> None:
+    def __init__(self, authority: Callable[[], Authority], caller: CallerSource, catalog: ToolCatalog, *,
+                 missing_token_hint: str, on_call: ToolCallObserver | None = None) -> None:
         self._authority = authority
-        self._token_source = token_source
-        self._known_tools = known_tools
+        self._caller = caller
+        self._catalog = catalog
         self._missing_token_hint = missing_token_hint
         self._on_call = on_call or (lambda tool, tier, outcome: None)
 
     async def intercept_tool_call(self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any],
                                   call_next: CallNext) -> HandlerResult:
-        if params.name not in self._known_tools():
+        name = params.name
+        if name not in self._catalog:
             return await call_next(ctx)  # the SDK answers "Unknown tool" without spending quota
-        token = self._token_source(ctx)
-        if not token:
-            self._on_call(params.name, "none", "missing_token")
+        caller = self._caller(ctx)
+        if caller is None:
+            self._on_call(name, "none", "missing_token")
             return refusal(self._missing_token_hint)
-        try:
-            decision = await self._authority().authorize(token, params.name)
-        except (StoreError, sqlite3.Error):
-            # Fail closed, and say so: no call runs without a decision from the store.
-            logger.exception("tool %s: the store could not decide", params.name)
-            self._on_call(params.name, "none", "store_unavailable")
-            return refusal("The account service is unavailable right now, so this call was not run. "
-                           "Please retry in a few seconds.")
+        if isinstance(caller, Denial):
+            return self._refuse(name, caller)
+        decision = caller.pending.take(name) if caller.pending is not None else None
+        if decision is None:
+            if not self._catalog.accepts(name, params.arguments):
+                return await call_next(ctx)  # the SDK's validation error; nothing is counted
+            try:
+                decision = await self._authority().admit(caller.credential, name)
+            except StoreError:
+                # Fail closed, and say so: no call runs without a decision from the store.
+                logger.exception("tool %s: the store could not decide", name)
+                self._on_call(name, "none", "store_unavailable")
+                return refusal("The account service is unavailable right now, so this call was not run. "
+                               "Please retry in a few seconds.")
         if isinstance(decision, Denial):
-            self._on_call(params.name, "none", decision.code)
-            logger.info("tool %s refused: %s", params.name, decision.code)
-            return refusal(decision.message)
-        self._on_call(params.name, decision.tier.name, "granted")
-        reset = _call.set(AuthorizedCall(decision, token))
-        try:
+            return self._refuse(name, decision)
+        self._on_call(name, decision.tier.name, "granted")
+        with running_with(decision):
             return await call_next(ctx)
-        finally:
-            _call.reset(reset)
+
+    def _refuse(self, name: str, denial: Denial) -> CallToolResult:
+        self._on_call(name, "none", str(denial.code))
+        logger.info("tool %s refused for subscription %s: %s", name, denial.subscription_id or "-", denial.code)
+        return refusal(denial.message, denial)

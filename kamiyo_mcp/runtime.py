@@ -6,7 +6,8 @@ command; tools and routes reach it through the `Runtime` they were built with, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from kamiyo_mcp.settings import Settings
 @dataclass
 class Runtime:
     settings: Settings
+    # The authority's clock; only tests inject another (through an entry module under tests/).
+    clock: Callable[[], float] = time.time
     _authority: Authority | None = field(default=None, repr=False)
     _intel: IntelStore | None = field(default=None, repr=False)
     _chain_provider: ChainProvider | None = field(default=None, repr=False)
@@ -68,6 +71,7 @@ class Runtime:
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,
                 token_expiry_days=self.settings.token_expiry_days,
+                support_email=self.settings.billing.support_email, clock=self.clock,
             )
             self._intel = intel
             self._codec = codec

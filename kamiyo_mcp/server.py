@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from collections.abc import Sequence
+
+from mcp.server.extension import Extension
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.gate import AuthorizationGate, TokenSource, ToolCallObserver
+from kamiyo_mcp.catalog import CatalogedServer, ToolCatalog
+from kamiyo_mcp.gate import AuthorizationGate, CallerSource, ToolCallObserver
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.tools import account, intel
 
@@ -17,25 +20,29 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(runtime: Runtime, token_source: TokenSource, *, missing_token_hint: str,
-                 on_tool_call: ToolCallObserver | None = None) -> MCPServer:
-    """A new MCP server whose tools read `runtime` (opened by the caller) on every call."""
-    server: MCPServer = MCPServer(
+def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: str,
+                 on_tool_call: ToolCallObserver | None = None,
+                 inner_extensions: Sequence[Extension] = ()) -> CatalogedServer:
+    """A new MCP server whose tools read `runtime` (opened by the caller) on every call.
+
+    Every tool it registers lands in `server.catalog`, which the gate guards: none runs unauthorized.
+    `inner_extensions` wrap a tool call inside the gate: they see only calls it admitted.
+    """
+    catalog = ToolCatalog()
+    server = CatalogedServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",
         instructions=INSTRUCTIONS,
         website_url=runtime.settings.public_url,
         version=__version__,
-        log_level=runtime.settings.log_level,  # type: ignore[arg-type]
+        log_level=runtime.settings.log_level,
         extensions=[
-            AuthorizationGate(
-                lambda: runtime.authority,
-                token_source,
-                lambda: known_tools,
-                missing_token_hint=missing_token_hint,
-                on_call=on_tool_call,
-            )
+            AuthorizationGate(lambda: runtime.authority, caller, catalog, missing_token_hint=missing_token_hint,
+                              on_call=on_tool_call),
+            *inner_extensions,
         ],
+        catalog=catalog,
     )
-    known_tools: set[str] = {*account.register(server, runtime), *intel.register(server, runtime)}
+    account.register(server, runtime)
+    intel.register(server, runtime)
     return server

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import httpx
 
+from billing.store.records import AuditEntry, NewToken
+from billing.tokens import token_hash
+from kamiyo_mcp.runtime import Runtime
+
 REPO = Path(__file__).resolve().parents[1]
 JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -39,8 +43,11 @@ def cli(args: list[str], env: dict[str, str], *, timeout: float = 60) -> subproc
 class ServerProcess:
     """`kamiyo-mcp serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], port: int | None = None, *, clock_file: Path | None = None) -> None:
+        """`clock_file`: run the test-only entry whose authority reads the time from that file
+        (see tests/clock_server.py) instead of `kamiyo-mcp serve`."""
         self.port = port or free_port()
+        self.clock_file = clock_file
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
                     "KAMIYO_PUBLIC_URL": self.url, **env}
@@ -48,11 +55,12 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
+        command = [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(self.port)]
+        if self.clock_file is not None:
+            command = [sys.executable, "-m", "tests.clock_server", "--port", str(self.port),
+                       "--clock-file", str(self.clock_file)]
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-            )
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         self.wait_ready()
         return self
 
@@ -85,3 +93,18 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
+
+
+async def mint_token(runtime: Runtime, user_id: str, subscription_id: str, tier: str = "personal") -> str:
+    """A new token for an entitlement a test created another way (a webhook, a seeded row).
+
+    What a redeemed claim does in production (billing/delivery.py), without the claim.
+    """
+    now = runtime.authority.now()
+    token, claims = runtime.codec.mint(sub=user_id, tier=tier, sid=subscription_id, now=now,
+                                       expires_at=now + 365 * 86_400)
+    await runtime.store.insert_token(
+        NewToken(claims.jti, user_id, subscription_id, token_hash(token), now, claims.exp), now=now,
+        audit=AuditEntry("test", "token.issue", claims.jti, f"subscription={subscription_id}"),
+    )
+    return token

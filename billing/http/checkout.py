@@ -13,7 +13,6 @@ and request id. Without STRIPE_SECRET_KEY every billing endpoint answers 503.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -33,7 +32,7 @@ from billing.checkout_request import (
     parse_portal_return_url,
 )
 from billing.config import BillingConfig
-from billing.errors import BillingError, InvalidTokenError
+from billing.errors import InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
@@ -223,7 +222,7 @@ async def _is_signed_in_as(authority: Authority, request: Request, user_id: str)
 async def _database_state(authority: AuthorityProvider) -> str:
     try:
         return "ok" if await authority().store.ping() else "unavailable"
-    except (sqlite3.Error, BillingError, RuntimeError, ValueError):
+    except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
         logger.exception("billing health: the store is unavailable")
         return "unavailable"
 

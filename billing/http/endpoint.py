@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from starlette.requests import Request
@@ -91,7 +90,7 @@ class _Endpoint:
             return error_response(400, exc.code, exc.message)
         except StripeGatewayError as exc:
             return stripe_failure(exc)
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             logger.exception("billing: the store failed on %s %s", request.method, self._path)
             return error_response(503, "store_unavailable", "the billing database is unavailable; retry shortly",
                                   headers={"Retry-After": "5"})

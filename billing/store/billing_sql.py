@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import aiosqlite
 
 from billing.access import ENTITLED_STATUSES
 from billing.claims import claim_hash
+from billing.store.connection import Connection, SQLMixin
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
@@ -51,12 +49,12 @@ class EventRecord:
 class WebhookTransaction:
     """Named reads and writes for one webhook event, inside one open write transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, now: int) -> None:
+    def __init__(self, db: Connection, now: int) -> None:
         self._db = db
         self.now = now
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> Connection:
         """The open transaction, for writes of other store modules that must join it."""
         return self._db
 
@@ -131,13 +129,6 @@ class WebhookTransaction:
             (user_id, email or "", name, stripe_customer_id, self.now, self.now, event_created if email else None))
         return user_id
 
-    async def update_customer_email(self, stripe_customer_id: str, *, email: str, name: str | None,
-                                    event_created: int) -> bool:
-        """Keep a known Stripe customer's email (and name) in sync; False if unknown or stale."""
-        rows = list(await self._db.execute_fetchall(
-            "SELECT user_id FROM customers WHERE stripe_customer_id = ?", (stripe_customer_id,)))
-        return bool(rows) and await self._set_email(str(rows[0][0]), email, name, event_created)
-
     async def _set_email(self, user_id: str, email: str, name: str | None, event_created: int) -> bool:
         cursor = await self._db.execute(
             "UPDATE customers SET email = ?, name = COALESCE(?, name), last_event_created = ?, updated_at = ?"
@@ -202,13 +193,8 @@ class WebhookTransaction:
             (self.now, actor, action, subject, detail))
 
 
-class BillingSQL:
+class BillingSQL(SQLMixin):
     """Store operations of the Stripe lifecycle (mixed into the store class)."""
-
-    _read: aiosqlite.Connection
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
 
     @asynccontextmanager
     async def webhook_transaction(self, now: int) -> AsyncIterator[WebhookTransaction]:

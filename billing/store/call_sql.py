@@ -1,16 +1,65 @@
-"""The admit-and-count statement shared by both backends' call counters (SQL built from the tier table).
+"""The per-call SQL shared by both backends' call counters (built from the tier table).
 
 A call is admitted when its token is live, its subscription grants access, its tier reaches the
 tool's, and neither quota window is full; admitting it counts it. All of that is one
 `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... RETURNING` statement over a `calls` source with
 the columns `id, hash, now, minute, day, min_rank`: SQLite feeds it a JSON batch (`json_each`),
-PostgreSQL one call's parameters (its upsert cannot touch one row twice in a statement).
+PostgreSQL one call's parameters (its upsert cannot touch one row twice in a statement). The same
+trip reads the token's state (`TOKEN_STATE_SQL`): the grant's view, or the reason for a refusal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from billing.access import ENTITLED_STATUSES
+from billing.quota import Windows
+from billing.store.records import CallCount, TokenState
 from billing.tiers import TIERS
+
+TOKEN_STATE_COLUMNS = """
+t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
+c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
+s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
+u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0)
+"""
+TOKEN_STATE_FROM = """
+FROM tokens AS t
+JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
+JOIN customers AS c ON c.user_id = t.user_id
+LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
+"""
+TOKEN_STATE_SQL = f"SELECT {TOKEN_STATE_COLUMNS} {TOKEN_STATE_FROM}"
+STATE_WIDTH = 20  # columns of TOKEN_STATE_COLUMNS
+
+# Give back a counted call that never reached its tool (only while its windows are still current).
+REFUND_SQL = """
+UPDATE usage SET
+  minute_count = CASE WHEN minute_start = ? AND minute_count > 0 THEN minute_count - 1 ELSE minute_count END,
+  day_count = CASE WHEN day_start = ? AND day_count > 0 THEN day_count - 1 ELSE day_count END
+WHERE subscription_id = ?
+"""
+
+
+def token_state(row: Sequence[object]) -> TokenState:
+    """A `TokenState` from the `TOKEN_STATE_COLUMNS` of a row."""
+    values = list(row[:STATE_WIDTH])
+    values[10] = bool(values[10])
+    return TokenState(*values)  # type: ignore[arg-type]
+
+
+def call_count(row: Sequence[object]) -> CallCount:
+    """A `CallCount` from the `subscription_id, tier, minute_count, minute_limit, day_count, day_limit`
+    a counted call returns."""
+    subscription_id, tier, minute_count, minute_limit, day_count, day_limit = row
+    return CallCount(str(subscription_id), str(tier), _int(minute_count), _int(minute_limit), _int(day_count),
+                     _int(day_limit))
+
+
+def _int(value: object) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer column, got {type(value).__name__}")
+    return value
 
 
 def tier_case(column: str, values: dict[str, int]) -> str:
@@ -62,6 +111,5 @@ RETURNING last_request, subscription_id, tier, minute_count, minute_limit, day_c
 """
 
 
-def window_starts(now: int) -> tuple[int, int]:
-    """The starts of the minute and the day windows `now` falls in."""
-    return now - now % 60, now - now % 86400
+def refund_params(subscription_id: str, counted_in: Windows) -> tuple[int, int, str]:
+    return counted_in.minute, counted_in.day, subscription_id

@@ -8,21 +8,11 @@ a transaction, `self.transaction()` for one atomic write.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from billing.errors import NotFoundError
+from billing.store.call_sql import TOKEN_STATE_SQL, token_state
+from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken, TokenRow, TokenState
-
-_TOKEN_STATE_SQL = """
-SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
-       c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
-       s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
-       u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0)
-FROM tokens AS t
-JOIN subscriptions AS s ON s.subscription_id = t.subscription_id
-JOIN customers AS c ON c.user_id = t.user_id
-LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
-"""
 
 _TOKEN_ROW_SQL = """
 SELECT t.token_id, t.user_id, c.email, t.subscription_id, s.tier, s.status, t.created_at,
@@ -33,18 +23,13 @@ JOIN customers AS c ON c.user_id = t.user_id
 """
 
 
-class CoreSQL:
+class CoreSQL(SQLMixin):
     """Mixin of the store classes; they provide `_read` and `transaction()`."""
 
-    _read: Any
-
-    def transaction(self) -> Any:
-        raise NotImplementedError
-
     async def token_state(self, token_hash: str) -> TokenState | None:
-        rows = await self._read.execute_fetchall(_TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
+        rows = await self._read.execute_fetchall(TOKEN_STATE_SQL + " WHERE t.token_hash = ?", (token_hash,))
         for row in rows:
-            return _token_state(row)
+            return token_state(row)
         return None
 
     # ---- customers and entitlements --------------------------------------------------------
@@ -57,7 +42,7 @@ class CoreSQL:
             return str(row[0])
         return None
 
-    async def _ensure_customer(self, db: Any, email: str, user_id: str, *, now: int) -> str:
+    async def _ensure_customer(self, db: Connection, email: str, user_id: str, *, now: int) -> str:
         """The user id of the customer with `email`, created as `user_id` if there is none."""
         rows = list(await db.execute_fetchall(
             "SELECT user_id FROM customers WHERE email = ? ORDER BY created_at, user_id LIMIT 1", (email,)
@@ -155,7 +140,7 @@ class CoreSQL:
             await self._insert_token(db, token, user_id=token.user_id, subscription_id=token.subscription_id)
             await self._audit(db, audit, now=now)
 
-    async def _insert_token(self, db: Any, token: NewToken, *, user_id: str,
+    async def _insert_token(self, db: Connection, token: NewToken, *, user_id: str,
                             subscription_id: str) -> None:
         await db.execute(
             "INSERT INTO tokens (token_id, user_id, subscription_id, token_hash, created_at, expires_at)"
@@ -165,7 +150,7 @@ class CoreSQL:
 
     # ---- audit -----------------------------------------------------------------------------
 
-    async def _audit(self, db: Any, entry: AuditEntry, *, now: int) -> None:
+    async def _audit(self, db: Connection, entry: AuditEntry, *, now: int) -> None:
         await db.execute(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
             (now, entry.actor, entry.action, entry.subject, entry.detail),
@@ -181,8 +166,3 @@ class CoreSQL:
         keys = ("at", "actor", "action", "subject", "detail")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-
-def _token_state(row: Sequence[object]) -> TokenState:
-    values = list(row)
-    values[10] = bool(values[10])
-    return TokenState(*values)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from billing.store.connection import SQLMixin
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +19,8 @@ class KnownCustomer:
     stripe_customer_id: str | None
 
 
-class CustomersSQL:
+class CustomersSQL(SQLMixin):
     """Customer lookups for checkout (mixed into the store class)."""
-
-    _read: aiosqlite.Connection
 
     async def customer_for_email(self, email: str) -> KnownCustomer | None:
         """The customer with this (normalized) email, preferring one linked to Stripe, else None."""

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import aiosqlite
-
 from billing.claims import KIND_EMAIL, ClaimState
 from billing.mail.welcome import OutboxMail
+from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken
 
 MAX_ERROR_CHARS = 1000
@@ -64,7 +62,7 @@ class ResendTarget:
     cancel_at_period_end: bool
 
 
-async def add_email_claim_and_welcome(db: aiosqlite.Connection, *, subscription_id: str, secret_hash: str,
+async def add_email_claim_and_welcome(db: Connection, *, subscription_id: str, secret_hash: str,
                                       expires_at: int, mail: OutboxMail, now: int) -> int:
     """An `email_code` claim and its welcome mail in the open transaction `db`; returns the outbox id."""
     await db.execute(
@@ -78,7 +76,7 @@ async def add_email_claim_and_welcome(db: aiosqlite.Connection, *, subscription_
     return int(rows[0][0])
 
 
-async def end_open_claims(db: aiosqlite.Connection, subscription_id: str, *, now: int) -> int:
+async def end_open_claims(db: Connection, subscription_id: str, *, now: int) -> int:
     """Inside the open transaction `db`: expire an entitlement's unredeemed claims and cancel its unsent
     mails (their links would lead nowhere); returns the number of claims ended."""
     cursor = await db.execute(
@@ -90,22 +88,18 @@ async def end_open_claims(db: aiosqlite.Connection, subscription_id: str, *, now
     return max(cursor.rowcount, 0)
 
 
-class DeliverySQL:
+class DeliverySQL(SQLMixin):
     """Store operations of token delivery (mixed into the store class)."""
 
-    _read: aiosqlite.Connection
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
-
-        async def _insert_token(self, db: aiosqlite.Connection, token: NewToken, *, user_id: str,
+    if TYPE_CHECKING:  # provided by CoreSQL in the store class
+        async def _insert_token(self, db: Connection, token: NewToken, *, user_id: str,
                                 subscription_id: str) -> None: ...
 
-        async def _audit(self, db: aiosqlite.Connection, entry: AuditEntry, *, now: int) -> None: ...
+        async def _audit(self, db: Connection, entry: AuditEntry, *, now: int) -> None: ...
 
     # ---- claims (inside the caller's transaction) ------------------------------------------
 
-    async def claim_for_redemption(self, db: aiosqlite.Connection, secret_hash: str) -> ClaimState | None:
+    async def claim_for_redemption(self, db: Connection, secret_hash: str) -> ClaimState | None:
         rows = list(await db.execute_fetchall(
             "SELECT c.claim_id, c.subscription_id, c.kind, c.expires_at, c.redeemed_at, s.user_id, u.email, s.tier,"
             " s.status, s.current_period_end, s.cancel_at_period_end"
@@ -117,7 +111,7 @@ class DeliverySQL:
         values[10] = bool(values[10])
         return ClaimState(*values)
 
-    async def redeem_claim(self, db: aiosqlite.Connection, claim: ClaimState, token: NewToken, *, now: int,
+    async def redeem_claim(self, db: Connection, claim: ClaimState, token: NewToken, *, now: int,
                            audit: AuditEntry) -> int:
         """Mark every open claim of the entitlement redeemed and store the minted token; returns claims ended."""
         cursor = await db.execute(
@@ -127,7 +121,7 @@ class DeliverySQL:
         await self._audit(db, audit, now=now)
         return max(cursor.rowcount, 0)
 
-    async def resend_target(self, db: aiosqlite.Connection, email: str) -> ResendTarget | None:
+    async def resend_target(self, db: Connection, email: str) -> ResendTarget | None:
         rows = list(await db.execute_fetchall(
             "SELECT s.subscription_id, c.email, s.tier, s.status, s.current_period_end, s.cancel_at_period_end"
             " FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id"
@@ -139,16 +133,16 @@ class DeliverySQL:
         values[5] = bool(values[5])
         return ResendTarget(*values)
 
-    async def end_open_claims(self, db: aiosqlite.Connection, subscription_id: str, *, now: int) -> int:
+    async def end_open_claims(self, db: Connection, subscription_id: str, *, now: int) -> int:
         """Expire the unredeemed claims of an entitlement and cancel its unsent mails; returns claims ended."""
         return await end_open_claims(db, subscription_id, now=now)
 
-    async def add_email_claim_and_welcome(self, db: aiosqlite.Connection, *, subscription_id: str,
+    async def add_email_claim_and_welcome(self, db: Connection, *, subscription_id: str,
                                           secret_hash: str, expires_at: int, mail: OutboxMail, now: int) -> int:
         return await add_email_claim_and_welcome(db, subscription_id=subscription_id, secret_hash=secret_hash,
                                                  expires_at=expires_at, mail=mail, now=now)
 
-    async def audit_in(self, db: aiosqlite.Connection, entry: AuditEntry, *, now: int) -> None:
+    async def audit_in(self, db: Connection, entry: AuditEntry, *, now: int) -> None:
         await self._audit(db, entry, now=now)
 
     # ---- the outbox (each its own transaction) ---------------------------------------------

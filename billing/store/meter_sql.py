@@ -10,9 +10,9 @@ inside a transaction the caller opened (a webhook's).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+
+from billing.store.connection import Connection, SQLMixin
 
 MAX_ERROR_CHARS = 1000
 METER_STATUSES = ("pending", "sent", "voided", "cancel_pending", "cancelled", "failed")
@@ -69,7 +69,7 @@ class OverageUsage:
     voided: int
 
 
-async def write_overage(db: Any, subscription_id: str, *, item_id: str | None, cap_cents: int | None,
+async def write_overage(db: Connection, subscription_id: str, *, item_id: str | None, cap_cents: int | None,
                         now: int) -> None:
     """Inside the open transaction `db`: the subscription's overage opt-in (its metered item) and cap."""
     await db.execute(
@@ -77,13 +77,8 @@ async def write_overage(db: Any, subscription_id: str, *, item_id: str | None, c
         (item_id, cap_cents, now, subscription_id))
 
 
-class MeterSQL:
+class MeterSQL(SQLMixin):
     """Store operations of the meter-event outbox and overage accounts (mixed into the store classes)."""
-
-    _read: Any
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
     # ---- the sender ------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+
+from billing.store.connection import Connection
 
 SCHEMA_TABLE_SQL = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -47,7 +48,7 @@ def load(dialect: str) -> list[Migration]:
     return found
 
 
-async def apply(transaction: Callable[[], AbstractAsyncContextManager[Any]], dialect: str, *, now: int) -> int:
+async def apply(transaction: Callable[[], AbstractAsyncContextManager[Connection]], dialect: str, *, now: int) -> int:
     """Apply the pending migrations of `dialect`, each in its own write transaction; returns how many.
 
     The check runs inside the transaction, which holds the store's cross-process write lock, so two

@@ -1,10 +1,8 @@
-"""asyncpg behind the small connection surface the store's SQL is written against.
+"""asyncpg behind the store's `Connection` surface (billing.store.connection).
 
-The store modules write portable SQL with `?` placeholders and call `execute(sql, params)` (which
-reports `rowcount`) and `execute_fetchall(sql, params)`, exactly as on aiosqlite. Here `?` becomes
-`$1..$n` (outside string literals) and asyncpg's status line becomes a row count. asyncpg's and
-the network's errors become `StoreError`, which callers above the store already handle (they
-know nothing of asyncpg), as they handle SQLite's errors.
+Here `?` becomes `$1..$n` (outside string literals) and asyncpg's status line becomes a row count.
+asyncpg's and the network's errors become `StoreError`, as SQLite's do in `SqliteConnection`:
+callers above the store know nothing of either driver.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Selected by a `postgresql://` database URL so several `kamiyo-mcp serve` process
 share one truth. One asyncpg pool serves everything:
 - `_read` (`PgPoolReader`): point reads, each on a borrowed connection, outside any transaction;
 - `transaction()`: one write transaction that first takes a cluster-wide advisory lock;
-- `consume_call`: the admit-and-count upsert, one autocommit statement per call.
+- `admit_call`: the admit-and-count upsert with the token's state, one autocommit statement per call.
 
 Why write transactions serialize: the store's write logic (exactly-once webhooks checked inside
 the transaction, event ordering by `last_event_created`, "find the customer by email, else insert
@@ -25,15 +25,17 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from billing.errors import StoreError
+from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
-from billing.store.records import CallCount
+from billing.store.records import Admission
 from billing.store.upgrade_sql import UpgradeSQL
 
 # Advisory lock keys (64-bit) no other application on the database is likely to use: "KAMIYOwr".
@@ -98,10 +100,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, 
 
     async def schema_version(self) -> int:
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        return int(rows[0][0])
+        return int(list(rows)[0][0])
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PgConnection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One write transaction, serialized with every other writer on the database."""
         # asyncpg's and the network's errors become StoreError; the caller's other errors pass through.
         with store_errors():
@@ -111,6 +113,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, 
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def consume_call(self, token_hash: str, *, now: int, min_rank: int) -> CallCount | None:
-        """Admit and count one tool call, or return None when it is not admitted."""
-        return await self._calls.consume(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one round trip."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+
+    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current)."""
+        await self._calls.refund(subscription_id, counted_in)

@@ -45,6 +45,15 @@ class CallCount:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """One trip's answer for one call: its counts when it was admitted and counted (else None), and
+    the token's state as read in the same trip (None: no such token)."""
+
+    counted: CallCount | None
+    state: TokenState | None
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRow:
     token_id: str
     user_id: str

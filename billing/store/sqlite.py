@@ -1,12 +1,14 @@
 """The SQLite store: the one shared truth of the billing authority (only store modules hold SQL).
 
-Three aiosqlite connections, each with its own thread:
-- `_write`: billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
-- `_usage`: call counters, `synchronous=NORMAL` (losing the last increments to a power cut is
-  harmless, an fsync per tool call is not), autocommit single statements;
-- `_read`: point reads outside any transaction.
+Three connections, each with its own thread:
+- `_write` (aiosqlite): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
+- `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
+  power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
+  batch of calls in one short transaction (see call_counter.py);
+- `_read` (aiosqlite): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
-commit, so a revocation or a quota count is shared by every process on the file.
+commit, so a revocation or a quota count is shared by every process on the file. Every statement
+runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,14 +24,18 @@ from pathlib import Path
 import aiosqlite
 
 from billing.errors import StoreError
+from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
 from billing.store.call_counter import CallCounter
+from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.meter_sql import MeterSQL
-from billing.store.records import CallCount
+from billing.store.records import Admission
+from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
 
 BUSY_TIMEOUT_MS = 10_000
@@ -39,12 +46,13 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, write: aiosqlite.Connection, usage: aiosqlite.Connection,
+    def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
                  read: aiosqlite.Connection) -> None:
         self.path = path
-        self._write = write
+        self._write = SqliteConnection(write)
+        self._read = SqliteConnection(read)
         self._usage = usage
-        self._read = read
+        self._connections = (self._read, self._write)
         self._calls = CallCounter(usage)
         self._write_lock = asyncio.Lock()
 
@@ -52,33 +60,45 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
-        """Open (creating if needed) the database at `path` and apply pending migrations."""
+        """Open (creating if needed) the database at `path` and apply pending migrations.
+
+        Raises:
+            StoreError: the file cannot be opened or migrated.
+        """
         path = Path(path)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         opened: list[aiosqlite.Connection] = []
         try:
-            for synchronous in ("FULL", "NORMAL", "NORMAL"):
+            for synchronous in ("FULL", "NORMAL"):
                 opened.append(await _connect(path, synchronous=synchronous))
+            # The write connection switched the file to WAL (a persistent mode) above.
+            usage = await SQLiteThread.open(path, [f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+                                                   "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"],
+                                            name="kamiyo-usage")
         except BaseException:
             for conn in opened:
                 await conn.close()
             raise
-        store = cls(path, *opened)
+        write, read = opened
+        store = cls(path, write, usage, read)
         try:
-            await store._migrate()
+            await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
         except BaseException:
             await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        for conn in (self._usage, self._read, self._write):
-            try:
-                await conn.close()
-            except (ValueError, sqlite3.Error):
-                pass
+        await self._usage.close()
+        for conn in self._connections:
+            await conn.close()
 
     async def ping(self) -> bool:
+        """True when the database answers.
+
+        Raises:
+            StoreError: it does not.
+        """
         rows = await self._read.execute_fetchall("SELECT 1")
         return list(rows) == [(1,)]
 
@@ -86,62 +106,52 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
         rows = await self._read.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(list(rows)[0][0])
 
-    async def _migrate(self) -> None:
-        await self._write.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-        )
-        for migration in migrations.load(self.dialect):
-            async with self.transaction() as db:
-                # Checked inside the write lock: two processes starting at once apply it once.
-                done = await db.execute_fetchall(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-                )
-                if list(done):
-                    continue
-                for statement in migration.statements:
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch())",
-                    (migration.version, migration.name),
-                )
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it."""
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`): all of it is committed, or none of it.
+
+        Raises:
+            StoreError: SQLite refused the transaction or one of its statements.
+        """
         async with self._write_lock:
             await self._write.execute("BEGIN IMMEDIATE")
             try:
                 yield self._write
             except BaseException:
-                await self._write.execute("ROLLBACK")
+                # A failed ROLLBACK (the connection is gone) must not hide why the transaction ended.
+                with contextlib.suppress(StoreError):
+                    await self._write.execute("ROLLBACK")
                 raise
             try:
                 await self._write.execute("COMMIT")
             except BaseException:
                 # A refused COMMIT can leave the transaction open; the one write connection must not
                 # stay inside it, or every later BEGIN fails.
-                with contextlib.suppress(sqlite3.Error, ValueError):
+                with contextlib.suppress(StoreError):
                     await self._write.execute("ROLLBACK")
                 raise
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def consume_call(self, token_hash: str, *, now: int, min_rank: int) -> CallCount | None:
-        """Admit and count one tool call, or return None when it is not admitted."""
-        return await self._calls.consume(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one trip."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+
+    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current)."""
+        await self._calls.refund(subscription_id, counted_in)
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await _enable_wal(conn)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
+    except FAILURES as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
     return conn

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from billing.store.connection import Connection, SQLMixin
 
 PURGE_AFTER_SECONDS = 7 * 24 * 3600
 
@@ -47,7 +48,7 @@ class UpgradeLink:
     status: str
 
 
-async def complete_upgrade_links(db: Any, subscription_id: str, tiers: Sequence[str], *, now: int) -> list[str]:
+async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Sequence[str], *, now: int) -> list[str]:
     """Inside the open transaction `db`: the subscription now has one of `tiers`, so its open links to
     those tiers are done; returns their ids (the elicitations to report complete)."""
     if not tiers:
@@ -59,13 +60,8 @@ async def complete_upgrade_links(db: Any, subscription_id: str, tiers: Sequence[
     return [str(row[0]) for row in rows]
 
 
-class UpgradeSQL:
+class UpgradeSQL(SQLMixin):
     """Store operations of upgrade links (mixed into the store classes)."""
-
-    _read: Any
-
-    if TYPE_CHECKING:
-        def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
     async def create_upgrade_link(self, *, subscription_id: str, target_tier: str, reason: str, code_hash: str,
                                   now: int, expires_at: int) -> str:

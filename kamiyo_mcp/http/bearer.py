@@ -1,32 +1,59 @@
 """Bearer authentication in front of the MCP endpoint (MCP authorization spec, RFC 6750/9728).
 
+One authentication and one store trip per request, and the token goes no further than this layer:
+- the token is verified (signature and claims, memoized) and hashed once into a `Credential`, and
+  the `Authorization` header is removed from the request handed on;
+- a `tools/call` (to a known tool, with arguments its input model accepts) is decided here, in the
+  store trip that also reads the token's state; the gate takes that decision (`PendingCall`), and a
+  decision the request never reached (a transport refusal, a dropped client) is withdrawn and its
+  count given back;
+- any other request reads the token's state once.
+
 A missing, malformed, forged, expired, unknown or rotated-away token is answered 401 with a
-`WWW-Authenticate` header pointing at the protected-resource metadata; the body names the reason
-and never echoes the token. A token that authenticates but is no longer entitled passes: its
-tool calls are refused by the gate with a message the user can act on.
+`WWW-Authenticate` challenge; the body names the reason and never echoes the token. A request
+that would open a new MCP session for a token whose account allows no calls (revoked,
+subscription ended, payment required) is refused 403 before any session exists; otherwise a token
+that authenticates passes, and its tool calls are refused by the gate with a message the user can
+act on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+from collections.abc import Callable
 
+import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from billing.access import UNAUTHENTICATED, UNAUTHENTICATED_REASONS, Denial, Grant
+from billing.authority import Authority
 from billing.errors import InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
-from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.caller import SCOPE_KEY, Caller, PendingCall
+from kamiyo_mcp.catalog import ToolCatalog
+from kamiyo_mcp.http.protected_resource import ProtectedResource
+from kamiyo_mcp.http.rpc_body import RPCRequest, parse_request, read_body
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["BearerAuth", "parse_bearer"]
+
+SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
+
 
 class BearerAuth:
-    def __init__(self, app: ASGIApp, runtime: Runtime, *, path: str, resource_metadata_url: str) -> None:
+    def __init__(self, app: ASGIApp, authority: Callable[[], Authority], catalog: ToolCatalog, *, path: str,
+                 resource: ProtectedResource) -> None:
         self.app = app
-        self.runtime = runtime
+        self._authority = authority
+        self._catalog = catalog
         self.path = path.rstrip("/")
-        self.resource_metadata_url = resource_metadata_url
+        self._resource = resource
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
@@ -35,42 +62,97 @@ class BearerAuth:
         header = _header(scope, b"authorization")
         token = parse_bearer(header)
         if token is None:
-            description = (
-                "the Authorization header is not 'Bearer <token>'" if header else "a bearer token is required"
-            )
-            await self._unauthorized(send, description, with_error=bool(header))
+            description = "the Authorization header is not 'Bearer <token>'" if header else None
+            await self._unauthorized(send, description or "a bearer token is required", with_error=bool(header))
             return
+        authority = self._authority()
         try:
-            await self.runtime.authority.authenticate(token)
+            credential = authority.verify(token)
         except InvalidTokenError as exc:
             await self._unauthorized(send, exc.reason, with_error=True)
             return
-        except (StoreError, sqlite3.Error):
+        del token
+        scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"authorization"]}
+
+        request: RPCRequest | None = None
+        if scope["method"] == "POST":
+            body, receive = await read_body(receive)
+            request = parse_request(body) if body is not None else None
+        opens_session = _opens_session(scope)
+        call = request.tool_call() if request is not None and not opens_session else None
+        pending: PendingCall | None = None
+        try:
+            if call is not None and self._catalog.accepts(call.name, call.arguments):
+                decision = await authority.admit(credential, call.name)
+                if isinstance(decision, Denial) and decision.code in UNAUTHENTICATED:
+                    await self._unauthorized(send, UNAUTHENTICATED_REASONS[decision.code], with_error=True)
+                    return
+                pending = PendingCall(call.name, decision)
+            else:
+                identity = await authority.identify(credential)
+                if opens_session and (refusal := authority.account_refusal(identity)) is not None:
+                    if refusal.code in UNAUTHENTICATED:
+                        await self._unauthorized(send, UNAUTHENTICATED_REASONS[refusal.code], with_error=True)
+                    else:
+                        await _refuse(send, refusal, request)
+                    return
+        except InvalidTokenError as exc:
+            await self._unauthorized(send, exc.reason, with_error=True)
+            return
+        except StoreError:
             logger.exception("store unavailable while authenticating")
             await _send_json(send, 503, {"error": "temporarily_unavailable",
                                          "error_description": "the account store is unavailable; retry shortly"},
                              [(b"retry-after", b"5")])
             return
-        await self.app(scope, receive, send)
+
+        scope[SCOPE_KEY] = Caller(credential, pending)
+        # The SDK binds each session to the principal that opened it: the token (by id), never the token itself.
+        claims = credential.claims
+        scope["user"] = AuthenticatedUser(AccessToken(token=claims.jti, client_id=claims.jti, scopes=[],
+                                                      subject=claims.sub))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if pending is not None and (grant := pending.withdraw()) is not None:
+                with anyio.CancelScope(shield=True):
+                    await _refund(authority, grant)
 
     async def _unauthorized(self, send: Send, description: str, *, with_error: bool) -> None:
-        params = []
-        if with_error:
-            params.append(f'error="invalid_token", error_description="{description}"')
-        params.append(f'resource_metadata="{self.resource_metadata_url}"')
-        challenge = "Bearer " + ", ".join(params)
+        challenge = self._resource.challenge(description if with_error else None)
         await _send_json(send, 401, {"error": "invalid_token", "error_description": description},
                          [(b"www-authenticate", challenge.encode())])
+
+
+def _opens_session(scope: Scope) -> bool:
+    """Whether this request would open a handshake-era MCP session (a POST with no session id)."""
+    version = _header(scope, VERSION_HEADER)
+    modern = version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
+    return scope["method"] == "POST" and not modern and _header(scope, SESSION_HEADER) is None
+
+
+async def _refund(authority: Authority, grant: Grant) -> None:
+    try:
+        await authority.refund(grant)
+    except StoreError:
+        logger.exception("could not give back a call that never reached its tool")
+
+
+async def _refuse(send: Send, denial: Denial, request: RPCRequest | None) -> None:
+    """A JSON-RPC error (the transport's own error shape) with the refusal's HTTP status."""
+    error = {"code": -32001, "message": denial.message, "data": {"reason": str(denial.code)}}
+    body: dict[str, object] = {"jsonrpc": "2.0", "id": request.id if request is not None else None, "error": error}
+    await _send_json(send, denial.http_status, body, [])
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]) -> None:
     payload = json.dumps(body).encode()
     await send({
         "type": "http.response.start",

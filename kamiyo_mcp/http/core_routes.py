@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing.errors import BillingError, InvalidTokenError, StoreError
+from billing.access import subscription_grants_access
+from billing.account import iso
+from billing.errors import InvalidTokenError, StoreError
 from billing.http.errors import error_response
 from kamiyo_mcp import __version__
 from kamiyo_mcp.http.bearer import parse_bearer
+from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 
-def core_routes(runtime: Runtime) -> list[Route]:
-    settings = runtime.settings
-
+def core_routes(runtime: Runtime, resource: ProtectedResource) -> list[Route]:
     async def healthz(request: Request) -> Response:
         try:
             ok = await runtime.store.ping()
-        except (sqlite3.Error, BillingError, RuntimeError):
+        except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
             logger.exception("health check: store unavailable")
             ok = False
         body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
@@ -41,33 +41,27 @@ def core_routes(runtime: Runtime) -> list[Route]:
         except InvalidTokenError as exc:
             return error_response(401, "invalid_token", exc.reason, valid=False,
                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        except (StoreError, sqlite3.Error):
+        except StoreError:
             logger.exception("validate: the store is unavailable")
             return error_response(503, "store_unavailable", "the account store is unavailable; retry shortly",
                                   headers={"Retry-After": "5"})
-        status = runtime.authority.status_of(identity)
-        subscription = status["subscription"]
-        assert isinstance(subscription, dict)
+        state = identity.state
+        revoked = state.revoked_at is not None
         return JSONResponse({
             "valid": True,
-            "active": bool(subscription["access"]),
-            "user_id": identity.state.user_id,
-            "tier": identity.state.tier,
-            "token_id": identity.state.token_id,
-            "subscription_status": identity.state.status,
-            "expires_at": status["token"]["expires_at"],  # type: ignore[index]
-            "revoked": identity.state.revoked_at is not None,
+            "active": not revoked and subscription_grants_access(state, runtime.authority.now()),
+            "user_id": state.user_id,
+            "tier": state.tier,
+            "token_id": state.token_id,
+            "subscription_status": state.status,
+            "expires_at": iso(state.expires_at),
+            "revoked": revoked,
+            "revoked_reason": state.revoked_reason,
         })
 
     def resource_metadata(request: Request) -> Response:
         return JSONResponse(
-            {
-                "resource": settings.resource_url,
-                "authorization_servers": [settings.public_url],
-                "bearer_methods_supported": ["header"],
-                "resource_name": "KAMIYO MCP",
-                "resource_documentation": settings.public_url + "/pricing",
-            },
+            resource.metadata(),
             headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
         )
 

@@ -7,20 +7,20 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 
-from kamiyo_mcp.gate import current_call
+from kamiyo_mcp.gate import current_grant
 from kamiyo_mcp.runtime import Runtime
 
 
-def register(server: MCPServer, runtime: Runtime) -> list[str]:
+def register(server: MCPServer[Any], runtime: Runtime) -> list[str]:
     @server.tool(
         title="Account status",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
     async def get_account_status() -> dict[str, Any]:
         """Show your KAMIYO account: tier, subscription status, token expiry, calls used and left this
-        minute and today (after counting this call), the tier's limits, and where to upgrade or
-        manage billing."""
-        call = current_call()
-        return await runtime.authority.account_status(call.token)
+        minute and today (after counting this call), the tier's limits, and where to upgrade, manage
+        billing or get help."""
+        # A view of the grant this call was admitted with: no second trip to the store.
+        return runtime.authority.account_status(current_grant())
 
     return ["get_account_status"]

@@ -1,13 +1,14 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jwt
 import pytest
 
 from billing.access import Denial, Grant
 from billing.authority import Authority
 from billing.errors import ConfigurationError, InvalidTokenError, NotFoundError
 from billing.store import SQLiteStore
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, ISSUER, TokenCodec, token_hash
 from tests.support import JWT_SECRET
 
 T0 = 1_899_999_980  # 20 s into a minute
@@ -38,7 +39,9 @@ async def test_an_operator_grant_authorizes_calls_at_its_tier(authority: Authori
     decision = await authority.authorize(issued.token, "get_account_status")
     assert isinstance(decision, Grant)
     assert decision.tier.name == "team"
-    assert (decision.minute_used, decision.minute_limit, decision.day_used, decision.day_limit) == (1, 120, 1, 10_000)
+    assert (decision.minute_used, decision.day_used) == (1, 1)
+    assert (decision.tier.calls_per_minute, decision.tier.calls_per_day) == (120, 10_000)
+    assert decision.state.email == "ann@example.com" and decision.subscription_id == issued.subscription_id
     [row] = await authority.list_tokens("ann@example.com")
     assert row.email == "ann@example.com" and row.token_id == issued.token_id
 
@@ -123,11 +126,20 @@ async def test_an_expired_grant_is_refused(authority: Authority, clock: Clock) -
 
 
 async def test_a_forged_token_is_refused_without_touching_quota(authority: Authority) -> None:
-    forged = TokenCodec("another-secret-that-is-long-enough-000")
-    token, _ = forged.mint(sub="usr_x", tier="enterprise", sid=None, now=T0, expires_at=T0 + 60)
-    decision = await authority.authorize(token, "get_account_status")
-    assert isinstance(decision, Denial) and decision.http_status == 401
-    assert token not in decision.message
+    live = await authority.issue_grant("a@example.com", "personal")
+    real = authority.verify(live.token).claims
+    # The live token's own claims, signed with another key: everything but the signature matches.
+    payload = {"sub": real.sub, "tier": real.tier, "sid": real.sid, "jti": real.jti, "iat": real.iat,
+               "exp": real.exp, "iss": ISSUER, "aud": AUDIENCE}
+    token = jwt.encode(payload, "another-secret-that-is-long-enough-000", algorithm="HS256")
+    for _ in range(3):
+        decision = await authority.authorize(token, "get_account_status")
+        assert isinstance(decision, Denial) and decision.http_status == 401 and decision.code == "invalid_token"
+        assert token not in decision.message
+    state = await authority.store.token_state(token_hash(live.token))
+    assert state is not None and (state.minute_count, state.day_count) == (0, 0)
+    first = await authority.authorize(live.token, "get_account_status")
+    assert isinstance(first, Grant) and (first.minute_used, first.day_used) == (1, 1)
 
 
 async def test_bad_operator_input_is_refused_with_a_clear_message(authority: Authority) -> None:
@@ -154,9 +166,11 @@ async def test_every_change_is_audited_without_the_token(authority: Authority) -
 async def test_account_status_reports_usage_and_limits(authority: Authority) -> None:
     issued = await authority.issue_grant("a@example.com", "team")
     await authority.authorize(issued.token, "get_account_status")
-    status = await authority.account_status(issued.token)
+    grant = await authority.authorize(issued.token, "get_account_status")
+    assert isinstance(grant, Grant)
+    status = authority.account_status(grant)
     assert status["tier"] == "team"
-    assert status["usage"]["calls_this_minute"] == 1 and status["usage"]["calls_left_today"] == 9_999  # type: ignore[index]
+    assert status["usage"]["calls_this_minute"] == 2 and status["usage"]["calls_left_today"] == 9_998  # type: ignore[index]
     assert status["subscription"]["kind"] == "operator_grant"  # type: ignore[index]
 
 
@@ -173,5 +187,5 @@ async def test_concurrent_calls_of_different_tiers_and_tools_are_each_decided_on
     kinds = [(type(d).__name__, getattr(d, "code", None)) for d in decisions[:4]]
     assert kinds == [("Denial", "tier_required"), ("Grant", None), ("Grant", None), ("Denial", "invalid_token")]
     assert all(type(d) is type(decisions[i % 4]) for i, d in enumerate(decisions))
-    status = await authority.account_status(personal.token)
-    assert status["usage"]["calls_this_minute"] == 10  # type: ignore[index]
+    counts = sorted(d.minute_used for d in decisions[2::4] if isinstance(d, Grant))
+    assert counts == list(range(1, 11))  # each call of the batch saw the ones before it

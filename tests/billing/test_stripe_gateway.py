@@ -117,20 +117,6 @@ async def test_a_portal_session_for_an_unknown_customer_is_not_found(gateway: St
     assert raised.value.message == "No such customer: 'cus_missing'"
 
 
-async def test_a_customer_is_found_by_exact_email_or_none(gateway: StripeGateway, fake: FakeStripe) -> None:
-    customer = fake.add_customer(email="found@example.com")
-
-    assert (await gateway.find_customer_by_email("found@example.com"))["id"] == customer["id"]
-    assert await gateway.find_customer_by_email("absent@example.com") is None
-    assert fake.requests[-1].params == {"email": "absent@example.com", "limit": 1}
-
-
-async def test_prices_are_returned_as_dicts(gateway: StripeGateway) -> None:
-    price = await gateway.retrieve_price(PERSONAL_PRICE)
-
-    assert (price["unit_amount"], price["recurring"]["interval"]) == (2000, "month")
-
-
 async def test_a_declined_card_keeps_stripes_code_and_message(gateway: StripeGateway, fake: FakeStripe) -> None:
     fake.fail_next(402)
 
@@ -172,7 +158,7 @@ async def test_persistent_server_errors_surface_after_two_retries(gateway: Strip
     fake.fail_next(503, times=3)
 
     with pytest.raises(StripeGatewayError) as raised:
-        await gateway.retrieve_price(PERSONAL_PRICE)
+        await gateway.retrieve_subscription(SEEDED_SUBSCRIPTION)
 
     assert raised.value.http_status == 503
     assert len(fake.requests) == 3
@@ -186,7 +172,7 @@ async def test_an_unreachable_stripe_is_one_gateway_error() -> None:
 
     async with StripeGateway(KEY, f"http://127.0.0.1:{closed_port}", timeout=5) as gateway:
         with pytest.raises(StripeGatewayError) as raised:
-            await gateway.retrieve_price(PERSONAL_PRICE)
+            await gateway.retrieve_subscription(SEEDED_SUBSCRIPTION)
 
     assert raised.value.message == "Stripe could not be reached"
     assert raised.value.http_status is None
@@ -200,7 +186,7 @@ async def test_a_refused_key_never_appears_in_the_error_or_the_logs(
 
     async with StripeGateway(secret, fake.base_url) as gateway:
         with pytest.raises(StripeGatewayError) as raised:
-            await gateway.retrieve_price(PERSONAL_PRICE)
+            await gateway.retrieve_subscription(SEEDED_SUBSCRIPTION)
 
     assert raised.value.http_status == 401
     assert secret not in str(raised.value)

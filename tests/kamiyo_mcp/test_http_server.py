@@ -49,6 +49,16 @@ async def test_the_official_client_lists_tools_and_reads_the_account(server: Ser
         assert status["usage"]["calls_this_minute"] >= 1 and status["limits"]["calls_per_minute"] == 120
 
 
+async def test_account_status_shows_only_the_ways_out_that_exist(server: ServerProcess) -> None:
+    token = issue(server, "enterprise", "top@example.com")
+    async with mcp_session(server.url, token) as client:
+        status = (await client.call_tool("get_account_status", {})).structured_content
+    assert status is not None
+    # The top tier has nothing to upgrade to; an operator grant has no Stripe billing (the portal answers 409).
+    assert status["upgrade_url"] is None and status["manage_billing"] is None
+    assert "@" in status["support"]
+
+
 async def test_a_revocation_by_another_process_refuses_the_next_call_of_an_open_session(server: ServerProcess) -> None:
     token = issue(server, "personal", "revoked@example.com")
     async with mcp_session(server.url, token) as client:
@@ -58,6 +68,11 @@ async def test_a_revocation_by_another_process_refuses_the_next_call_of_an_open_
         refused = await client.call_tool("get_account_status", {})
         assert refused.is_error and "revoked (abuse)" in text_of(refused)
         assert (await client.list_tools()).tools  # tools/list still answers
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        validated = await http.post("/api/mcp/validate", headers={"Authorization": f"Bearer {token}"})
+    assert validated.status_code == 200
+    assert validated.json()["revoked"] is True and validated.json()["active"] is False
+    assert validated.json()["revoked_reason"] == "abuse"
 
 
 async def test_a_tier_change_is_reported_by_the_next_call_of_an_open_session(server: ServerProcess) -> None:
@@ -117,7 +132,17 @@ async def test_protected_resource_metadata_names_the_mcp_endpoint(server: Server
     async with httpx.AsyncClient(base_url=server.url) as http:
         metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
     assert metadata["resource"] == server.url + "/mcp"
-    assert metadata["bearer_methods_supported"] == ["header"] and metadata["authorization_servers"]
+    assert metadata["bearer_methods_supported"] == ["header"]
+
+
+async def test_the_metadata_advertises_only_authorization_servers_that_are_served(server: ServerProcess) -> None:
+    # An advertised issuer without metadata sends OAuth clients (mcp-remote, Inspector) into a failing
+    # client registration instead of showing why the token was refused.
+    async with httpx.AsyncClient() as http:
+        metadata = (await http.get(server.url + "/.well-known/oauth-protected-resource/mcp")).json()
+        for issuer in metadata.get("authorization_servers", []):
+            discovery = await http.get(issuer.rstrip("/") + "/.well-known/oauth-authorization-server")
+            assert discovery.status_code == 200, issuer
 
 
 async def test_validate_answers_the_token_details_or_401(server: ServerProcess) -> None:

@@ -1,21 +1,32 @@
-"""Two server processes on one SQLite file share one truth: quotas and revocations."""
+"""Two server processes on one SQLite file share one truth: quotas and revocations.
 
+The quota tests run the processes on a clock the test sets (tests/clock_server.py): every call
+falls in the one minute the test chose, however long the calls take.
+"""
+
+import time
 from pathlib import Path
 
+from tests.clock_server import set_clock
 from tests.support import ServerProcess, base_env, cli
-from tests.support_mcp import account_calls, mcp_session, start_of_a_fresh_minute_window
+from tests.support_mcp import account_calls, mcp_session
 
 
 async def test_two_processes_share_the_per_minute_limit_exactly(
     tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     env = base_env(tmp_path / "k.db")
-    a, b = server_factory(env).start(), server_factory(env).start()
+    clock = tmp_path / "clock"
+    minute = int(time.time()) // 60 * 60
+    set_clock(clock, minute + 59)  # the last second of a minute: the window must still hold every call
+    a, b = server_factory(env, clock_file=clock).start(), server_factory(env, clock_file=clock).start()
     token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
-    await start_of_a_fresh_minute_window()
     async with mcp_session(a.url, token) as first, mcp_session(b.url, token) as second:
         outcomes = await account_calls((first, 23), (second, 22), refusal="30 calls per minute")
-    assert outcomes.count(True) == 30 and outcomes.count(False) == 15
+        assert outcomes.count(True) == 30 and outcomes.count(False) == 15
+        set_clock(clock, minute + 60)  # the next minute opens a new window in both processes
+        again = await account_calls((first, 16), (second, 16), refusal="30 calls per minute")
+    assert again.count(True) == 30 and again.count(False) == 2
 
 
 async def test_a_revocation_through_one_process_refuses_the_next_call_through_the_other(

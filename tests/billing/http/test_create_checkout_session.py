@@ -22,6 +22,7 @@ from tests.billing.http.app_harness import (
     stripe_params,
 )
 from tests.fakes.stripe_fake import FakeStripe
+from tests.support import mint_token
 
 SESSIONS = "/v1/checkout/sessions"
 
@@ -104,8 +105,7 @@ async def signed_in_customer(billing: Any) -> tuple[str, str]:
     """The customer the real webhook path records (example@example.com) and a token of theirs."""
     assert (await billing.post_event("checkout.session.completed")).status_code == 200
     user_id = await billing.runtime.store.find_user_id("example@example.com")
-    issued = await billing.runtime.authority.mint_for(user_id, SEEDED_SUBSCRIPTION, "personal", actor="test")
-    return user_id, issued.token
+    return user_id, await mint_token(billing.runtime, user_id, SEEDED_SUBSCRIPTION)
 
 
 async def test_the_signed_in_owner_of_a_known_email_reuses_that_stripe_customer(

@@ -13,6 +13,7 @@ from tests.billing.http.app_harness import (
     running_app,
 )
 from tests.fakes.stripe_fake import FakeStripe
+from tests.support import mint_token
 
 PORTAL = "/v1/billing_portal/sessions"
 
@@ -22,8 +23,7 @@ async def subscriber_token(billing: Billing) -> str:
     assert (await billing.post_event("checkout.session.completed")).status_code == 200
     user_id = await billing.runtime.store.find_user_id("example@example.com")
     assert user_id is not None
-    issued = await billing.runtime.authority.mint_for(user_id, SEEDED_SUBSCRIPTION, "personal", actor="test")
-    return issued.token
+    return await mint_token(billing.runtime, user_id, SEEDED_SUBSCRIPTION)
 
 
 async def test_a_subscribers_token_opens_the_portal_of_their_stripe_customer(

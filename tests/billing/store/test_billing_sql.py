@@ -97,15 +97,15 @@ async def test_a_stripe_customer_links_to_a_user_only_when_named_and_an_older_ev
         linked = await tx.ensure_stripe_customer("cus_l", email="old@example.com", name="L", event_created=NOW,
                                                  link_user_id=operator)
         assert linked == operator
-        assert await tx.update_customer_email("cus_l", email="new@example.com", name=None, event_created=NOW + 5)
-        assert not await tx.update_customer_email("cus_l", email="stale@example.com", name=None,
-                                                  event_created=NOW + 1)
-        assert not await tx.update_customer_email("cus_unknown", email="x@example.com", name=None,
-                                                  event_created=NOW)
+        assert await tx.ensure_stripe_customer("cus_l", email="new@example.com", name=None,
+                                               event_created=NOW + 5) == operator
+        assert await tx.ensure_stripe_customer("cus_l", email="stale@example.com", name=None,
+                                               event_created=NOW + 1) == operator  # older: the email stays
         with pytest.raises(ValueError):
             await tx.ensure_stripe_customer(None, email=None, name=None, event_created=NOW)
     known = await store.customer_for_email("new@example.com")
     assert known is not None and known.stripe_customer_id == "cus_l"
+    assert await store.customer_for_email("stale@example.com") is None
 
 
 async def test_a_subscription_is_written_updated_and_its_payment_state_ordered(store: AnyStore) -> None:

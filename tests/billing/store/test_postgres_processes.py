@@ -14,8 +14,9 @@ from pathlib import Path
 import anyio
 import httpx
 
+from tests.clock_server import set_clock
 from tests.support import DATA, JWT_SECRET, ServerProcess, cli
-from tests.support_mcp import account_calls, mcp_session, start_of_a_fresh_minute_window
+from tests.support_mcp import account_calls, mcp_session
 
 
 def environment(postgres_url: str, tmp_path: Path) -> dict[str, str]:
@@ -23,8 +24,9 @@ def environment(postgres_url: str, tmp_path: Path) -> dict[str, str]:
             "KAMIYO_INTEL_DATABASE": str(tmp_path / "intel.db")}
 
 
-def started(server_factory: type[ServerProcess], env: dict[str, str], tmp_path: Path) -> ServerProcess:
-    server = server_factory(env)
+def started(server_factory: type[ServerProcess], env: dict[str, str], tmp_path: Path,
+            clock: Path | None = None) -> ServerProcess:
+    server = server_factory(env, clock_file=clock)
     server.log = tmp_path / f"serve.{server.port}.log"  # the default sits beside a SQLite file
     return server.start()
 
@@ -33,12 +35,17 @@ async def test_two_processes_on_postgres_share_the_per_minute_limit_exactly(
     postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
     env = environment(postgres_url, tmp_path)
-    a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)
+    clock = tmp_path / "clock"
+    minute = int(time.time()) // 60 * 60
+    set_clock(clock, minute + 59)  # a clock the test sets (tests/clock_server.py): one minute holds every call
+    a, b = started(server_factory, env, tmp_path, clock), started(server_factory, env, tmp_path, clock)
     token = cli(["token", "issue", "--email", "shared@example.com", "--tier", "personal"], env).stdout.strip()
-    await start_of_a_fresh_minute_window()
     async with mcp_session(a.url, token) as first, mcp_session(b.url, token) as second:
         outcomes = await account_calls((first, 23), (second, 22), refusal="30 calls per minute")
-    assert outcomes.count(True) == 30 and outcomes.count(False) == 15
+        assert outcomes.count(True) == 30 and outcomes.count(False) == 15
+        set_clock(clock, minute + 60)
+        again = await account_calls((first, 16), (second, 16), refusal="30 calls per minute")
+    assert again.count(True) == 30 and again.count(False) == 2
 
 
 async def test_a_revocation_through_one_postgres_process_refuses_the_next_call_through_the_other(

@@ -40,7 +40,7 @@ async def test_a_store_whose_database_is_gone_fails_with_store_errors(postgres_u
     with pytest.raises(StoreError):
         await store.token_state("0" * 64)
     with pytest.raises(StoreError):
-        await store.consume_call("0" * 64, now=0, min_rank=0)
+        await store.admit_call("0" * 64, now=0, min_rank=0)
     with pytest.raises(StoreError):
         await store.record_event_failure(event_id="evt", event_type="t", created=0, livemode=False, payload="{}",
                                          error="x", now=0)

@@ -12,9 +12,10 @@ import pytest
 from billing.access import Grant
 from billing.authority import Authority
 from billing.errors import NotFoundError
+from billing.quota import windows
 from billing.store import AnyStore, open_store
 from billing.store.migrations import load
-from billing.store.records import AuditEntry, NewToken
+from billing.store.records import AuditEntry, CallCount, NewToken
 from billing.tiers import TIERS
 from billing.tokens import TokenCodec, token_hash
 from tests.support import JWT_SECRET
@@ -25,6 +26,11 @@ MINUTE = T0 - T0 % 60
 
 def authority(store: AnyStore, now: int = T0) -> Authority:
     return Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test", clock=lambda: now)
+
+
+async def counted_call(store: AnyStore, digest: str, *, now: int, min_rank: int) -> CallCount | None:
+    """The counts of one call through the store's per-call trip, or None when it was not admitted."""
+    return (await store.admit_call(digest, now=now, min_rank=min_rank)).counted
 
 
 async def versions(store: AnyStore) -> list[int]:
@@ -123,10 +129,10 @@ async def test_a_tier_change_is_in_force_for_the_next_call(store: AnyStore) -> N
     issued = await authority(store).issue_grant("up@example.com", "personal")
     digest = token_hash(issued.token)
     monitor_rank = int(TIERS["team"].rank)
-    assert await store.consume_call(digest, now=T0, min_rank=monitor_rank) is None
+    assert await counted_call(store, digest, now=T0, min_rank=monitor_rank) is None
     await store.set_subscription_tier(issued.subscription_id, "team", now=T0,
                                       audit=AuditEntry("operator", "tier.set", issued.subscription_id))
-    counted = await store.consume_call(digest, now=T0, min_rank=monitor_rank)
+    counted = await counted_call(store, digest, now=T0, min_rank=monitor_rank)
     assert counted is not None and (counted.tier, counted.minute_limit) == ("team", TIERS["team"].calls_per_minute)
     with pytest.raises(NotFoundError):
         await store.set_subscription_tier("grant_missing", "team", now=T0, audit=AuditEntry("o", "a", None))
@@ -148,7 +154,7 @@ async def test_audit_entries_come_back_in_the_order_written(store: AnyStore) -> 
 async def test_calls_are_counted_until_the_minute_window_is_full(store: AnyStore) -> None:
     issued = await authority(store).issue_grant("q@example.com", "personal")
     digest = token_hash(issued.token)
-    counts = [await store.consume_call(digest, now=T0, min_rank=0) for _ in range(31)]
+    counts = [await counted_call(store, digest, now=T0, min_rank=0) for _ in range(31)]
     admitted = [c for c in counts if c is not None]
     assert [c.minute_count for c in admitted] == list(range(1, 31)) and counts[-1] is None
     assert (admitted[-1].minute_limit, admitted[-1].day_count, admitted[-1].day_limit) == (30, 30, 1000)
@@ -160,8 +166,8 @@ async def test_a_new_minute_opens_a_new_window_and_the_day_keeps_counting(store:
     issued = await authority(store).issue_grant("w@example.com", "personal")
     digest = token_hash(issued.token)
     for _ in range(30):
-        await store.consume_call(digest, now=T0, min_rank=0)
-    counted = await store.consume_call(digest, now=T0 + 60, min_rank=0)
+        await counted_call(store, digest, now=T0, min_rank=0)
+    counted = await counted_call(store, digest, now=T0 + 60, min_rank=0)
     assert counted is not None and (counted.minute_count, counted.day_count) == (1, 31)
 
 
@@ -172,22 +178,50 @@ async def test_the_day_window_refuses_once_full(store: AnyStore) -> None:
     admitted = 0
     for minute in range(34):  # 34 minutes x 30 calls > 1000
         for _ in range(30):
-            admitted += await store.consume_call(digest, now=day_start + 60 * minute, min_rank=0) is not None
+            admitted += await counted_call(store, digest, now=day_start + 60 * minute, min_rank=0) is not None
     assert admitted == TIERS["personal"].calls_per_day
-    counted = await store.consume_call(digest, now=day_start + 86_400, min_rank=0)
+    counted = await counted_call(store, digest, now=day_start + 86_400, min_rank=0)
     assert counted is not None and counted.day_count == 1
 
 
 async def test_revoked_expired_unknown_and_too_low_tier_calls_are_not_admitted(store: AnyStore) -> None:
     issued = await authority(store).issue_grant("n@example.com", "personal")
     digest = token_hash(issued.token)
-    assert await store.consume_call("0" * 64, now=T0, min_rank=0) is None
-    assert await store.consume_call(digest, now=T0, min_rank=int(TIERS["team"].rank)) is None
-    assert await store.consume_call(digest, now=issued.expires_at, min_rank=0) is None
+    assert await counted_call(store, "0" * 64, now=T0, min_rank=0) is None
+    assert await counted_call(store, digest, now=T0, min_rank=int(TIERS["team"].rank)) is None
+    assert await counted_call(store, digest, now=issued.expires_at, min_rank=0) is None
     await store.revoke_token(issued.token_id, "x", now=T0, audit=AuditEntry("o", "a", None))
-    assert await store.consume_call(digest, now=T0, min_rank=0) is None
+    assert await counted_call(store, digest, now=T0, min_rank=0) is None
     state = await store.token_state(digest)
     assert state is not None and state.minute_count == 0
+
+
+async def test_the_trip_that_counts_a_call_reads_its_tokens_state(store: AnyStore) -> None:
+    issued = await authority(store).issue_grant("st@example.com", "team")
+    digest = token_hash(issued.token)
+    admitted = await store.admit_call(digest, now=T0, min_rank=0)
+    assert admitted.counted is not None and admitted.counted.minute_count == 1
+    assert admitted.state is not None and (admitted.state.email, admitted.state.tier) == ("st@example.com", "team")
+    refused = await store.admit_call(digest, now=T0, min_rank=int(TIERS["enterprise"].rank))
+    assert refused.counted is None and refused.state is not None and refused.state.token_id == issued.token_id
+    unknown = await store.admit_call("0" * 64, now=T0, min_rank=0)
+    assert unknown.counted is None and unknown.state is None
+
+
+async def test_a_refunded_call_no_longer_counts_in_its_windows(store: AnyStore) -> None:
+    issued = await authority(store).issue_grant("rf@example.com", "personal")
+    digest = token_hash(issued.token)
+    for _ in range(30):
+        await counted_call(store, digest, now=T0, min_rank=0)
+    assert await counted_call(store, digest, now=T0, min_rank=0) is None
+    await store.refund_call(issued.subscription_id, windows(T0))
+    last = await counted_call(store, digest, now=T0, min_rank=0)
+    assert last is not None and (last.minute_count, last.day_count) == (30, 30)
+    # A refund for a window that has passed leaves the new window alone.
+    await counted_call(store, digest, now=T0 + 60, min_rank=0)
+    await store.refund_call(issued.subscription_id, windows(T0))
+    state = await store.token_state(digest)
+    assert state is not None and (state.minute_count, state.day_count) == (1, 30)
 
 
 async def test_concurrent_calls_through_two_stores_share_the_minute_quota_exactly(store_url: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from billing.access import Denial, Grant
 from tests.billing.webhooks.webhook_support import SUBSCRIPTION, Webhooks, load_event
+from tests.support import mint_token
 
 
 async def subscribed(webhooks: Webhooks) -> str:
@@ -14,7 +15,7 @@ async def subscribed(webhooks: Webhooks) -> str:
         assert (await webhooks.post_fixture(name)).json()["status"] == "processed"
     user_id = await webhooks.runtime.store.find_user_id("example@example.com")
     assert user_id is not None
-    return (await webhooks.runtime.authority.mint_for(user_id, SUBSCRIPTION, "personal", actor="test")).token
+    return await mint_token(webhooks.runtime, user_id, SUBSCRIPTION)
 
 
 def update(event_id: str, **fields: Any) -> dict[str, Any]:
@@ -34,8 +35,9 @@ async def test_past_due_keeps_access_and_is_flagged(webhooks: Webhooks) -> None:
 
     await webhooks.post(update("evt_upd_1", status="past_due"))
 
-    assert isinstance(await call(webhooks, token), Grant)
-    status = await webhooks.runtime.authority.account_status(token)
+    granted = await call(webhooks, token)
+    assert isinstance(granted, Grant)
+    status = webhooks.runtime.authority.account_status(granted)
     assert status["subscription"]["past_due"] is True and status["subscription"]["access"] is True
 
 
@@ -85,7 +87,7 @@ async def test_deletion_revokes_every_token_of_the_subscription_with_the_reason(
     token = await subscribed(webhooks)
     user_id = await webhooks.runtime.store.find_user_id("example@example.com")
     assert user_id is not None
-    second = (await webhooks.runtime.authority.mint_for(user_id, SUBSCRIPTION, "personal", actor="test")).token
+    second = await mint_token(webhooks.runtime, user_id, SUBSCRIPTION)
 
     answer = await webhooks.post_fixture("customer.subscription.deleted")
     refusals = [await call(webhooks, t) for t in (token, second)]
@@ -104,7 +106,7 @@ async def test_an_upgrade_to_team_opens_team_tools_on_the_next_call(webhooks: We
     after = await call(webhooks, token, "monitor_wallet")
 
     assert isinstance(before, Denial) and before.code == "tier_required"
-    assert isinstance(after, Grant) and after.tier.name == "team" and after.minute_limit == 120
+    assert isinstance(after, Grant) and after.tier.name == "team" and after.tier.calls_per_minute == 120
 
 
 async def test_customer_updated_keeps_the_email_in_sync_and_an_older_one_is_ignored(webhooks: Webhooks) -> None:

@@ -11,6 +11,7 @@ from billing.http.webhooks import PATH
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.settings import load_settings
 from tests.billing.webhooks.webhook_support import SUBSCRIPTION, LiveApp, environment
+from tests.support import mint_token
 from tests.support_mcp import mcp_session
 
 
@@ -30,12 +31,11 @@ async def test_tool_calls_and_webhooks_are_counted_by_the_app(live_app: LiveApp)
         assert (await live_app.deliver(name)).status_code == 200
     user_id = await live_app.runtime.store.find_user_id("example@example.com")
     assert user_id is not None
-    token = (await live_app.runtime.authority.mint_for(user_id, SUBSCRIPTION, "personal", actor="test")).token
+    token = await mint_token(live_app.runtime, user_id, SUBSCRIPTION)
     async with mcp_session(live_app.url, token) as client:
         await client.call_tool("get_account_status", {})
-    assert (await live_app.deliver("customer.subscription.deleted")).status_code == 200
-    async with mcp_session(live_app.url, token) as client:
-        await client.call_tool("get_account_status", {})
+        assert (await live_app.deliver("customer.subscription.deleted")).status_code == 200
+        await client.call_tool("get_account_status", {})  # refused inside the open session
 
     async with httpx.AsyncClient(base_url=live_app.url) as http:
         found = samples((await http.get("/metrics")).text)

@@ -22,7 +22,7 @@ import stripe
 
 from billing.access import Denial, Grant
 from tests.billing.webhooks.webhook_support import SECRET, LiveApp
-from tests.support import free_port
+from tests.support import free_port, mint_token
 
 PLAN = "plan_kamiyo_personal_ls"
 WAIT_SECONDS = 20
@@ -103,18 +103,19 @@ async def test_a_localstripe_subscription_is_created_then_canceled_and_its_token
         return done and await store.find_user_id("local.stripe@example.com")
 
     user_id = await eventually(paid_subscription, "the subscription's events")
-    issued = await live_app.runtime.authority.mint_for(user_id, subscription.id, "personal", actor="test")
-    granted = await live_app.runtime.authority.authorize(issued.token, "get_account_status")
+    token = await mint_token(live_app.runtime, user_id, subscription.id)
+    token_id = live_app.runtime.authority.verify(token).claims.jti
+    granted = await live_app.runtime.authority.authorize(token, "get_account_status")
     assert isinstance(granted, Grant) and granted.tier.name == "personal"
 
     await stripe_call(lambda: client.v1.subscriptions.cancel(subscription.id))
 
     async def revoked() -> Any:
-        row = await store.get_token(issued.token_id)
+        row = await store.get_token(token_id)
         return row is not None and row.revoked_at is not None and row
 
     row = await eventually(revoked, "the deletion webhook")
-    refused = await live_app.runtime.authority.authorize(issued.token, "get_account_status")
+    refused = await live_app.runtime.authority.authorize(token, "get_account_status")
     assert row.revoked_reason == "subscription_ended" and row.status == "canceled"
     assert isinstance(refused, Denial) and refused.code == "subscription_ended"
     events = {r.type: (r.status, r.attempts) for r in await store.list_events()}

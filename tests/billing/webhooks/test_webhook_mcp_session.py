@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.billing.webhooks.webhook_support import SUBSCRIPTION, LiveApp
+from tests.support import mint_token
 from tests.support_mcp import mcp_session, text_of
 
 
@@ -12,7 +13,7 @@ async def subscribed_token(app: LiveApp) -> str:
         assert (await app.deliver(name)).status_code == 200
     user_id = await app.runtime.store.find_user_id("example@example.com")
     assert user_id is not None
-    return (await app.runtime.authority.mint_for(user_id, SUBSCRIPTION, "personal", actor="test")).token
+    return await mint_token(app.runtime, user_id, SUBSCRIPTION)
 
 
 async def test_a_deletion_answered_200_refuses_the_very_next_tool_call(live_app: LiveApp) -> None:

@@ -1,0 +1,53 @@
+"""aiosqlite behind the store's `Connection` surface: SQLite's errors become `StoreError`.
+
+SQLite's messages name tables, columns and constraints, never parameter values, so the message is
+kept; the driver's exception is the `StoreError`'s cause for the log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import aiosqlite
+
+from billing.errors import StoreError
+from billing.store.connection import Row
+
+# aiosqlite answers a call on a closed connection with ValueError ("Connection closed").
+FAILURES = (sqlite3.Error, ValueError)
+
+
+@contextmanager
+def sqlite_errors() -> Iterator[None]:
+    """Re-raise SQLite's (and aiosqlite's) errors as `StoreError` (the original is its cause)."""
+    try:
+        yield
+    except FAILURES as exc:
+        raise StoreError(f"SQLite failed: {type(exc).__name__}: {exc}") from exc
+
+
+class SqliteConnection:
+    """One aiosqlite connection (autocommit; `BEGIN`/`COMMIT` are the store's business)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
+
+    async def execute(self, sql: str, params: Sequence[Any] = (), /) -> aiosqlite.Cursor:
+        with sqlite_errors():
+            return await self.raw.execute(sql, params)
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = (), /) -> Sequence[Row]:
+        with sqlite_errors():
+            return list(await self.raw.execute_fetchall(sql, params))
+
+    async def close(self) -> None:
+        """Close the connection; closing one that is already closed or broken is not an error."""
+        try:
+            await self.raw.close()
+        except FAILURES:
+            pass
