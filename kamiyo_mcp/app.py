@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
-        on_tool_call=metrics.observe_tool_call,
+        on_tool_call=metrics.observe_tool_call, upgrades=metering.offers,
     )
     resource = protected_resource(settings)
     mcp_app = server.streamable_http_app(

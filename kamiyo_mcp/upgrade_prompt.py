@@ -23,19 +23,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
-from mcp_types import CallToolRequestParams, ElicitRequest, ElicitRequestURLParams, InputRequiredResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    CallToolRequestParams,
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestURLParams,
+    InputRequiredResult,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from billing.access import Denial, Grant
 from billing.background import in_background, sleep_until_woken
 from billing.errors import StoreError
 from billing.store import Store
-from billing.upgrade import IssuedLink
+from billing.upgrade import IssuedLink, UpgradeLinks
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +165,75 @@ class UpgradeNotices:
     def _stop(self) -> None:
         self._stopping = True
         self._wake.set()
+
+
+Readmit = Callable[[], Awaitable[Grant | Denial]]
+Refuse = Callable[[str, Denial], CallToolResult]
+
+
+class UpgradeOffers:
+    """Turns a tier or quota refusal into an upgrade: a one-time link, shown the way the client can take it."""
+
+    def __init__(self, links: Callable[[], UpgradeLinks], notices: UpgradeNotices, *,
+                 wait_seconds: float = WAIT_SECONDS) -> None:
+        self._links = links
+        self.notices = notices
+        self._wait = wait_seconds
+
+    async def answer(self, ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams, denial: Denial,
+                     readmit: Readmit, refuse: Refuse) -> Grant | CallToolResult | InputRequiredResult:
+        """What to answer a refused call: a grant when the upgrade went through meanwhile (the call runs),
+        else a URL elicitation or the refusal with its link."""
+        retry = upgrade_retry(params)
+        if retry is not None:
+            # The client answered our input request: once the upgrade's webhook lands, the call runs.
+            if retry.accepted and await self.notices.wait(retry.link_id, int(time.time() + self._wait),
+                                                          self._wait):
+                decision = await readmit()
+                if isinstance(decision, Grant):
+                    return decision
+                denial = decision
+            return refuse(await self._with_link(denial), denial)
+        link = await self._issue(denial)
+        if link is None:
+            return refuse(denial.message, denial)
+        text = f"{denial.message} {_link_sentence(link)}"
+        mode = prompt_mode(ctx)
+        if mode == "input_required":
+            self.notices.watch(link)
+            return input_required(link, elicitation_message(denial.message, link))
+        if mode == "elicit":
+            try:
+                answer = await ctx.session.elicit_url(elicitation_message(denial.message, link), link.url,
+                                                      link.link_id, related_request_id=ctx.request_id)
+            except (MCPError, RuntimeError, OSError):
+                logger.info("upgrade %s: the client could not take the URL elicitation", link.link_id)
+                return refuse(text, denial)
+            if answer.action == "accept":
+                self.notices.watch(link, ctx.session)
+                if await self.notices.wait(link.link_id, link.expires_at, self._wait):
+                    decision = await readmit()
+                    if isinstance(decision, Grant):
+                        return decision
+                    return refuse(await self._with_link(decision), decision)
+        return refuse(text, denial)
+
+    async def _issue(self, denial: Denial) -> IssuedLink | None:
+        target, subscription = denial.upgrade_to, denial.subscription_id
+        links = self._links()
+        if target is None or subscription is None or not links.can_offer(target):
+            return None
+        try:
+            return await links.issue(subscription, target, reason=str(denial.code))
+        except StoreError:
+            logger.exception("could not issue an upgrade link for subscription %s", subscription)
+            return None
+
+    async def _with_link(self, denial: Denial) -> str:
+        link = await self._issue(denial)
+        return denial.message if link is None else f"{denial.message} {_link_sentence(link)}"
+
+
+def _link_sentence(link: IssuedLink) -> str:
+    return (f"Upgrade to {link.target_tier} in two clicks: {link.url} (a one-time link, valid 30 minutes, no "
+            "sign-in needed), then retry your request.")

@@ -28,15 +28,17 @@ from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
 from billing.store.call_counter import CallCounter
+from billing.store.call_sql import REFUND_SQL, refund_params
 from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
-from billing.store.meter_sql import MeterSQL
+from billing.store.meter_sql import MeterSQL, void_meter_event
 from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
+from billing.tiers import DEFAULT_TIERS, TierTable
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
@@ -47,20 +49,21 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection) -> None:
+                 read: aiosqlite.Connection, tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage)
+        self._calls = CallCounter(usage, tiers)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteStore:
-        """Open (creating if needed) the database at `path` and apply pending migrations.
+    async def open(cls, path: str | Path, *, tiers: TierTable = DEFAULT_TIERS) -> SQLiteStore:
+        """Open (creating if needed) the database at `path` and apply pending migrations; calls are
+        admitted against `tiers`.
 
         Raises:
             StoreError: the file cannot be opened or migrated.
@@ -80,7 +83,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
                 await conn.close()
             raise
         write, read = opened
-        store = cls(path, write, usage, read)
+        store = cls(path, write, usage, read, tiers)
         try:
             await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
         except BaseException:
@@ -133,11 +136,20 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one trip."""
-        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one trip; a metered
+        call's meter event (identifier `call_id`) is written in the same transaction."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
 
-    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
+    async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,
+                          now: int = 0) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current); a
+        metered one is not billed either (its meter event voided in the same transaction)."""
+        if metered_call is not None:
+            async with self.transaction() as db:
+                await db.execute(REFUND_SQL, refund_params(subscription_id, counted_in))
+                await void_meter_event(db, metered_call, now=now)
+            return
         """Give back one counted call that never reached its tool (while its windows are current)."""
         await self._calls.refund(subscription_id, counted_in)
 
