@@ -30,13 +30,13 @@ class MeteringWiring:
         self.gateway = gateway
         self._links: UpgradeLinks | None = None
         self.sender: MeterEventSender | None = None
-        self.offers = UpgradeOffers(self.links, UpgradeNotices(lambda: runtime.store))
+        self.offers = UpgradeOffers(self.links, UpgradeNotices(lambda: runtime.store, clock=runtime.clock))
 
     def links(self) -> UpgradeLinks:
         """The upgrade links of the store open now (rebuilt when the runtime reopened)."""
         store = self.runtime.store
         if self._links is None or self._links.store is not store:
-            self._links = UpgradeLinks(store, self.runtime.settings.billing)
+            self._links = UpgradeLinks(store, self.runtime.settings.billing, clock=self.runtime.clock)
         return self._links
 
     def routes(self) -> list[Route]:
@@ -45,7 +45,8 @@ class MeteringWiring:
     @asynccontextmanager
     async def sending(self) -> AsyncIterator[MeterEventSender]:
         """Run the meter-event sender (idle unless overage is configured) and the upgrade notices for the block."""
-        sender = MeterEventSender(self.runtime.store, self.gateway, self.runtime.settings.billing)
+        sender = MeterEventSender(self.runtime.store, self.gateway, self.runtime.settings.billing,
+                                  clock=self.runtime.clock)
         async with sender.running(), self.offers.notices.running():
             self.sender = sender
             try:

@@ -112,6 +112,9 @@ class UpgradeNotices:
         self._wake = asyncio.Event()
         self._stopping = False
 
+    def now(self) -> float:
+        return self._clock()
+
     def watch(self, link: IssuedLink, session: ServerSession | None = None) -> None:
         """Follow `link` until it completes or expires; then notify `session` (an elicitation's client)."""
         watch = self._watches.setdefault(link.link_id, _Watch(float(link.expires_at)))
@@ -187,7 +190,7 @@ class UpgradeOffers:
         retry = upgrade_retry(params)
         if retry is not None:
             # The client answered our input request: once the upgrade's webhook lands, the call runs.
-            if retry.accepted and await self.notices.wait(retry.link_id, int(time.time() + self._wait),
+            if retry.accepted and await self.notices.wait(retry.link_id, int(self.notices.now() + self._wait),
                                                           self._wait):
                 decision = await readmit()
                 if isinstance(decision, Grant):
