@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.access import UNAUTHENTICATED_REASONS, Denial, DenialCode, Grant, Links, account_refusal, diagnose
-from billing.account import account_status
+from billing.account import account_status, iso
 from billing.errors import ConfigurationError, InvalidTokenError, NotFoundError
 from billing.quota import windows
 from billing.store import Store
@@ -215,16 +215,21 @@ class Authority:
         )
 
     async def rotate(self, token_id: str, *, actor: str = "operator") -> IssuedToken:
-        """Replace a live token by a new one with the same entitlement and a fresh expiry.
+        """Replace a live token by a new one with the same entitlement and the same expiry.
+
+        A rotation replaces a credential; it never extends what the grant allows.
 
         Raises:
-            NotFoundError: no live token `token_id`.
+            NotFoundError: no live token `token_id` (unknown, revoked, or expired).
         """
         row = await self.store.get_token(token_id)
         if row is None or row.revoked_at is not None:
             raise NotFoundError(f"no live token {token_id}")
         now = self.now()
-        expires_at = now + self._expiry_days * SECONDS_PER_DAY
+        if row.expires_at <= now:
+            raise NotFoundError(f"token {token_id} expired on {iso(row.expires_at)}; a rotation keeps the expiry, "
+                                "so issue a new grant instead")
+        expires_at = row.expires_at
         token, claims = self._codec.mint(sub=row.user_id, tier=row.tier, sid=row.subscription_id, now=now,
                                          expires_at=expires_at)
         new = NewToken(claims.jti, row.user_id, row.subscription_id, token_hash(token), now, expires_at)
@@ -272,4 +277,3 @@ def normalize_email(email: str) -> str:
 def _check_tier(tier: str) -> None:
     if not is_tier(tier):
         raise ConfigurationError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-

@@ -14,19 +14,22 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from billing.authority import normalize_email
+from billing.claims import is_session_id
 from billing.config import BillingConfig
 from billing.errors import ConfigurationError, InvalidRequestError
 from billing.tiers import TIER_NAMES
 
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+    from stripe.params.checkout import SessionCreateParamsLineItem
+
 SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 MAX_URL_LENGTH = 2048
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-SESSION_ID_PATTERN = r"^cs_(test|live)_[A-Za-z0-9]{1,250}$"
-_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 _DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -172,7 +175,7 @@ def check_session_id(raw: str) -> str:
     Raises:
         InvalidRequestError: it does not; Stripe is not asked.
     """
-    if not _SESSION_ID.match(raw):
+    if not is_session_id(raw):
         raise InvalidRequestError("invalid_session_id",
                                   f"{_quote(raw)} is not a Checkout Session id (cs_test_... or cs_live_...)")
     return raw
@@ -202,12 +205,12 @@ def client_reference(email: str, user_id: str | None) -> str:
 
 
 def checkout_session_params(request: CheckoutRequest, *, stripe_customer_id: str | None, client_reference_id: str,
-                            automatic_tax: bool) -> dict[str, Any]:
+                            automatic_tax: bool) -> CheckoutSessionParams:
     """The parameters of Stripe's `POST /v1/checkout/sessions` for `request`."""
-    line_items: list[dict[str, Any]] = [{"price": request.price_id, "quantity": 1}]
+    line_items: list[SessionCreateParamsLineItem] = [{"price": request.price_id, "quantity": 1}]
     if request.overage_price:
         line_items.append({"price": request.overage_price})  # metered: Stripe refuses a quantity
-    params: dict[str, Any] = {
+    params: CheckoutSessionParams = {
         "mode": "subscription",
         "line_items": line_items,
         "success_url": request.success_url,

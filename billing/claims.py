@@ -1,8 +1,10 @@
 """Claims: single-use, expiring secrets that mint a token when redeemed. Pure, no I/O.
 
 Each entitlement the webhook creates gets two claims: one whose secret is the Checkout Session id
-(the success page, 24 h) and one whose secret is a random code mailed as a link (7 days).
-Redeeming either mints the token and ends both. Only `claim_hash(secret)` is ever stored.
+(the success page, 24 h) and one whose secret is a random code mailed as a link (7 days from the
+moment the mail is sent: the code is generated then, see `billing.mail.claim_mail`). Redeeming
+either mints the token and ends both. Only `claim_hash(secret)` is ever stored; a stored Stripe
+payload names its session by `redact_session_ids`'s digest form, never by the id itself.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ SESSION_CLAIM_TTL_SECONDS = 24 * 3600
 EMAIL_CLAIM_TTL_SECONDS = 7 * 24 * 3600
 CODE_BYTES = 32
 
+# A Checkout Session id as Stripe writes it (the one shape every check uses).
+SESSION_ID_PATTERN = r"^cs_(test|live)_[A-Za-z0-9]{1,250}$"
+# The form a session id takes in what we store: its claim digest, which no claim request accepts.
+REDACTED_SESSION_PREFIX = "cs_redacted_sha256_"
+
 _CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
-_SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+_SESSION_ID_ANYWHERE = re.compile(r"(?<![A-Za-z0-9_])cs_(?:test|live)_[A-Za-z0-9]{1,250}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +77,24 @@ def is_session_id(value: object) -> bool:
     return isinstance(value, str) and bool(_SESSION_ID.match(value))
 
 
-def email_claim_expiry(now: int) -> int:
-    return now + EMAIL_CLAIM_TTL_SECONDS
+def redact_session_ids(text: str) -> str:
+    """`text` with every Checkout Session id replaced by its digest form (idempotent).
+
+    Used on Stripe payloads and messages before they are stored: a session id is the success page's
+    claim secret. The digest form still names the session's claim, so a stored event replays.
+    """
+    return _SESSION_ID_ANYWHERE.sub(lambda match: REDACTED_SESSION_PREFIX + claim_hash(match[0]), text)
+
+
+def session_claim_hash(session_id: str) -> str:
+    """The stored hash of a session's claim, from a session id in a payload, live or redacted.
+
+    Only for ids read from a verified (or stored) Stripe payload, never from a claim request: the
+    digest form is in the database, and a claim is redeemed only with the id itself.
+    """
+    if session_id.startswith(REDACTED_SESSION_PREFIX):
+        return session_id[len(REDACTED_SESSION_PREFIX):]
+    return claim_hash(session_id)
 
 
 def unknown_claim() -> ClaimRefusal:

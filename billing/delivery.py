@@ -1,4 +1,4 @@
-"""Token delivery: redeeming a claim mints the token; emailed claims and their welcome mails.
+"""Token delivery: redeeming a claim mints the token; re-sending a customer's claim mail.
 
     delivery = Delivery(store, codec, public_url=..., support_email=...)
     issued = await delivery.redeem(claim_code="...")          # or session_id="cs_..."; raises ClaimRefused
@@ -17,22 +17,11 @@ from dataclasses import dataclass
 
 from billing.access import entitlement_ended
 from billing.authority import SECONDS_PER_DAY, IssuedToken, normalize_email
-from billing.claims import (
-    ClaimRefusal,
-    claim_hash,
-    decide_redemption,
-    email_claim_expiry,
-    is_claim_code,
-    is_session_id,
-    new_claim_code,
-    unknown_claim,
-)
+from billing.claims import ClaimRefusal, claim_hash, decide_redemption, is_claim_code, is_session_id, unknown_claim
 from billing.claude_config import claude_desktop_config
 from billing.errors import BillingError, NotFoundError
-from billing.mail.welcome import claim_url, welcome_mail
+from billing.mail.claim_mail import queue_welcome
 from billing.store import Store
-from billing.store.connection import Connection
-from billing.store.delivery_sql import add_email_claim_and_welcome as _insert_claim_and_mail
 from billing.store.records import AuditEntry, NewToken
 from billing.tiers import is_tier
 from billing.tokens import TokenCodec, token_hash
@@ -52,20 +41,6 @@ class Resent:
     recipient: str
     outbox_id: int
     claims_ended: int
-
-
-async def add_email_claim_and_welcome(db: Connection, *, subscription_id: str, email: str, tier: str,
-                                      public_url: str, support_email: str, now: int, resent: bool = False) -> int:
-    """Inside the open transaction `db`: a new emailed claim and the welcome mail carrying its link.
-
-    Called by the webhook that creates the entitlement, in its transaction; returns the outbox id.
-    """
-    code = new_claim_code()
-    expires_at = email_claim_expiry(now)
-    mail = welcome_mail(recipient=email, tier=tier, claim_link=claim_url(public_url, code), public_url=public_url,
-                        support_email=support_email, expires_at=expires_at, resent=resent)
-    return await _insert_claim_and_mail(db, subscription_id=subscription_id, secret_hash=claim_hash(code),
-                                        expires_at=expires_at, mail=mail, now=now)
 
 
 class Delivery:
@@ -134,9 +109,8 @@ class Delivery:
             if not is_tier(target.tier):
                 raise NotFoundError(f"subscription {target.subscription_id} has an unknown tier {target.tier!r}")
             claims_ended = await self.store.end_open_claims(db, target.subscription_id, now=now)
-            outbox_id = await add_email_claim_and_welcome(
-                db, subscription_id=target.subscription_id, email=target.email, tier=target.tier,
-                public_url=self.public_url, support_email=self.support_email, now=now, resent=True)
+            outbox_id = await queue_welcome(db, subscription_id=target.subscription_id, recipient=target.email,
+                                            tier=target.tier, now=now, resent=True)
             await self.store.audit_in(db, AuditEntry(actor, "claim.resend", target.subscription_id,
                                                      f"outbox={outbox_id} ended={claims_ended}"), now=now)
         return Resent(target.subscription_id, target.email, outbox_id, claims_ended)

@@ -9,7 +9,14 @@ Ordering: Stripe delivers events out of order and more than once. A subscription
 `created` time of the last subscription event applied (`last_event_created`); an older one changes
 nothing. A subscription created from a Checkout Session or an invoice alone is *provisional*
 (`last_event_created` is NULL): any subscription event overrides it. `canceled` and
-`incomplete_expired` are final in Stripe, so nothing brings such a subscription back.
+`incomplete_expired` are final in Stripe, so no event brings such a subscription back.
+
+A *read* (reconciliation: the object as Stripe has it now) is dated `observed_at`: it reflects
+every event created before that second (`billing.stripe_pacing.observed_at`). It goes through the
+same transition as an event created at `observed_at`, except that a row whose last event is of that
+second or later is newer than the read (or may be) and is kept, and that the read, being the whole
+current state, may bring back a subscription the store wrongly holds as ended. An event older than
+`observed_at` that arrives after the read is stale, as it is after a newer event.
 """
 
 from __future__ import annotations
@@ -40,6 +47,16 @@ class SubscriptionSnapshot:
     price_id: str | None
     current_period_end: int | None
     cancel_at_period_end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """An expanded Stripe customer: who to write to (email normalised as we store it)."""
+
+    customer_id: str
+    email: str | None
+    name: str | None
+    deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +138,15 @@ def parse_subscription(obj: Mapping[str, Any], prices: PriceTiers) -> Subscripti
     )
 
 
+def parse_customer(value: object) -> CustomerSnapshot | None:
+    """An expanded customer (None when `value` is only an id, or no customer)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("id"), str):
+        return None
+    email = _str_or_none(value.get("email"))
+    return CustomerSnapshot(customer_id=value["id"], email=email.strip().lower() if email else None,
+                            name=_str_or_none(value.get("name")), deleted=bool(value.get("deleted")))
+
+
 def parse_checkout_session(obj: Mapping[str, Any], prices: PriceTiers) -> CheckoutSnapshot:
     """A completed Checkout Session: tier from its line items' price, else `metadata.tier`.
 
@@ -128,7 +154,7 @@ def parse_checkout_session(obj: Mapping[str, Any], prices: PriceTiers) -> Checko
         ValueError: the session has no id.
     """
     session_id = _require_str(obj, "id")
-    details = obj.get("customer_details") if isinstance(obj.get("customer_details"), Mapping) else {}
+    details = _mapping(obj.get("customer_details"))
     email = _str_or_none(details.get("email")) or _str_or_none(obj.get("customer_email"))
     line_prices = [_item_price_id(item) for item in _list_data(obj.get("line_items")) if isinstance(item, Mapping)]
     tier = next((t for t in (prices.tier_for_price(p) for p in line_prices if p) if t), None)
@@ -153,8 +179,7 @@ def parse_invoice(obj: Mapping[str, Any], prices: PriceTiers) -> InvoiceSnapshot
         ValueError: the invoice has no id.
     """
     invoice_id = _require_str(obj, "id")
-    parent = obj.get("parent") if isinstance(obj.get("parent"), Mapping) else {}
-    details = parent.get("subscription_details") if isinstance(parent.get("subscription_details"), Mapping) else {}
+    details = _mapping(_mapping(obj.get("parent")).get("subscription_details"))
     subscription_id = _object_id(details.get("subscription")) or _object_id(obj.get("subscription"))
     tier = None
     for line in _list_data(obj.get("lines")):
@@ -173,6 +198,11 @@ def parse_invoice(obj: Mapping[str, Any], prices: PriceTiers) -> InvoiceSnapshot
     )
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def metadata_tier(obj: Mapping[str, Any]) -> str | None:
     metadata = obj.get("metadata")
     tier = metadata.get("tier") if isinstance(metadata, Mapping) else None
@@ -187,16 +217,20 @@ def is_stale(event_created: int, last_applied: int | None) -> bool:
 
 
 def next_subscription_state(current: SubscriptionRow | None, snapshot: SubscriptionSnapshot,
-                            event_created: int) -> SubscriptionState | None:
-    """The state a subscription event leads to, or None when it changes nothing (stale or final).
+                            event_created: int, *, read: bool = False) -> SubscriptionState | None:
+    """The state a subscription event (or a `read`, see the module doc) leads to, or None when it
+    changes nothing (stale or final).
 
     The tier falls back to the stored one when the price is not one of ours; a new subscription
     without a tier is the caller's to refuse.
     """
     if current is not None:
-        if current.status in TERMINAL_STATUSES and snapshot.status not in TERMINAL_STATUSES:
+        if read:
+            if current.last_event_created is not None and current.last_event_created >= event_created:
+                return None
+        elif current.status in TERMINAL_STATUSES and snapshot.status not in TERMINAL_STATUSES:
             return None
-        if is_stale(event_created, current.last_event_created):
+        elif is_stale(event_created, current.last_event_created):
             return None
     tier = snapshot.tier or (current.tier if current is not None else None)
     if tier is None:

@@ -33,6 +33,7 @@ from billing.stripe_gateway import StripeGateway, StripeGatewayError
 
 if TYPE_CHECKING:
     from stripe.params.billing_portal import SessionCreateParamsFlowData
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
     from billing.store import Store
 
@@ -183,7 +184,7 @@ class UpgradeLinks:
         """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""
         price = self._config.price_for_tier(link.target_tier)
         assert price is not None
-        params: dict[str, Any] = {
+        params: CheckoutSessionParams = {
             "mode": "subscription",
             "line_items": [{"price": price, "quantity": 1}],
             "success_url": f"{self._base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",

@@ -22,6 +22,7 @@ from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
+from kamiyo_mcp.reconciliation import ReconcileWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings, is_loopback
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     stripe_gateway = StripeGatewaySlot(settings.billing)
     metrics = create_metrics()
     delivery = DeliveryWiring(runtime)
+    reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     metering = MeteringWiring(runtime, stripe_gateway)
     server = build_server(
         runtime, caller_from_request,
@@ -53,7 +55,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
-                server.session_manager.run():
+                reconciliation.running(), server.session_manager.run():
             loading = _load_intel_if_empty(runtime)
             try:
                 yield
@@ -65,9 +67,10 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
 
     app = Starlette(
         routes=[
-            *core_routes(runtime, resource),
+            *core_routes(runtime, resource, reconciliation=reconciliation.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
-            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook),
+            *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
+                            on_applied=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             *metering.routes(),
@@ -79,6 +82,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.reconciliation = reconciliation
     app.state.metering = metering
     return app
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, reconcile, tokens
+from kamiyo_mcp.logs import configure_logging
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
 logger = logging.getLogger("kamiyo_mcp")
@@ -81,14 +82,6 @@ def read_environment() -> dict[str, str]:
     return env
 
 
-def configure_logging(level: str) -> None:
-    # stderr only: in stdio mode stdout is the protocol stream.
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Their INFO lines carry request URLs with checkout session ids (the success page's claim secret).
-    for noisy in ("stripe", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kamiyo-mcp", description="KAMIYO MCP server and operator tools.",
                                      epilog=EXIT_CODES)
@@ -113,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser(commands)
     claims.add_parser(commands)
     outbox.add_parser(commands)
+    reconcile.add_parser(commands)
     overage.add_parser(commands)
     return parser
 
@@ -123,11 +117,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from kamiyo_mcp.app import create_app
+    from kamiyo_mcp.listening import listen_problem
 
+    problem = listen_problem(args.host, args.port)
+    if problem is not None:
+        print(f"kamiyo-mcp: {problem.message}", file=sys.stderr)
+        return problem.exit_code
     app = create_app(settings, bind_host=args.host)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+    # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), log_config=None,
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     return 0
 

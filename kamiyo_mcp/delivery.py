@@ -17,6 +17,8 @@ from starlette.routing import Route
 from billing.delivery import Delivery
 from billing.http.delivery import delivery_routes
 from billing.http.pages import page_routes
+from billing.mail.claim_mail import claim_mail_composers
+from billing.mail.compose import Composers
 from billing.mail.outbox_sender import BASE_DELAY_SECONDS, POLL_SECONDS, OutboxSender
 from kamiyo_mcp.runtime import Runtime
 
@@ -26,6 +28,19 @@ def build_delivery(runtime: Runtime) -> Delivery:
     settings = runtime.settings
     return Delivery(runtime.store, runtime.codec, public_url=settings.public_url,
                     support_email=settings.billing.support_email, token_expiry_days=settings.token_expiry_days)
+
+
+def build_composers(runtime: Runtime) -> Composers:
+    """The composers of every mail kind this server sends (they render mails when they are sent)."""
+    settings = runtime.settings
+    return claim_mail_composers(public_url=settings.public_url, support_email=settings.billing.support_email)
+
+
+def build_sender(runtime: Runtime, *, poll_seconds: float = POLL_SECONDS,
+                 base_delay: float = BASE_DELAY_SECONDS) -> OutboxSender:
+    """An outbox sender over the runtime's open store, with the SMTP settings and every composer."""
+    return OutboxSender(runtime.store, runtime.settings.mail, composers=build_composers(runtime),
+                        poll_seconds=poll_seconds, base_delay=base_delay)
 
 
 class DeliveryWiring:
@@ -44,6 +59,11 @@ class DeliveryWiring:
             self._delivery = build_delivery(self.runtime)
         return self._delivery
 
+    def wake(self) -> None:
+        """A mail may have been queued: let the running sender look now rather than at its next poll."""
+        if self.sender is not None:
+            self.sender.wake()
+
     def routes(self) -> list[Route]:
         return [
             *delivery_routes(self.delivery, lambda: self.runtime.authority),
@@ -55,8 +75,7 @@ class DeliveryWiring:
     @asynccontextmanager
     async def sending(self) -> AsyncIterator[OutboxSender]:
         """Run the outbox sender for the block (it stays idle without SMTP settings)."""
-        sender = OutboxSender(self.runtime.store, self.runtime.settings.mail, poll_seconds=self._poll_seconds,
-                              base_delay=self._base_delay)
+        sender = build_sender(self.runtime, poll_seconds=self._poll_seconds, base_delay=self._base_delay)
         async with sender.running():
             self.sender = sender
             try:

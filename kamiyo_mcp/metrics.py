@@ -1,4 +1,5 @@
-"""Prometheus metrics: webhook deliveries and their processing time, active subscriptions, tool calls.
+"""Prometheus metrics: webhook deliveries and their processing time, active subscriptions, tool calls,
+reconciliation with Stripe (drift found and healed by kind, runs, the last run's time and duration).
 
 Each app gets its own registry from `create_metrics()` (nothing global, so two apps in one
 process, as in tests, never share counters). Label values come from bounded sets: Stripe's
@@ -7,6 +8,7 @@ event types, our outcomes, tiers and tool names (the gate only reports tools we 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -16,6 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billing.reconcile.drift import DriftKind
+from billing.reconcile.report import Report
+from billing.reconcile.schedule import JOB as RECONCILE_JOB
 from billing.store import Store
 from billing.tiers import TIER_NAMES
 
@@ -44,6 +49,27 @@ class Metrics:
         self.tool_calls = Counter(
             "kamiyo_tool_calls", "MCP tool calls by tool, tier and outcome (granted or the denial code).",
             ["tool", "tier", "outcome"], registry=self.registry)
+        self.reconcile_runs = Counter(
+            "kamiyo_reconcile_runs", "Reconciliations with Stripe run by this process, by result "
+            "(in_sync, healed, partly_healed, failed).", ["result"], registry=self.registry)
+        self.reconcile_drift_found = Counter(
+            "kamiyo_reconcile_drift_found", "Drift found by this process's reconciliations, by kind.", ["kind"],
+            registry=self.registry)
+        self.reconcile_drift_healed = Counter(
+            "kamiyo_reconcile_drift_healed", "Drift healed by this process's reconciliations, by kind.", ["kind"],
+            registry=self.registry)
+        for kind in DriftKind:
+            self.reconcile_drift_found.labels(kind.value)
+            self.reconcile_drift_healed.labels(kind.value)
+        self.reconcile_last_run = Gauge(
+            "kamiyo_reconcile_last_run_timestamp_seconds", "When the last reconciliation (of any process) finished.",
+            registry=self.registry)
+        self.reconcile_last_duration = Gauge(
+            "kamiyo_reconcile_last_run_duration_seconds", "How long the last reconciliation (of any process) took.",
+            registry=self.registry)
+        self.reconcile_last_drift = Gauge(
+            "kamiyo_reconcile_last_run_drift", "Drift the last reconciliation found (-1: it failed).",
+            registry=self.registry)
 
     def observe_webhook(self, event_type: str, outcome: str, seconds: float) -> None:
         """Count one webhook delivery (the view's `on_delivery` hook)."""
@@ -54,14 +80,34 @@ class Metrics:
         """Count one tool call as the gate decided it (tier "none" when the call was refused unknown)."""
         self.tool_calls.labels(tool, tier, outcome).inc()
 
+    def observe_reconcile(self, report: Report | None, error: BaseException | None, seconds: float) -> None:
+        """Count one reconciliation run of this process (the schedule's `on_run` hook)."""
+        if report is None:
+            self.reconcile_runs.labels("failed").inc()
+            return
+        self.reconcile_runs.labels(report.result).inc()
+        for kind, count in report.found_by_kind().items():
+            self.reconcile_drift_found.labels(kind).inc(count)
+        for kind, count in report.healed_by_kind().items():
+            self.reconcile_drift_healed.labels(kind).inc(count)
+
     async def refresh(self, store: Store, now: int) -> None:
-        """Read the subscription gauge from the store (done on each scrape: the store is the truth)."""
+        """Read the subscription gauge and the last reconciliation from the store (on each scrape: the
+        store is the truth, shared by every process)."""
         counts = await store.active_subscriptions_by_tier(now)
         for kind in SUBSCRIPTION_KINDS:
             for tier in TIER_NAMES:
                 self.active_subscriptions.labels(kind, tier).set(counts.get((kind, tier), 0))
         for status, count in (await store.meter_event_counts()).items():
             self.meter_events.labels(status).set(count)
+        job = await store.job_state(RECONCILE_JOB)
+        if job is not None and job.last_finished_at is not None:
+            self.reconcile_last_run.set(job.last_finished_at)
+            result = _json_object(job.last_result)
+            duration, drift = result.get("duration_seconds"), result.get("drift")
+            self.reconcile_last_duration.set(duration if isinstance(duration, int | float) else 0)
+            self.reconcile_last_drift.set(-1 if result.get("result") == "failed" or not isinstance(drift, int)
+                                          else drift)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -80,3 +126,11 @@ def metrics_routes(metrics: Metrics, store: Callable[[], Store], *,
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", scrape, methods=["GET"])]
+
+
+def _json_object(text: str | None) -> dict[str, object]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from billing.store.private_files import private_directory, private_file
 from billing.tokens import MIN_SECRET_BYTES, generate_secret
 from kamiyo_mcp.settings import Settings, SettingsError
 
@@ -26,10 +27,11 @@ def resolve_jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret is not None:
         return settings.jwt_secret
     path = settings.secret_file
+    private_directory(path.parent)  # the database's directory: 0700, created so or tightened
     secret = _read(path)
     if secret is not None:
+        private_file(path)
         return secret
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     candidate = generate_secret()
     # Written whole to a private temporary file, then linked into place: a process starting at the
     # same moment sees either no file or the complete secret, and the first link wins.

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mcp.server.extension import Extension
+from mcp.server.mcpserver import Context
 from mcp.server.request_state import RequestStateSecurity
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 
 from kamiyo_mcp import __version__
 from kamiyo_mcp.catalog import CatalogedServer, ToolCatalog
@@ -23,6 +27,20 @@ INSTRUCTIONS = (
 )
 
 
+class KamiyoServer(CatalogedServer):
+    """The server, answering a prompt it does not have as the caller's mistake (-32602, as an unknown resource).
+
+    mcp 2.3.0 raises ValueError there, which the 2026-07-28 request path answers -32603 "Internal server
+    error" and logs with a traceback.
+    """
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context[Any, Any] | None = None) -> GetPromptResult | InputRequiredResult:
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}", data={"name": name})
+        return await super().get_prompt(name, arguments, context)
+
+
 def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: str,
                  on_tool_call: ToolCallObserver | None = None,
                  inner_extensions: Sequence[Extension] = (),
@@ -36,7 +54,7 @@ def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: 
     process of a deployment accepts another's.
     """
     catalog = ToolCatalog()
-    server = CatalogedServer(
+    server = KamiyoServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",
         instructions=INSTRUCTIONS,

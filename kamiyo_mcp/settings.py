@@ -31,6 +31,8 @@ from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_INTEL_SOURCES = ("https://api.llama.fi/hacks",)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_RECONCILE_INTERVAL = 3600.0
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class SettingsError(Exception):
@@ -62,6 +64,8 @@ class Settings:
     chain_api_url: str | None = None
     chain_api_key: str | None = field(default=None, repr=False)
     public_url_explicit: bool = True
+    # Seconds between reconciliations with Stripe in `serve` (0: off); see billing.reconcile.schedule.
+    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
 
@@ -158,6 +162,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
         billing=load_billing(env, public_url),
         mail=load_mail(env),
+        reconcile_interval=_duration(env, "KAMIYO_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL),
     )
 
 
@@ -287,6 +292,21 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
         raise SettingsError(name, f"must be a whole number (got {raw!r})") from None
     if not low <= value <= high:
         raise SettingsError(name, f"must be between {low} and {high} (got {value})")
+    return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds, written as 90, 90s, 15m, 1h or 1d; 0 turns the feature off."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    number, unit = (raw[:-1], raw[-1].lower()) if raw[-1].lower() in _DURATION_UNITS else (raw, "s")
+    try:
+        value = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        raise SettingsError(name, f"must be a duration such as 3600, 15m or 1h, or 0 for off (got {raw!r})") from None
+    if value != 0 and not 1 <= value <= 30 * 86400:
+        raise SettingsError(name, f"must be 0 (off) or between 1 s and 30 d (got {raw!r})")
     return value
 
 

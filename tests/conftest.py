@@ -1,4 +1,5 @@
-"""Shared fixtures: settings for a store in tmp_path, real server processes, a real PostgreSQL."""
+"""Shared fixtures: settings for a store in tmp_path, real server processes, a real PostgreSQL, a real
+SMTP inbox."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import asyncpg
 import pytest
 
 from kamiyo_mcp.settings import Settings, load_settings
-from tests.components import missing
+from tests.billing.http.delivery_harness import Inbox
+from tests.components import missing, pytest_make_collect_report, pytest_runtest_makereport
+
+__all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]  # hooks: no skip passes under CI=true
 from tests.postgres_cluster import INSTALL_HINT, find_binaries, start_cluster
 from tests.support import ServerProcess, base_env
 
@@ -79,3 +83,13 @@ async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def inbox() -> AsyncIterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a loopback port, for the mails the server sends."""
+    box = Inbox().start()
+    try:
+        yield box
+    finally:
+        box.stop()

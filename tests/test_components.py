@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,18 @@ def test_without_any_chromium_the_browser_tests_skip_with_the_install_command(tm
 def test_under_ci_a_missing_chromium_fails_the_run(tmp_path: Path) -> None:
     result = run_browser_test_without_chromium(tmp_path, ci="true")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "skipped" not in result.stdout and "CI=true: .ci/run must install it" in result.stdout
+    assert not re.search(r"\d+ skipped", result.stdout) and re.search(r"1 (failed|error)", result.stdout)
+    assert "may not skip under CI=true" in result.stdout and "apt-get install chromium" in result.stdout
+
+
+@pytest.mark.parametrize(("ci", "expected"), [("true", "1 failed"), ("false", "1 skipped")])
+def test_any_skip_fails_under_ci_with_its_reason(tmp_path: Path, ci: str, expected: str) -> None:
+    test_file = tmp_path / "test_widget.py"
+    test_file.write_text("import pytest\n\n\ndef test_needs_a_widget():\n    pytest.skip('no widget here')\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                             "-p", "tests.components", str(test_file)], env={**os.environ, "CI": ci}, cwd=REPO,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert expected in result.stdout and "no widget here" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("false", False), ("", False),

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from billing.account import iso
 from billing.authority import Authority
 from billing.checkout_request import (
     check_idempotency_key,
@@ -120,7 +121,7 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
         logger.info("checkout session created for tier %s (known Stripe customer: %s)", checkout.tier,
                     bool(known and known.stripe_customer_id))
         return JSONResponse({"checkout_url": session["url"], "session_id": session["id"],
-                             "expires_at": session["expires_at"]})
+                             "expires_at": iso(session["expires_at"])})
 
     async def checkout_session(request: Request) -> Response:
         stripe_gateway = stripe()

@@ -5,6 +5,8 @@
     POST /api/mcp/token/rotate  Authorization: Bearer <token>
         → 200 {token, token_id, replaced_token_id, tier, expires_at, claude_desktop_config}
 
+`expires_at` is ISO 8601 (UTC), as everywhere; a rotated token keeps the expiry of the one it replaces.
+
 Answers holding a token are `Cache-Control: no-store`; the token is never logged. Both endpoints
 are rate-limited per client IP; an unknown claim secret always gets the same 404, so a guess
 learns nothing about which subscriptions exist.
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from billing.access import subscription_grants_access
+from billing.account import iso
 from billing.authority import Authority, IssuedToken
 from billing.delivery import ClaimRefused, Delivery
 from billing.errors import InvalidRequestError, InvalidTokenError, NotFoundError
@@ -103,7 +106,7 @@ def _token_answer(delivery: Delivery, issued: IssuedToken, **extra: object) -> J
         "token": issued.token,
         "token_id": issued.token_id,
         "tier": issued.tier,
-        "expires_at": issued.expires_at,
+        "expires_at": iso(issued.expires_at),
         **extra,
         "claude_desktop_config": delivery.claude_config(issued.token),
     }

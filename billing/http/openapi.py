@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from billing.checkout_request import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_URL_LENGTH, SESSION_ID_PATTERN
+from billing.checkout_request import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_URL_LENGTH
+from billing.claims import SESSION_ID_PATTERN
 from billing.tiers import TIER_NAMES
 
 PATH = "/openapi.json"
@@ -106,7 +107,8 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "checkout_url": {"type": "string", "format": "uri"},
             "session_id": {"type": "string", "pattern": SESSION_ID_PATTERN},
-            "expires_at": {"type": "integer", "description": "Unix time (seconds) when the session expires."},
+            "expires_at": {"type": "string", "format": "date-time",
+                           "description": "When the session expires (ISO 8601, UTC)."},
         },
         "additionalProperties": False,
     },

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from billing.config import BillingConfig
 from billing.http.endpoint import json_route
-from billing.http.errors import error_response
+from billing.http.errors import error_body, error_response
 from billing.http.ip_rate_limit import PerIPLimiter
 from billing.store import Store
 from billing.webhooks.event import MalformedEventError, parse_event
@@ -30,9 +30,13 @@ DeliveryObserver = Callable[[str, str, float], None]  # (event type, outcome, se
 
 
 def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registry: HandlerRegistry | None = None,
-                   on_delivery: DeliveryObserver | None = None, clock: Callable[[], float] = time.time,
-                   ) -> list[Route]:
-    """The webhook route; `store` gives the open store when a request arrives (it opens in the lifespan)."""
+                   on_delivery: DeliveryObserver | None = None, on_applied: Callable[[], None] | None = None,
+                   clock: Callable[[], float] = time.time) -> list[Route]:
+    """The webhook route; `store` gives the open store when a request arrives (it opens in the lifespan).
+
+    `on_applied` is called after an event was applied (committed), e.g. to wake the outbox sender
+    for the welcome mail the event may have queued.
+    """
     registry = registry if registry is not None else default_registry()
     processors: list[WebhookProcessor] = []  # one per open store: it batches concurrent deliveries
 
@@ -80,11 +84,13 @@ def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registr
             observe("malformed", "invalid_payload", time.perf_counter() - started)
             return error_response(400, "invalid_payload", f"the signed body is not a Stripe event: {exc}")
         outcome = await processor().process(event, body.decode("utf-8"))
+        if outcome.status == "processed" and on_applied is not None:
+            on_applied()
         elapsed = time.perf_counter() - started
         observe(event.type, outcome.status, elapsed)
         about = {"event_id": event.id, "event_type": event.type, "processing_time_ms": round(elapsed * 1000, 3)}
         if outcome.status == "failed":
-            return error_response(500, "webhook_failed", outcome.message, **about)
+            return JSONResponse(error_body(500, "webhook_failed", outcome.message, **about), status_code=500)
         return JSONResponse({"status": outcome.status, "message": outcome.message, **about})
 
     return [json_route(PATH, stripe_webhook, {"POST"})]

@@ -1,16 +1,18 @@
 """The outbox sender: delivers the mails the store holds, at least once, with retries.
 
-    sender = OutboxSender(store, mail_config)
+    sender = OutboxSender(store, mail_config, composers=claim_mail_composers(...))
     async with sender.running():        # a background task, in the app's lifespan
         ...
     sent = await sender.send_due()      # or one pass, from a test or a command
 
 Each pass takes the due rows (counting the attempt and moving `next_attempt_at` to the retry time,
-which is also a lease), sends each over SMTP with aiosmtplib and marks it sent. A crash between
-sending and marking sends the mail again when the lease ends: a possible duplicate (same
-Message-ID), never a lost mail. A failed send keeps the row with its error for the next attempt,
-after an exponential backoff with jitter. Without SMTP settings the sender does not run and the
-mails wait in the outbox (`kamiyo-mcp outbox list`).
+which is also a lease), composes each mail in a transaction of its own (its kind's composer
+generates any link secret now and stores only its hash: `billing.mail.compose`), sends it over
+SMTP with aiosmtplib and marks it sent. A crash between sending and marking sends the mail again
+when the lease ends: a possible duplicate (same Message-ID, a link of its own), never a lost mail.
+A failed send keeps the row with its error for the next attempt, after an exponential backoff with
+jitter. Without SMTP settings the sender does not run and the mails wait in the outbox
+(`kamiyo-mcp outbox list`, `kamiyo-mcp outbox print ID`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import aiosmtplib
 
 from billing.background import in_background, sleep_until_woken
 from billing.config import MailConfig
+from billing.errors import BillingError
+from billing.mail.compose import Composed, Composers
 from billing.mail.welcome import OutboxMail, to_email_message
 from billing.store import Store
-from billing.store.delivery_sql import OutboxRow
+from billing.store.outbox_sql import OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,10 @@ class OutboxSender:
     def __init__(self, store: Store, config: MailConfig, *, clock: Callable[[], float] = time.time,
                  poll_seconds: float = POLL_SECONDS, base_delay: float = BASE_DELAY_SECONDS,
                  max_delay: float = MAX_DELAY_SECONDS, timeout: float = SMTP_TIMEOUT_SECONDS,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, composers: Composers | None = None) -> None:
         self.store = store
         self.config = config
+        self.composers = composers or Composers()
         self._clock = clock
         self._poll = poll_seconds
         self._base = base_delay
@@ -68,7 +73,9 @@ class OutboxSender:
         self._wake.set()
 
     async def send_due(self, *, limit: int = 20) -> int:
-        """Send every mail due now; returns how many were sent."""
+        """Send every mail due now; returns how many were sent (none without SMTP settings: they wait)."""
+        if not self.config.enabled:
+            return 0
         now = int(self._clock())
         # The lease covers the send itself: a retry is never due before the SMTP timeout has passed.
         taken = await self.store.take_due_mail(now, retry_at=lambda attempts: now + max(
@@ -78,17 +85,43 @@ class OutboxSender:
         for row in taken:
             if self._stopping:
                 break  # its lease ends and it is sent later, by this process's successor or another
+            mail = await self.compose(row)
+            if mail is None:
+                continue
             try:
-                await self._send(row)
+                await self._send(row, mail)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 logger.warning("outbox: mail %d to %s not sent (attempt %d, next at %d): %s", row.id, row.recipient,
                                row.attempts, row.next_attempt_at, exc)
                 await self.store.mark_mail_failed(row.id, f"{type(exc).__name__}: {exc}")
                 continue
-            await self.store.mark_mail_sent(row.id, now=int(self._clock()))
+            await self.store.mark_mail_sent(row.id, now=int(self._clock()), subject=mail.subject)
             logger.info("outbox: mail %d (%s) sent to %s", row.id, row.kind, row.recipient)
             sent += 1
         return sent
+
+    async def compose(self, row: OutboxRow) -> OutboxMail | None:
+        """The mail `row` stands for now, or None when it is cancelled or must wait (recorded on the row)."""
+        now = int(self._clock())
+        try:
+            async with self.store.transaction() as db:
+                if not await self.store.mail_is_pending(db, row.id):
+                    return None  # cancelled (or sent) since it was taken
+                composed: Composed = await self.composers.compose(self.store, db, row, now)
+        except BillingError as exc:
+            logger.warning("outbox: mail %d could not be composed: %s", row.id, exc)
+            await self.store.mark_mail_failed(row.id, f"{type(exc).__name__}: {exc}")
+            return None
+        if composed.cancelled is not None:
+            logger.info("outbox: mail %d (%s) to %s cancelled: %s", row.id, row.kind, row.recipient, composed.cancelled)
+            await self.store.cancel_mail(row.id, composed.cancelled, now=now)
+            return None
+        if composed.deferred is not None or composed.mail is None:
+            reason = composed.deferred or "nothing to send yet"
+            logger.info("outbox: mail %d (%s) waits until %d: %s", row.id, row.kind, row.next_attempt_at, reason)
+            await self.store.mark_mail_failed(row.id, reason)
+            return None
+        return composed.mail
 
     async def run(self) -> None:
         """Send due mails until cancelled, waking at the next due time, on `wake()` or every poll."""
@@ -116,9 +149,8 @@ class OutboxSender:
         self._stopping = True
         self._wake.set()
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow, mail: OutboxMail) -> None:
         config = self.config
-        mail = OutboxMail(row.kind, row.recipient, row.subject, row.body_text, row.body_html)
         message = to_email_message(mail, sender=config.email_from, message_id=f"<outbox-{row.id}@{self._host}>",
                                    date=row.created_at)
         implicit_tls = config.smtp_port == 465

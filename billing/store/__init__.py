@@ -19,8 +19,8 @@ Store = AnyStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-__all__ = ["POSTGRES_SCHEMES", "AnyStore", "PostgresStore", "SQLiteStore", "Store", "is_postgres_url", "open_store",
-           "sqlite_path"]
+__all__ = ["DEFAULT_POOL_MAX", "DEFAULT_POOL_MIN", "POSTGRES_SCHEMES", "AnyStore", "PostgresStore", "SQLiteStore",
+           "Store", "is_postgres_url", "open_store", "sqlite_path"]
 
 
 def is_postgres_url(url: str) -> bool:

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from billing.access import ENTITLED_STATUSES
-from billing.claims import claim_hash
-from billing.store.connection import Connection, SQLMixin
+from billing.store.connection import Connection, Row, SQLMixin
 from billing.store.delivery_sql import end_open_claims
 from billing.store.records import new_user_id
 from billing.subscription_state import SubscriptionRow, SubscriptionState
@@ -24,7 +24,8 @@ DONE_STATUSES = ("processed", "ignored")
 MAX_ERROR_CHARS = 2000
 
 _EVENT_COLUMNS = ("event_id, type, created, livemode, status, attempts, last_error, message, received_at,"
-                  " processed_at")
+                  " processed_at, source")
+EVENT_SOURCES = ("webhook", "recovery")
 _SUBSCRIPTION_COLUMNS = ("subscription_id, user_id, tier, status, current_period_end, cancel_at_period_end,"
                          " payment_state, last_event_created, payment_event_created")
 
@@ -43,6 +44,7 @@ class EventRecord:
     message: str | None
     received_at: int
     processed_at: int | None
+    source: str = "webhook"  # how the applied copy reached us: 'webhook' or 'recovery' (GET /v1/events)
     payload: str | None = None
 
 
@@ -78,14 +80,15 @@ class WebhookTransaction:
         return str(rows[0][0]) if rows else None
 
     async def mark_event(self, *, event_id: str, event_type: str, created: int, livemode: bool, payload: str,
-                         status: str, message: str) -> None:
-        """Record the event as applied (`processed`) or `ignored`, counting this attempt."""
+                         status: str, message: str, source: str = "webhook") -> None:
+        """Record the event as applied (`processed`) or `ignored` by the copy from `source`, counting this attempt."""
         await self._db.execute(
             "INSERT INTO stripe_events (event_id, type, created, livemode, payload, status, attempts, message,"
-            " received_at, processed_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+            " received_at, processed_at, source) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
             " ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, attempts = stripe_events.attempts + 1,"
-            " last_error = NULL, message = excluded.message, processed_at = excluded.processed_at",
-            (event_id, event_type, created, int(livemode), payload, status, message, self.now, self.now),
+            " last_error = NULL, message = excluded.message, processed_at = excluded.processed_at,"
+            " source = excluded.source",
+            (event_id, event_type, created, int(livemode), payload, status, message, self.now, self.now, source),
         )
 
     # ---- customers -------------------------------------------------------------------------
@@ -128,6 +131,20 @@ class WebhookTransaction:
             " last_event_created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (user_id, email or "", name, stripe_customer_id, self.now, self.now, event_created if email else None))
         return user_id
+
+    async def sync_customer_email(self, stripe_customer_id: str, *, email: str, name: str | None, observed_at: int,
+                                  read: bool) -> bool:
+        """Keep a known Stripe customer's email current; False if unknown or the store has newer.
+
+        An event (`read` false) wins over one of the same second, as in `ensure_stripe_customer`; a
+        read dated `observed_at` reflects only the events before that second, so it does not.
+        """
+        newer = "<" if read else "<="
+        cursor = await self._db.execute(
+            "UPDATE customers SET email = ?, name = COALESCE(?, name), last_event_created = ?, updated_at = ?"
+            f" WHERE stripe_customer_id = ? AND (last_event_created IS NULL OR last_event_created {newer} ?)",
+            (email, name, observed_at, self.now, stripe_customer_id, observed_at))
+        return cursor.rowcount == 1
 
     async def _set_email(self, user_id: str, email: str, name: str | None, event_created: int) -> bool:
         cursor = await self._db.execute(
@@ -173,13 +190,20 @@ class WebhookTransaction:
 
     # ---- claims ----------------------------------------------------------------------------
 
-    async def create_claim(self, subscription_id: str, *, kind: str, secret: str, expires_at: int) -> bool:
-        """A single-use claim for `secret` (stored hashed); False when it already exists."""
+    async def create_claim(self, subscription_id: str, *, kind: str, secret_hash: str, expires_at: int) -> bool:
+        """A single-use claim whose secret hashes to `secret_hash`; False when it already exists."""
         cursor = await self._db.execute(
             "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO NOTHING",
-            ("clm_" + uuid.uuid4().hex, subscription_id, kind, claim_hash(secret), expires_at, self.now))
+            ("clm_" + uuid.uuid4().hex, subscription_id, kind, secret_hash, expires_at, self.now))
         return cursor.rowcount == 1
+
+    async def has_delivery(self, subscription_id: str) -> bool:
+        """Whether the customer was ever given a way in: an emailed claim (its welcome mail) or a token."""
+        rows = list(await self._db.execute_fetchall(
+            "SELECT 1 FROM claims WHERE subscription_id = ? AND kind = 'email_code'"
+            " UNION ALL SELECT 1 FROM tokens WHERE subscription_id = ? LIMIT 1", (subscription_id, subscription_id)))
+        return bool(rows)
 
     async def expire_claims(self, subscription_id: str) -> int:
         """End the unredeemed claims of a subscription whose access has ended, and its unsent mails."""
@@ -209,31 +233,38 @@ class BillingSQL(SQLMixin):
         return str(rows[0][0]) if rows else None
 
     async def record_event_failure(self, *, event_id: str, event_type: str, created: int, livemode: bool,
-                                   payload: str, error: str, now: int) -> None:
+                                   payload: str, error: str, now: int, source: str = "webhook") -> None:
         """Mark an event `failed` with its error, counting the attempt (its own transaction)."""
         async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO stripe_events (event_id, type, created, livemode, payload, status, attempts,"
-                " last_error, received_at) VALUES (?, ?, ?, ?, ?, 'failed', 1, ?, ?)"
+                " last_error, received_at, source) VALUES (?, ?, ?, ?, ?, 'failed', 1, ?, ?, ?)"
                 " ON CONFLICT (event_id) DO UPDATE SET status = 'failed', attempts = stripe_events.attempts + 1,"
                 " last_error = excluded.last_error WHERE stripe_events.status NOT IN ('processed', 'ignored')",
-                (event_id, event_type, created, int(livemode), payload, error[:MAX_ERROR_CHARS], now))
+                (event_id, event_type, created, int(livemode), payload, error[:MAX_ERROR_CHARS], now, source))
 
     async def list_events(self, *, status: str | None = None, event_type: str | None = None,
-                          limit: int = 100) -> list[EventRecord]:
+                          source: str | None = None, limit: int = 100) -> list[EventRecord]:
         """Stored events, newest first."""
         clauses, params = [], []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if event_type is not None:
-            clauses.append("type = ?")
-            params.append(event_type)
+        for column, value in (("status", status), ("type", event_type), ("source", source)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._read.execute_fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM stripe_events{where} ORDER BY created DESC, event_id LIMIT ?",
             (*params, limit))
         return [_event_record(row) for row in rows]
+
+    async def event_statuses(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The stored status of each of `event_ids` that the store holds."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" for _ in event_ids)
+        rows = await self._read.execute_fetchall(
+            f"SELECT event_id, status FROM stripe_events WHERE event_id IN ({marks})", tuple(event_ids))
+        return {str(event_id): str(status) for event_id, status in rows}
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         """One stored event with its payload."""
@@ -251,13 +282,13 @@ class BillingSQL(SQLMixin):
         return {(str(kind), str(tier)): int(count) for kind, tier, count in rows}
 
 
-def _subscription_row(row: Sequence[object]) -> SubscriptionRow:
-    values = list(row)
+def _subscription_row(row: Row) -> SubscriptionRow:
+    values: list[Any] = list(row)
     values[5] = bool(values[5])
-    return SubscriptionRow(*values)  # type: ignore[arg-type]
+    return SubscriptionRow(*values)
 
 
-def _event_record(row: Sequence[object]) -> EventRecord:
-    values = list(row)
+def _event_record(row: Row) -> EventRecord:
+    values: list[Any] = list(row)
     values[3] = bool(values[3])
-    return EventRecord(*values)  # type: ignore[arg-type]
+    return EventRecord(*values)

@@ -13,10 +13,11 @@ trip writes a metered call's meter event (`METER_EVENT_SQL`) and reads the token
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from billing.access import ENTITLED_STATUSES
 from billing.quota import Windows
+from billing.store.connection import Row
 from billing.store.records import CallCount, TokenState
 from billing.tiers import DEFAULT_TIERS, TierTable
 
@@ -54,17 +55,17 @@ WHERE subscription_id = ?
 """
 
 
-def token_state(row: Sequence[object]) -> TokenState:
+def token_state(row: Row) -> TokenState:
     """A `TokenState` from the `TOKEN_STATE_COLUMNS` of a row."""
-    values = list(row[:STATE_WIDTH])
+    values: list[Any] = [row[i] for i in range(STATE_WIDTH)]
     values[10] = bool(values[10])
-    return TokenState(*values)  # type: ignore[arg-type]
+    return TokenState(*values)
 
 
-def call_count(row: Sequence[object]) -> CallCount:
+def call_count(row: Row) -> CallCount:
     """A `CallCount` from the `COUNTED_COLUMNS` a counted call returns."""
     (subscription_id, tier, minute_count, minute_limit, day_count, day_limit, metered, period, overage_count,
-     overage_limit) = row
+     overage_limit) = (row[i] for i in range(10))
     return CallCount(str(subscription_id), str(tier), _int(minute_count), _int(minute_limit), _int(day_count),
                      _int(day_limit), bool(metered), _int(period), _int(overage_count), _int(overage_limit))
 

@@ -8,11 +8,19 @@ reports `rowcount`) and `execute_fetchall(sql, params)`; `SqliteConnection` (aio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-Row = Sequence[Any]
+
+class Row(Protocol):
+    """One result row: its values by position (a tuple, sqlite3.Row or asyncpg.Record)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
 
 class Result(Protocol):

@@ -1,53 +1,21 @@
-"""SQL of token delivery: redeeming claims, emailed claims and the outbox of mails to send.
+"""SQL of token delivery: redeeming claims and the emailed claims that welcome mails carry.
 
 `DeliverySQL` is mixed into the store class. Methods that take `db` run inside a write
-transaction the caller opened (`store.transaction()`, or a webhook's), so a claim, its welcome
-mail and the entitlement commit together; the outbox sender's methods open their own.
-`add_email_claim_and_welcome` is also a plain function, for the webhook transaction.
+transaction the caller opened (`store.transaction()`, or a webhook's), so a claim, its mail and
+the entitlement commit together. An emailed claim is *reserved* when its mail is queued (no
+secret yet) and *sealed* with the hash of its code when the mail is sent: the code itself is never
+stored. The module functions are for transactions opened by other store modules (the webhook's).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from billing.claims import KIND_EMAIL, ClaimState
-from billing.mail.welcome import OutboxMail
 from billing.store.connection import Connection, SQLMixin
 from billing.store.records import AuditEntry, NewToken
-
-MAX_ERROR_CHARS = 1000
-SENT_BODY = "(sent; the body is not kept because it held a claim link)"
-
-_OUTBOX_COLUMNS = ("id, kind, recipient, subject, body_text, body_html, subscription_id, created_at, attempts,"
-                   " next_attempt_at, last_error, sent_at, cancelled_at")
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    kind: str
-    recipient: str
-    subject: str
-    body_text: str
-    body_html: str
-    subscription_id: str | None
-    created_at: int
-    attempts: int
-    next_attempt_at: int
-    last_error: str | None
-    sent_at: int | None
-    cancelled_at: int | None
-
-    @property
-    def status(self) -> str:
-        if self.sent_at is not None:
-            return "sent"
-        if self.cancelled_at is not None:
-            return "cancelled"
-        return "retrying" if self.attempts else "pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +30,28 @@ class ResendTarget:
     cancel_at_period_end: bool
 
 
-async def add_email_claim_and_welcome(db: Connection, *, subscription_id: str, secret_hash: str,
-                                      expires_at: int, mail: OutboxMail, now: int) -> int:
-    """An `email_code` claim and its welcome mail in the open transaction `db`; returns the outbox id."""
+@dataclass(frozen=True, slots=True)
+class ReservedClaim:
+    """An emailed claim as its mail's composer sees it, with its entitlement's state."""
+
+    claim_id: str
+    subscription_id: str
+    secret_hash: str | None  # None until its mail is first sent
+    expires_at: int
+    redeemed_at: int | None  # set when any claim of the entitlement was redeemed
+    tier: str
+    status: str
+    current_period_end: int | None
+    cancel_at_period_end: bool
+
+
+async def reserve_email_claim(db: Connection, subscription_id: str, *, expires_at: int, now: int) -> str:
+    """Inside the open transaction `db`: an emailed claim without a secret yet; returns its id."""
+    claim_id = "clm_" + uuid.uuid4().hex
     await db.execute(
         "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        ("clm_" + uuid.uuid4().hex, subscription_id, KIND_EMAIL, secret_hash, expires_at, now))
-    rows = list(await db.execute_fetchall(
-        "INSERT INTO outbox (kind, recipient, subject, body_text, body_html, subscription_id, created_at,"
-        " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (mail.kind, mail.recipient, mail.subject, mail.body_text, mail.body_html, subscription_id, now, now)))
-    return int(rows[0][0])
+        " VALUES (?, ?, ?, NULL, ?, ?)", (claim_id, subscription_id, KIND_EMAIL, expires_at, now))
+    return claim_id
 
 
 async def end_open_claims(db: Connection, subscription_id: str, *, now: int) -> int:
@@ -85,7 +63,7 @@ async def end_open_claims(db: Connection, subscription_id: str, *, now: int) -> 
     await db.execute(
         "UPDATE outbox SET cancelled_at = ? WHERE subscription_id = ? AND sent_at IS NULL"
         " AND cancelled_at IS NULL", (now, subscription_id))
-    return max(cursor.rowcount, 0)
+    return max(int(cursor.rowcount), 0)
 
 
 class DeliverySQL(SQLMixin):
@@ -113,13 +91,44 @@ class DeliverySQL(SQLMixin):
 
     async def redeem_claim(self, db: Connection, claim: ClaimState, token: NewToken, *, now: int,
                            audit: AuditEntry) -> int:
-        """Mark every open claim of the entitlement redeemed and store the minted token; returns claims ended."""
+        """Mark every open claim of the entitlement redeemed (reserved ones too: their mails then say the token
+        was revealed) and store the minted token; returns claims ended."""
         cursor = await db.execute(
             "UPDATE claims SET redeemed_at = ? WHERE subscription_id = ? AND redeemed_at IS NULL",
             (now, claim.subscription_id))
         await self._insert_token(db, token, user_id=claim.user_id, subscription_id=claim.subscription_id)
         await self._audit(db, audit, now=now)
-        return max(cursor.rowcount, 0)
+        return max(int(cursor.rowcount), 0)
+
+    async def reserved_email_claim(self, db: Connection, claim_id: str) -> ReservedClaim | None:
+        rows = list(await db.execute_fetchall(
+            "SELECT c.claim_id, c.subscription_id, c.secret_hash, c.expires_at, c.redeemed_at, s.tier, s.status,"
+            " s.current_period_end, s.cancel_at_period_end"
+            " FROM claims AS c JOIN subscriptions AS s ON s.subscription_id = c.subscription_id"
+            " WHERE c.claim_id = ? AND c.kind = ?", (claim_id, KIND_EMAIL)))
+        if not rows:
+            return None
+        values = list(rows[0])
+        values[8] = bool(values[8])
+        return ReservedClaim(*values)
+
+    async def seal_email_claim(self, db: Connection, claim: ReservedClaim, secret_hash: str, *, expires_at: int,
+                               now: int) -> None:
+        """Give a reserved claim the hash of the code its mail carries now.
+
+        A mail sent again (its first attempt may or may not have arrived) carries a new code: it gets a
+        sibling claim of its own, so every code that may have reached the customer works, once.
+        """
+        if claim.secret_hash is None:
+            cursor = await db.execute(
+                "UPDATE claims SET secret_hash = ?, expires_at = ? WHERE claim_id = ? AND secret_hash IS NULL",
+                (secret_hash, expires_at, claim.claim_id))
+            if cursor.rowcount == 1:
+                return
+        await db.execute(
+            "INSERT INTO claims (claim_id, subscription_id, kind, secret_hash, expires_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ("clm_" + uuid.uuid4().hex, claim.subscription_id, KIND_EMAIL, secret_hash, expires_at, now))
 
     async def resend_target(self, db: Connection, email: str) -> ResendTarget | None:
         rows = list(await db.execute_fetchall(
@@ -137,56 +146,5 @@ class DeliverySQL(SQLMixin):
         """Expire the unredeemed claims of an entitlement and cancel its unsent mails; returns claims ended."""
         return await end_open_claims(db, subscription_id, now=now)
 
-    async def add_email_claim_and_welcome(self, db: Connection, *, subscription_id: str,
-                                          secret_hash: str, expires_at: int, mail: OutboxMail, now: int) -> int:
-        return await add_email_claim_and_welcome(db, subscription_id=subscription_id, secret_hash=secret_hash,
-                                                 expires_at=expires_at, mail=mail, now=now)
-
     async def audit_in(self, db: Connection, entry: AuditEntry, *, now: int) -> None:
         await self._audit(db, entry, now=now)
-
-    # ---- the outbox (each its own transaction) ---------------------------------------------
-
-    async def take_due_mail(self, now: int, *, retry_at: Callable[[int], int], limit: int = 10) -> list[OutboxRow]:
-        """Take up to `limit` due mails: count the attempt and move each row's next attempt to `retry_at(attempts)`.
-
-        The moved time is a lease: another sender leaves the row alone until then, and if this one
-        crashes before `mark_mail_sent`, the mail is sent again at that time.
-        """
-        async with self.transaction() as db:
-            rows = list(await db.execute_fetchall(
-                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND cancelled_at IS NULL"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?", (now, limit)))
-            taken = []
-            for row in rows:
-                mail = OutboxRow(*row)
-                attempts = mail.attempts + 1
-                next_at = retry_at(attempts)
-                await db.execute("UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
-                                 (attempts, next_at, mail.id))
-                taken.append(replace(mail, attempts=attempts, next_attempt_at=next_at))
-            return taken
-
-    async def mark_mail_sent(self, mail_id: int, *, now: int) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET sent_at = ?, last_error = NULL, body_text = ?, body_html = '' WHERE id = ?",
-                (now, SENT_BODY, mail_id))
-
-    async def mark_mail_failed(self, mail_id: int, error: str) -> None:
-        async with self.transaction() as db:
-            await db.execute("UPDATE outbox SET last_error = ? WHERE id = ?", (error[:MAX_ERROR_CHARS], mail_id))
-
-    async def next_mail_due(self) -> int | None:
-        """When the earliest pending mail is due (unix seconds), or None when none is pending."""
-        rows = list(await self._read.execute_fetchall(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND cancelled_at IS NULL"))
-        return None if not rows or rows[0][0] is None else int(rows[0][0])
-
-    async def list_outbox(self, *, pending_only: bool = False, limit: int = 200) -> list[OutboxRow]:
-        """Mails, oldest first (pending ones only when asked)."""
-        where = " WHERE sent_at IS NULL AND cancelled_at IS NULL" if pending_only else ""
-        rows = await self._read.execute_fetchall(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox{where} ORDER BY id LIMIT ?", (limit,))
-        return [OutboxRow(*row) for row in rows]
-

@@ -2,7 +2,9 @@
 
 Each dialect has the same numbers: a PostgreSQL twin of every SQLite migration (BIGINT for times,
 BIGSERIAL for autoincrement), so both backends reach the same schema version. Numbers may have gaps
-(each line of work reserves its own); every missing one is applied.
+(each line of work reserves its own); every missing one is applied. A migration that must rewrite
+stored values with Python (e.g. hashing) has a step in `data_migrations.STEPS`, run right after its
+SQL in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from importlib import resources
 
+from billing.store import data_migrations
 from billing.store.connection import Connection
 
 SCHEMA_TABLE_SQL = (
@@ -63,6 +66,9 @@ async def apply(transaction: Callable[[], AbstractAsyncContextManager[Connection
                 continue
             for statement in migration.statements:
                 await db.execute(statement)
+            step = data_migrations.STEPS.get(migration.version)
+            if step is not None:
+                await step(db)
             await db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                              (migration.version, migration.name, now))
             applied += 1

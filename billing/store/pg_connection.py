@@ -11,11 +11,14 @@ import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from billing.errors import StoreError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -65,7 +68,7 @@ def _rowcount(status: str) -> int:
 class PgConnection:
     """One asyncpg connection (inside a transaction, or a pooled one for a single statement)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:

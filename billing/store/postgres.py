@@ -33,9 +33,12 @@ from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL, void_meter_event
+from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
+from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.upgrade_sql import UpgradeSQL
 from billing.tiers import DEFAULT_TIERS, TierTable
@@ -48,7 +51,8 @@ DEFAULT_POOL_MIN = 2
 DEFAULT_POOL_MAX = 10
 
 
-class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL):
+class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
+                    ReconcileSQL, JobsSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from billing.subscription_state import SubscriptionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +111,14 @@ def new_call_id() -> str:
 
 def new_grant_id() -> str:
     return "grant_" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    """A Stripe subscription as the store holds it, with its customer's email (for reconciliation)."""
+
+    row: SubscriptionRow
+    email: str
+    stripe_customer_id: str | None
+    created_at: int
+    delivered: bool  # an emailed claim was created, or a token minted: the customer was given a way in

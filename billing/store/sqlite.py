@@ -9,6 +9,9 @@ Three connections, each with its own thread:
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
 runs through `SqliteConnection`, so SQLite's errors leave the store as `StoreError`.
+
+The file, its WAL and SHM are 0600 in a 0700 directory (`private_files`), and `secure_delete`
+zeroes what a write frees, so a cleared value does not linger in free space.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
+from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL, void_meter_event
+from billing.store.outbox_sql import OutboxSQL
+from billing.store.private_files import private_database_file
+from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
@@ -43,7 +50,8 @@ from billing.tiers import DEFAULT_TIERS, TierTable
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
-class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, MeterSQL):
+class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
+                  ReconcileSQL, JobsSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"
@@ -69,7 +77,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
             StoreError: the file cannot be opened or migrated.
         """
         path = Path(path)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_database_file(path)
         opened: list[aiosqlite.Connection] = []
         try:
             for synchronous in ("FULL", "NORMAL"):
@@ -85,7 +93,9 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, UpgradeSQL, Me
         write, read = opened
         store = cls(path, write, usage, read, tiers)
         try:
-            await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
+            if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
+                # A migration may have cleared stored values: leave none of their old pages in the WAL.
+                await store._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             await store.close()
             raise
@@ -163,6 +173,7 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         await _enable_wal(conn)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA secure_delete = ON")
     except FAILURES as exc:
         await conn.close()
         raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from billing.store.connection import Connection, SQLMixin
+from billing.store.connection import Connection, Row, SQLMixin
 
 PURGE_AFTER_SECONDS = 7 * 24 * 3600
 
@@ -107,7 +107,7 @@ class UpgradeSQL(SQLMixin):
         return {str(row[0]) for row in rows}
 
 
-def _link(row: Sequence[Any]) -> UpgradeLink:
+def _link(row: Row) -> UpgradeLink:
     return UpgradeLink(
         link_id=str(row[0]), subscription_id=str(row[1]), target_tier=str(row[2]), reason=str(row[3]),
         created_at=int(row[4]), expires_at=int(row[5]), used_at=_int(row[6]), completed_at=_int(row[7]),

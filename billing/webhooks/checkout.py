@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-
-from billing.delivery import add_email_claim_and_welcome
+from billing.claims import KIND_SESSION, SESSION_CLAIM_TTL_SECONDS, session_claim_hash
+from billing.mail.claim_mail import queue_welcome, reserve_expired_email_claim
 from billing.subscription_state import ends_access, parse_checkout_session, provisional_state
 from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
-
-CLAIM_TTL_SECONDS = 24 * 3600
 
 
 async def on_checkout_completed(ctx: EventContext) -> Applied:
@@ -20,11 +17,11 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
     event, tx = ctx.event, ctx.tx
     session = parse_checkout_session(event.object, ctx.config)
     if session.mode != "subscription" or not session.subscription_id:
-        return ignored(f"checkout session {session.session_id} is not a subscription checkout")
+        return ignored("the checkout session is not a subscription checkout")
     current = await tx.subscription(session.subscription_id)
     state = provisional_state(current, session.tier, session.provisional_status)
     if current is None and state is None:
-        return ignored(f"checkout session {session.session_id} has no MCP tier "
+        return ignored(f"the checkout session of subscription {session.subscription_id} has no MCP tier "
                        "(its price is not configured and it has no metadata.tier)")
     user_id = await tx.ensure_stripe_customer(session.customer_id, email=session.email, name=session.name,
                                               event_created=event.created,
@@ -33,21 +30,21 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
         await tx.write_subscription(session.subscription_id, current.user_id if current else user_id, state)
     status = state.status if state is not None else current.status if current is not None else "incomplete"
     # A subscription that has already ended gets a claim that is born expired: one row, never usable.
-    expires_at = tx.now if ends_access(status) else tx.now + CLAIM_TTL_SECONDS
-    created = await tx.create_claim(session.subscription_id, kind="checkout_session", secret=session.session_id,
-                                    expires_at=expires_at)
+    expires_at = tx.now if ends_access(status) else tx.now + SESSION_CLAIM_TTL_SECONDS
+    # The claim is stored by its hash; a replayed (stored) payload names the session by that hash already.
+    created = await tx.create_claim(session.subscription_id, kind=KIND_SESSION,
+                                    secret_hash=session_claim_hash(session.session_id), expires_at=expires_at)
     tier = state.tier if state is not None else current.tier if current is not None else None
     if created and session.email and tier is not None:
         if ends_access(status):
             # Ended before the checkout arrived: the emailed claim is born expired and no mail goes out,
             # so the claims are the same whichever order the events came in.
-            await tx.create_claim(session.subscription_id, kind="email_code", secret=secrets.token_urlsafe(32),
-                                  expires_at=tx.now)
-        else:
-            # The welcome mail with its claim link joins this transaction: entitlement and mail, or neither.
-            await add_email_claim_and_welcome(tx.db, subscription_id=session.subscription_id, email=session.email,
-                                              tier=tier, public_url=ctx.config.public_url,
-                                              support_email=ctx.config.support_email, now=tx.now)
+            await reserve_expired_email_claim(tx.db, session.subscription_id, now=tx.now)
+        elif not await tx.has_delivery(session.subscription_id):
+            # The welcome mail joins this transaction (entitlement and mail, or neither); its claim code
+            # is generated when it is sent. (A reconciliation that found the subscription first sent it.)
+            await queue_welcome(tx.db, subscription_id=session.subscription_id, recipient=session.email, tier=tier,
+                                now=tx.now)
     await tx.audit(ACTOR, "checkout.completed", session.subscription_id,
                    f"event={event.id} user={user_id} claim={'created' if created else 'exists'}")
     return processed(f"subscription {session.subscription_id} recorded for the checkout; "

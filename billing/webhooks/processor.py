@@ -1,10 +1,15 @@
 """Apply a verified Stripe event exactly once: dedupe, apply and mark it in one transaction.
 
-Shared by the webhook endpoint and `kamiyo-mcp events replay`, so a replay goes through the very
-same path. Each event is applied and marked inside a savepoint of a write transaction; a handler
+Shared by the webhook endpoint, `kamiyo-mcp events replay` and missed-event recovery (events
+fetched from Stripe's API after it could not deliver them, `source="recovery"`), so each goes
+through the very same path. Each event is applied and marked inside a savepoint of a write transaction; a handler
 failure undoes that event's writes alone (no partial rows), the event is then recorded as `failed`
 with its error and attempt count in a transaction of its own, and the caller answers 500 so
 Stripe retries.
+
+What is stored of an event has its Checkout Session ids replaced by their claim digests
+(`claims.redact_session_ids`): a session id is the success page's claim secret, and the digest
+still lets a replay find the claim.
 
 Group commit: deliveries that arrive while a transaction is being written wait and are then
 applied together, one savepoint each, in the next transaction, so that one fsync (the store
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from billing.claims import redact_session_ids
 from billing.config import BillingConfig
 from billing.errors import NotFoundError
 from billing.store import Store
@@ -47,6 +53,7 @@ class Outcome:
 class _Pending:
     event: StripeEvent
     payload: str
+    source: str = "webhook"
     outcome: Outcome | None = None
     error: Exception | None = field(default=None, repr=False)
 
@@ -61,11 +68,11 @@ class WebhookProcessor:
         self._queue: list[_Pending] = []
         self._writer = asyncio.Lock()
 
-    async def process(self, event: StripeEvent, payload: str) -> Outcome:
-        """Apply `event` (whose verified body is `payload`) unless it already was."""
+    async def process(self, event: StripeEvent, payload: str, *, source: str = "webhook") -> Outcome:
+        """Apply `event` (whose verified body is `payload`, delivered by `source`) unless it already was."""
         if await self.store.event_status(event.id) in DONE_STATUSES:  # fast path; rechecked under the lock
             return _duplicate(event)
-        item = _Pending(event, payload)
+        item = _Pending(event, redact_session_ids(payload), source)
         self._queue.append(item)
         while item.outcome is None:
             async with self._writer:
@@ -83,7 +90,7 @@ class WebhookProcessor:
         record = await self.store.get_event(event_id)
         if record is None or record.payload is None:
             raise NotFoundError(f"no stored event {event_id}")
-        return await self.process(parse_event(record.payload), record.payload)
+        return await self.process(parse_event(record.payload), record.payload, source=record.source)
 
     async def replay_failed(self) -> list[Outcome]:
         """Replay every event whose last attempt failed, oldest first."""
@@ -126,7 +133,7 @@ class WebhookProcessor:
             applied = await handler(EventContext(event, tx, self._config))
         await tx.mark_event(event_id=event.id, event_type=event.type, created=event.created,
                             livemode=event.livemode, payload=item.payload, status=applied.status,
-                            message=applied.message)
+                            message=redact_session_ids(applied.message), source=item.source)
         return Outcome(applied.status, applied.message, event.id, event.type)
 
     async def _record_failure(self, item: _Pending) -> None:
@@ -134,7 +141,8 @@ class WebhookProcessor:
         try:
             await self.store.record_event_failure(
                 event_id=event.id, event_type=event.type, created=event.created, livemode=event.livemode,
-                payload=item.payload, error=f"{type(error).__name__}: {error}", now=int(self._clock()))
+                payload=item.payload, error=redact_session_ids(f"{type(error).__name__}: {error}"),
+                now=int(self._clock()), source=item.source)
         except Exception:  # the store itself is failing: Stripe's retry is the record
             logger.exception("could not record the failure of stripe event %s", event.id)
 

@@ -44,6 +44,11 @@ def limit(value: str) -> int:
     return _int_between(value, 1, 100_000)
 
 
+def row_id(value: str) -> int:
+    """A row id: a positive whole number."""
+    return _int_between(value, 1, 2**63 - 1)
+
+
 def text(value: str) -> str:
     """Non-blank text, trimmed."""
     if not value.strip():

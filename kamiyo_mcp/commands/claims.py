@@ -11,7 +11,7 @@ from kamiyo_mcp.delivery import build_delivery
 from kamiyo_mcp.runtime import Runtime
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     claim = commands.add_parser("claim", help="re-send a customer's token claim link",
                                 description="Re-send a customer's token claim link.")
     claim_commands = claim.add_subparsers(dest="claim_command", metavar="ACTION", required=True)

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from typing import TextIO
 
-from billing.store.billing_sql import EventRecord
+from billing.store.billing_sql import EVENT_SOURCES, EventRecord
 from billing.webhooks.event import MalformedEventError
 from billing.webhooks.processor import Outcome, WebhookProcessor
 from kamiyo_mcp.commands import arguments
@@ -21,7 +21,7 @@ from kamiyo_mcp.runtime import Runtime
 STATUSES = ("received", "processed", "failed", "ignored")
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `events` and its subcommands on the CLI's subparsers."""
     events = commands.add_parser("events", help="list, show or replay the Stripe webhook events received",
                                  description="List, show or replay the Stripe webhook events the store holds.")
@@ -32,6 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                              "last error (never their payloads).")
     listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--type", dest="event_type", metavar="TYPE", help="only this event type")
+    listing.add_argument("--source", choices=EVENT_SOURCES,
+                         help="only events applied from this source (webhook: delivered to us; recovery: fetched "
+                              "from Stripe after it could not deliver them)")
     listing.add_argument("--limit", type=arguments.limit, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON array on stdout")
     listing.set_defaults(handler=run(events_list))
@@ -51,7 +54,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 async def events_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    records = await runtime.store.list_events(status=args.status, event_type=args.event_type,
+    records = await runtime.store.list_events(status=args.status, event_type=args.event_type, source=args.source,
                                               limit=args.limit)
     rows = [_summary(record) for record in records]
     if args.json:
@@ -61,7 +64,7 @@ async def events_list(runtime: Runtime, args: argparse.Namespace, out: TextIO, e
     if not rows:
         print("no events", file=err)
         return 0
-    columns = ("event_id", "type", "status", "attempts", "created", "last_error")
+    columns = ("event_id", "type", "status", "source", "attempts", "created", "last_error")
     widths = {c: max(len(c), *(len(_cell(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip(), file=out)
     for row in rows:
@@ -100,7 +103,7 @@ def _summary(record: EventRecord) -> dict[str, object]:
     summary = asdict(record)
     del summary["payload"]
     for key in ("created", "received_at", "processed_at"):
-        summary[key] = iso(summary[key])  # type: ignore[arg-type]
+        summary[key] = iso(summary[key])
     return summary
 
 

@@ -11,7 +11,7 @@ from kamiyo_mcp.intel.ingest import ingest_sources
 from kamiyo_mcp.runtime import Runtime
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ingest = commands.add_parser(
         "ingest", help="load incidents from files, directories or URLs (DeFiLlama, BlockSec, DeFiHackLabs, jsonl)",
         description="Load incidents from files, directories or URLs; the format is detected from the content "
@@ -29,7 +29,7 @@ async def _ingest(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: 
     except SourceFetchError as exc:
         print(f"kamiyo-mcp: {exc}", file=err)
         if exc.report is not None:
-            print(exc.report.format(), file=err)  # type: ignore[attr-defined]
+            print(exc.report.format(), file=err)
         return 1
     print(report.format(), file=err)
     return 1 if report.errors else 0

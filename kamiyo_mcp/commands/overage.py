@@ -27,7 +27,7 @@ DAY = 86_400
 WEBHOOK_NOTE = "in force when Stripe's customer.subscription.updated webhook arrives (seconds)"
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     overage = commands.add_parser(
         "overage", help="turn a customer's metered overage on or off (in Stripe)",
         description="Turn a customer's metered overage on or off: the Stripe subscription gains or loses the metered "

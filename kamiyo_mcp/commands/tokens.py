@@ -16,7 +16,7 @@ from kamiyo_mcp.commands.base import iso, run
 from kamiyo_mcp.runtime import Runtime
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser("token", help="issue, list, revoke, rotate or re-tier access tokens",
                                 description="Issue, list, revoke, rotate or re-tier access tokens. A token is "
                                             "printed on stdout once, when it is minted; details go to stderr.")
@@ -101,7 +101,8 @@ async def _token_revoke(runtime: Runtime, args: argparse.Namespace, out: TextIO,
 async def _token_rotate(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     issued = await runtime.authority.rotate(args.token_id, actor="cli")
     print(issued.token, file=out)
-    print(f"rotated {args.token_id} -> {issued.token_id}; the old token is refused from now on", file=err)
+    print(f"rotated {args.token_id} -> {issued.token_id} (expires {iso(issued.expires_at)}, as before); "
+          "the old token is refused from now on", file=err)
     return 0
 
 

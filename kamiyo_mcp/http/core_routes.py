@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,15 +22,25 @@ from kamiyo_mcp.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-def core_routes(runtime: Runtime, resource: ProtectedResource) -> list[Route]:
+def core_routes(runtime: Runtime, resource: ProtectedResource, *,
+                reconciliation: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
+    """`reconciliation` gives the last reconciliation with Stripe for /healthz (it does not change the status:
+    a Stripe outage is not this server's)."""
+
     async def healthz(request: Request) -> Response:
         try:
             ok = await runtime.store.ping()
         except (StoreError, RuntimeError):  # RuntimeError: the runtime is not open
             logger.exception("health check: store unavailable")
             ok = False
-        body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
-                "version": __version__}
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unavailable",
+                                "version": __version__}
+        if ok and reconciliation is not None:
+            try:
+                body["reconciliation"] = await reconciliation()
+            except StoreError:
+                logger.exception("health check: the reconciliation state could not be read")
+                body["reconciliation"] = {"error": "unavailable"}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def validate(request: Request) -> Response:

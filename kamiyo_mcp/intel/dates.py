@@ -47,6 +47,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC to the second, with a ``Z``: '2026-12-01T09:30:00Z'."""
+    return as_utc(moment).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
 def as_utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime (naive values are taken to be UTC)."""
     if moment.tzinfo is None:

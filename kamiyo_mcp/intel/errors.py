@@ -12,6 +12,11 @@ Every error raised on purpose by ``kamiyo_mcp.intel`` derives from ``IntelError`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kamiyo_mcp.intel.report import IngestReport
+
 
 class IntelError(Exception):
     """Base of every error raised on purpose by the intel package."""
@@ -45,7 +50,7 @@ class SourceFormatError(IntelError):
 class SourceFetchError(IntelError):
     """An http(s) source could not be fetched; ``report`` holds what the other sources loaded."""
 
-    def __init__(self, message: str, report: object | None = None) -> None:
+    def __init__(self, message: str, report: IngestReport | None = None) -> None:
         super().__init__(message)
         self.report = report
 

@@ -4,9 +4,10 @@ User text never reaches FTS5 syntax: it is cut into words (letters and digits), 
 double-quoted and given a prefix star, and the words are AND-ed. Quotes, parentheses, ``*``,
 ``:``, ``NEAR``, ``OR`` and SQL fragments therefore search as plain words or are ignored.
 
-Two things make everyday questions find what the sources call by other spellings: two adjacent
-words also match written as one ("flash loan" finds DeFiLlama's "Flashloan"), and words that
-every incident implies ("attack", "exploit", "hack") are dropped unless nothing else is left.
+Three things make everyday questions find what the sources call by other spellings: two adjacent
+words also match written as one ("flash loan" finds DeFiLlama's "Flashloan"), a word's common
+endings are cut ("compromises" finds "Compromised", "bridges" finds "Bridge"), and words that every
+incident implies ("attack", "exploit", "hack") are dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +52,20 @@ def match_expression(query: str | None) -> str | None:
         raise IntelInputError(f"query: too many words ({len(terms)}; at most {MAX_TERMS})")
     specific = [t for t in dict.fromkeys(terms) if t not in GENERIC] or list(dict.fromkeys(terms))
     return " AND ".join(_clauses(specific))
+
+
+def stem(word: str) -> str:
+    """``word`` without a common English ending, when enough of it is left to search by prefix."""
+    for suffix, keep in (("ations", 4), ("ation", 4), ("ions", 4), ("ing", 4), ("ed", 4), ("es", 4), ("s", 3)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= keep and not word.endswith("ss"):
+            return word[: len(word) - len(suffix)]
+    return word
+
+
+def words_match(words: list[str]) -> str | None:
+    """An FTS5 MATCH expression requiring every word (generic ones dropped), or None when none is left."""
+    specific = [stem(w) for w in dict.fromkeys(words) if w not in GENERIC]
+    return " AND ".join(_clauses(specific)) if specific else None
 
 
 def _clauses(terms: list[str]) -> list[str]:

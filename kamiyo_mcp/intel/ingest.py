@@ -17,6 +17,7 @@ from typing import TextIO
 
 import httpx
 
+from .dates import iso_utc, utc_now
 from .errors import SourceFetchError, SourceFormatError
 from .formats import parse_source
 from .progress import ProgressBar
@@ -153,6 +154,8 @@ async def ingest_sources(store: IntelStore, sources: list[str], *, progress: Tex
         await store.relink()
     report.incidents_total = await store.incident_count()
     report.incident_groups = await store.group_count()
+    if not failed and report.incidents_total:
+        await store.set_data_as_of(iso_utc(utc_now()))
     if failed:
         raise SourceFetchError("could not fetch " + "; ".join(failed), report=report)
     return report

@@ -103,6 +103,7 @@ class ProtocolIndex:
             k: difflib.SequenceMatcher(None, "", k) for k in sorted({self._key_of[n] for n in names})
         }
         self._first_name = {k: ns[0] for k, ns in self._names_by_key.items()}
+        self.words = frozenset(w for n in names for w in name_words(n))
         self.empty = not groups
         if today is not None:
             for window in windows:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
+from .answer_risk import RiskAnswer
 from .dates import as_utc, utc_now
 from .errors import IntelInputError, NoIncidentDataError
 from .names import name_key
@@ -40,7 +41,7 @@ async def assess_protocol_risk(
     time_window_days: int,
     detail: Detail,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> RiskAnswer:
     """The 0–100 risk score and level of ``protocol`` (optionally on one chain).
 
     Raises:
@@ -54,10 +55,11 @@ async def assess_protocol_risk(
     if len(protocol) > 100:
         raise IntelInputError(f"protocol: too long ({len(protocol)} characters; at most 100)")
     window = positive_int(time_window_days, "time_window_days", maximum=MAX_WINDOW_DAYS)
-    index = await store.protocol_index()
+    stamp = await store.stamp()
+    index = await store.protocol_index(stamp)
     if index.empty:
         raise NoIncidentDataError()
-    spelled = await resolve_chain(store, chain)
+    spelled = await resolve_chain(store, chain, stamp=stamp)
     today = as_utc(now or utc_now()).date()
 
     match = index.match(protocol)
@@ -109,4 +111,4 @@ async def assess_protocol_risk(
             },
             formula="score = 0.30·frequency + 0.30·severity + 0.25·recency + 0.15·repeat (each 0–100)",
         )
-    return answer
+    return RiskAnswer(**answer, detail=detail, data_as_of=stamp.data_as_of)

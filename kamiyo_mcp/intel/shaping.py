@@ -9,6 +9,7 @@ from billing.tiers import TIERS
 from .chains import canonical_chain, chain_key
 from .errors import IntelInputError, NoIncidentDataError
 from .store import IntelStore
+from .store_base import DataStamp
 from .store_reads import StoredIncident
 
 # Per-call result caps come from the one tier table.
@@ -21,7 +22,8 @@ async def require_data(store: IntelStore) -> None:
         raise NoIncidentDataError()
 
 
-async def resolve_chain(store: IntelStore, chain: str | None, *, field: str = "chain") -> str | None:
+async def resolve_chain(store: IntelStore, chain: str | None, *, field: str = "chain",
+                        stamp: DataStamp | None = None) -> str | None:
     """The canonical spelling of ``chain`` (case-insensitive, aliases accepted), or None.
 
     Raises:
@@ -33,7 +35,7 @@ async def resolve_chain(store: IntelStore, chain: str | None, *, field: str = "c
         raise IntelInputError(f"{field}: expected a chain name, got {type(chain).__name__}")
     if not chain.strip():
         return None
-    known = await store.known_chains()
+    known = await store.known_chains(stamp)
     spelled = canonical_chain(chain, known)
     if spelled is None or chain_key(spelled) not in known:
         common = ", ".join(sorted(known.values(), key=str.casefold)[:25])
@@ -63,7 +65,9 @@ def incident_row(stored: StoredIncident) -> dict[str, Any]:
         "id": i.id,
         "date": i.date,
         "protocol": i.protocol,
-        "chains": list(i.chains) or list(stored.group_chains),
+        # Every chain a source names for the incident (the canonical report's first): the chain
+        # filter matches on these, so a row always shows why it matched.
+        "chains": list(dict.fromkeys([*i.chains, *stored.group_chains])),
         "classification": i.classification,
         "technique": i.technique,
         "amount_usd": i.amount_usd if i.amount_usd is not None else stored.group_amount_usd,

@@ -7,13 +7,11 @@ their own version table ``intel_schema_version``. Each write is one ``BEGIN IMME
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
@@ -22,6 +20,8 @@ from .dates import utc_now
 from .linking import LinkRow, assign_groups
 from .names import name_key, name_words
 from .records import AddressLink, Incident, merge_incident
+from .store_base import DataStamp
+from .store_pages import StorePages
 from .store_reads import StoreReads, from_json
 from .store_schema import MIGRATIONS
 
@@ -40,26 +40,40 @@ def _to_json(incident: Incident) -> str:
     return json.dumps({**incident.content(), "related_ids": list(incident.related_ids)}, default=str)
 
 
-class IntelStore(StoreReads):
+async def _connect(path: str | os.PathLike[str]) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(os.fspath(path), isolation_level=None)
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA foreign_keys = ON")
+    # Incident data can be reloaded from its sources, and page sets are disposable: a commit need
+    # not wait for the disk (the billing connection on the same file keeps its own FULL setting).
+    await db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Create or upgrade the intel tables, in one transaction."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
+        rows = await db.execute_fetchall("SELECT MAX(version) FROM intel_schema_version")
+        current = int(next(iter(rows))[0] or 0)
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            for statement in MIGRATIONS[version]:
+                await db.execute(statement)
+            await db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+
+
+class IntelStore(StoreReads, StorePages):
     """Async access to the intel tables of one SQLite file."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-        # One connection serves concurrent tool calls; writers must not interleave their transactions.
-        self._write_lock = asyncio.Lock()
+    def __init__(self, reader: aiosqlite.Connection, writer: aiosqlite.Connection) -> None:
+        super().__init__(reader, writer)
         self._index_lock = asyncio.Lock()
-        self._known_chains: tuple[tuple[int, int], dict[str, str]] | None = None
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        self._known_chains: tuple[int, dict[str, str]] | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> IntelStore:
@@ -69,33 +83,22 @@ class IntelStore(StoreReads):
         data directory, does not exist yet.
         """
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        db = await aiosqlite.connect(os.fspath(path), isolation_level=None)
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        store = cls(db)
-        await store._migrate()
-        return store
+        writer = await _connect(path)
+        try:
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await _migrate(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(reader, writer)
 
     async def close(self) -> None:
         await self._db.close()
-
-    async def _migrate(self) -> None:
-        async with self._transaction():
-            await self._db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
-            current = await self.schema_version()
-            for version in sorted(v for v in MIGRATIONS if v > current):
-                for statement in MIGRATIONS[version]:
-                    await self._db.execute(statement)
-                await self._db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
+        await self._w.close()
 
     async def schema_version(self) -> int:
         return int(await self._scalar("SELECT MAX(version) FROM intel_schema_version") or 0)
-
-    async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self._db.execute(sql, params) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
 
     async def incident_count(self) -> int:
         """Stored reports, all sources (0 means nothing is loaded)."""
@@ -124,8 +127,7 @@ class IntelStore(StoreReads):
                 ids = [i.id for i in batch[start : start + _CHUNK]]
                 marks = ",".join("?" * len(ids))
                 sql = f"SELECT id, data, content_hash FROM intel_incidents WHERE id IN ({marks})"
-                async with self._db.execute(sql, ids) as cur:
-                    existing.update({r[0]: (from_json(r[1]), r[2]) for r in await cur.fetchall()})
+                existing.update({r[0]: (from_json(r[1]), r[2]) for r in await self._written(sql, ids)})
             for item in batch:
                 if item.id in existing:
                     stored, stored_hash = existing[item.id]
@@ -138,6 +140,8 @@ class IntelStore(StoreReads):
                 else:
                     added += 1
                     await self._write(item, now, insert=True)
+            if added or updated:
+                await self._bump_generation()
         return WriteCounts(added, updated, skipped)
 
     async def _write(self, item: Incident, now: str, *, insert: bool) -> None:
@@ -155,21 +159,21 @@ class IntelStore(StoreReads):
             item.content_hash(),
         )
         if insert:
-            await self._db.execute(
+            await self._w.execute(
                 "INSERT INTO intel_incidents (source, date, protocol, name_key, classification, technique,"
                 " amount_usd, returned_usd, source_url, data, content_hash, id, group_id, ingested_at,"
                 " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*values, item.id, item.id, now, now),
             )
         else:
-            await self._db.execute(
+            await self._w.execute(
                 "UPDATE intel_incidents SET source=?, date=?, protocol=?, name_key=?, classification=?,"
                 " technique=?, amount_usd=?, returned_usd=?, source_url=?, data=?, content_hash=?,"
                 " updated_at=? WHERE id=?",
                 (*values, now, item.id),
             )
-            await self._db.execute("DELETE FROM intel_incident_chains WHERE incident_id = ?", (item.id,))
-        await self._db.executemany(
+            await self._w.execute("DELETE FROM intel_incident_chains WHERE incident_id = ?", (item.id,))
+        await self._w.executemany(
             "INSERT OR IGNORE INTO intel_incident_chains (incident_id, chain, chain_key) VALUES (?,?,?)",
             [(item.id, c, chain_key(c)) for c in item.chains],
         )
@@ -178,21 +182,22 @@ class IntelStore(StoreReads):
         """Insert address links; a link already stored is skipped."""
         rows = list(dict.fromkeys((a.address, a.chain, a.role, a.incident_id, a.source, a.label) for a in links))
         async with self._transaction():
-            before = self._db.total_changes
-            await self._db.executemany(
+            before = self._w.total_changes
+            await self._w.executemany(
                 "INSERT OR IGNORE INTO intel_addresses (address, chain, role, incident_id, source, label)"
                 " VALUES (?,?,?,?,?,?)",
                 rows,
             )
-            added = self._db.total_changes - before
+            added = self._w.total_changes - before
+            if added:
+                await self._bump_generation()
         return WriteCounts(added=added, skipped=len(rows) - added)
 
     async def relink(self) -> None:
         """Recompute incident groups, canonical reports, group chains and the search index."""
         async with self._transaction():
             sql = "SELECT id, source, date, protocol, amount_usd, data FROM intel_incidents"
-            async with self._db.execute(sql) as cur:
-                rows = [(r[0], r[1], r[2], r[3], r[4], from_json(r[5])) for r in await cur.fetchall()]
+            rows = [(r[0], r[1], r[2], r[3], r[4], from_json(r[5])) for r in await self._written(sql)]
             groups = assign_groups(LinkRow(i, s, d, name_key(p), a, inc.related_ids) for i, s, d, p, a, inc in rows)
             members: dict[str, list[Incident]] = {}
             for row in rows:
@@ -202,30 +207,30 @@ class IntelStore(StoreReads):
                 g = groups[ident]
                 chains = list(dict.fromkeys(c for m in members[g.group_id] for c in m.chains))
                 updates.append((g.group_id, int(g.is_canonical), g.group_amount_usd, json.dumps(chains), ident))
-            await self._db.executemany(
+            await self._w.executemany(
                 "UPDATE intel_incidents SET group_id=?, is_canonical=?, group_amount_usd=?, group_chains=? WHERE id=?",
                 updates,
             )
-            await self._db.execute("DELETE FROM intel_group_chains")
-            await self._db.execute(
+            await self._w.execute("DELETE FROM intel_group_chains")
+            await self._w.execute(
                 "INSERT OR IGNORE INTO intel_group_chains (group_id, chain_key) SELECT i.group_id, c.chain_key"
                 " FROM intel_incident_chains c JOIN intel_incidents i ON i.id = c.incident_id"
             )
-            await self._db.execute("DELETE FROM intel_search")
-            await self._db.executemany(
+            await self._w.execute("DELETE FROM intel_search")
+            await self._w.executemany(
                 "INSERT INTO intel_search (group_id, names, technique, classification, chains) VALUES (?,?,?,?,?)",
                 [_search_document(gid, group) for gid, group in members.items()],
             )
+            await self._bump_generation()
 
     # The query reads live in ``store_reads.StoreReads``.
 
-    async def known_chains(self) -> dict[str, str]:
+    async def known_chains(self, stamp: DataStamp | None = None) -> dict[str, str]:
         """``chain_key`` → spelling of every chain in the data."""
-        version = await self._version()
+        version = (stamp or await self.stamp()).generation
         if self._known_chains is None or self._known_chains[0] != version:
-            sql = "SELECT chain_key, MIN(chain) FROM intel_incident_chains GROUP BY 1"
-            async with self._db.execute(sql) as cur:
-                self._known_chains = (version, {r[0]: r[1] for r in await cur.fetchall()})
+            rows = await self._rows("SELECT chain_key, MIN(chain) FROM intel_incident_chains GROUP BY 1")
+            self._known_chains = (version, {r[0]: r[1] for r in rows})
         return self._known_chains[1]
 
 

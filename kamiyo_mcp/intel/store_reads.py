@@ -8,17 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import anyio
 
+from .chains import chain_key
 from .dates import utc_now
 from .protocol_index import GroupSummary, ProtocolIndex
 from .records import AddressLink, Incident
+from .search_spec import SearchSpec
+from .store_base import DataStamp, StoreBase
 
 # Windows whose peer scores are computed with the index (the tool's default and round numbers);
 # any other window's are computed on its first call of the day and then kept.
 WARM_WINDOWS = (7, 30, 90, 180, 365, 730, 1825, 3650)
 
+# bm25 weights of the search index's columns: group_id (not indexed), names, technique,
+# classification, chains — a word in a protocol's name counts most.
+_WEIGHTS = "0.0, 10.0, 4.0, 2.0, 1.0"
+_AMOUNT = "COALESCE(i.amount_usd, i.group_amount_usd)"
 _COLUMNS = "i.id, i.data, i.group_id, i.is_canonical, i.group_amount_usd, i.group_chains"
 _CHUNK = 500
 
@@ -85,53 +91,59 @@ def _search_row(r: Sequence[Any]) -> StoredIncident:
     return StoredIncident(incident, r[0], True, r[10], tuple(json.loads(r[11])))
 
 
-class StoreReads:
-    _db: aiosqlite.Connection
-    _summaries: tuple[tuple[int, int], list[GroupSummary]] | None = None
-    _index: tuple[tuple[int, int], ProtocolIndex] | None = None
+class StoreReads(StoreBase):
+    _summaries: tuple[int, list[GroupSummary]] | None = None
+    _index: tuple[int, ProtocolIndex] | None = None
+    _vocabulary: tuple[int, list[str]] | None = None
     _index_lock: asyncio.Lock
 
-    async def _version(self) -> tuple[int, int]:
-        # data_version moves when another connection commits; total_changes when this one writes.
-        async with self._db.execute("PRAGMA data_version") as cur:
-            row = await cur.fetchone()
-        return (int(row[0]) if row else 0), self._db.total_changes
+    async def _version(self) -> int:
+        return (await self.stamp()).generation
 
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._db.execute(sql, params) as cur:
-            # One fetchall: aiosqlite's async iteration costs a thread hop per row.
-            return [tuple(r) for r in await cur.fetchall()]
+    async def search_ids(self, spec: SearchSpec, limit: int) -> tuple[int, list[str]]:
+        """``(total matching, the first ``limit`` canonical report ids in the spec's order)``.
 
-    async def search(
-        self, *, match: str | None, chain_key: str | None, since: str | None, limit: int
-    ) -> tuple[int, list[StoredIncident]]:
-        """``(total matching, newest-first page)`` of canonical reports, one per incident group.
-
-        Page rows carry the search-result fields only (``extra`` is empty): decoding every row's
-        full record would dominate the latency of large pages.
+        One row per incident group: a group's id is its canonical report's id, so FTS hits join on
+        the primary key. The amount compared and sorted on is the canonical report's, else the group's.
         """
-        # A group's id is its canonical report's id, so FTS hits join on the primary key.
         source = "intel_incidents i"
-        where, params = ["i.is_canonical = 1"], []
-        if match:
-            source = "intel_search s JOIN intel_incidents i ON i.id = s.group_id"
-            where.append("intel_search MATCH ?")
-            params.append(match)
-        if chain_key:
+        where: list[str] = ["i.is_canonical = 1"]
+        params: list[Any] = []
+        if spec.match:
+            # bm25() needs the FTS table as the scanned table: rank in a subquery, then join.
+            source = (f"(SELECT group_id, bm25(intel_search, {_WEIGHTS}) AS rank FROM intel_search"
+                      " WHERE intel_search MATCH ?) s JOIN intel_incidents i ON i.id = s.group_id")
+            params.append(spec.match)
+        if spec.chain:
             where.append("EXISTS (SELECT 1 FROM intel_group_chains g WHERE g.chain_key = ? AND g.group_id = i.id)")
-            params.append(chain_key)
-        if since:
-            where.append("i.date >= ?")
-            params.append(since)
-        clause = " AND ".join(where)
-        total = (await self._rows(f"SELECT COUNT(*) FROM {source} WHERE {clause}", params))[0][0]
+            params.append(chain_key(spec.chain))
+        for column, op, value in (("i.date", ">=", spec.since), ("i.date", "<=", spec.until),
+                                  (_AMOUNT, ">", spec.min_usd), (_AMOUNT, "<", spec.max_usd)):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                params.append(value)
+        order = {
+            "newest": "i.date DESC, i.id",
+            "largest": f"{_AMOUNT} IS NULL, {_AMOUNT} DESC, i.date DESC, i.id",
+            "relevance": "s.rank, i.date DESC, i.id" if spec.match else "i.date DESC, i.id",
+        }[spec.sort]
+        rows = await self._rows(
+            f"SELECT i.id, COUNT(*) OVER () FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+            [*params, limit],
+        )
+        return (int(rows[0][1]) if rows else 0), [r[0] for r in rows]
+
+    async def search_rows(self, ids: Sequence[str]) -> dict[str, StoredIncident]:
+        """The search-result fields of the given canonical reports (``extra`` left empty), by id."""
+        if not ids:
+            return {}
         rows = await self._rows(
             "SELECT i.id, i.source, i.date, i.protocol, json_extract(i.data, '$.chains'), i.classification,"
             " i.technique, i.amount_usd, i.returned_usd, i.source_url, i.group_amount_usd, i.group_chains"
-            f" FROM {source} WHERE {clause} ORDER BY i.date DESC, i.id LIMIT ?",
-            [*params, limit],
+            f" FROM intel_incidents i WHERE i.id IN ({','.join('?' * len(ids))})",
+            list(ids),
         )
-        return total, [_search_row(r) for r in rows]
+        return {r[0]: _search_row(r) for r in rows}
 
     async def get_incident(self, incident_id: str) -> StoredIncident | None:
         rows = await self._rows(f"SELECT {_COLUMNS} FROM intel_incidents i WHERE i.id = ?", (incident_id,))
@@ -155,9 +167,9 @@ class StoreReads:
         )
         return [r[0] for r in rows]
 
-    async def protocol_index(self) -> ProtocolIndex:
+    async def protocol_index(self, stamp: DataStamp | None = None) -> ProtocolIndex:
         """The protocol index of the stored data, rebuilt (off the event loop) only when the data changed."""
-        version = await self._version()
+        version = (stamp or await self.stamp()).generation
         if self._index is not None and self._index[0] == version:
             return self._index[1]
         async with self._index_lock:
@@ -171,11 +183,18 @@ class StoreReads:
                 self._index = (version, index)
             return self._index[1]
 
+    async def search_vocabulary(self, stamp: DataStamp) -> list[str]:
+        """Every word of the search index (cached per data generation)."""
+        if self._vocabulary is None or self._vocabulary[0] != stamp.generation:
+            rows = await self._rows("SELECT term FROM intel_search_vocab")
+            self._vocabulary = (stamp.generation, [r[0] for r in rows])
+        return self._vocabulary[1]
+
     async def group_summaries(self) -> list[GroupSummary]:
         """All incident groups with their members' names and techniques (cached until a write)."""
         return await self._group_summaries(await self._version())
 
-    async def _group_summaries(self, version: tuple[int, int]) -> list[GroupSummary]:
+    async def _group_summaries(self, version: int) -> list[GroupSummary]:
         if self._summaries is not None and self._summaries[0] == version:
             return self._summaries[1]
         rows = await self._rows(

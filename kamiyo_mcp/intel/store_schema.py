@@ -56,4 +56,29 @@ MIGRATIONS: dict[int, list[str]] = {
             tokenize = 'unicode61 remove_diacritics 2'
         )""",
     ],
+    2: [
+        # Facts about the data as a whole: "data_as_of" (last load or refresh that reached every source).
+        "CREATE TABLE intel_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # A search's ordered result ids, kept while its caller pages through them.
+        """CREATE TABLE intel_pages (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            query TEXT NOT NULL,
+            ids TEXT NOT NULL,
+            total INTEGER NOT NULL
+        )""",
+        "CREATE INDEX intel_pages_created ON intel_pages (created_at)",
+        # The words the search index knows (for "did you mean" when a search finds nothing).
+        "CREATE VIRTUAL TABLE intel_search_vocab USING fts5vocab (intel_search, row)",
+        # Per network source: the validators of its last good answer, for conditional requests.
+        """CREATE TABLE intel_sources (
+            url TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT,
+            checked_at TEXT,
+            changed_at TEXT,
+            error TEXT,
+            error_at TEXT
+        )""",
+    ],
 }

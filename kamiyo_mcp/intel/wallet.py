@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .addresses import validate_base58_address, validate_evm_address
+from .answer_wallet import Interaction, KnownEntity, OnchainCheck, WalletAnswer, WalletLink
 from .chain_provider import ChainProvider
 from .chains import BASE58_CHAINS, EVM_CHAIN_IDS, EVM_CHAINS, canonical_chain
 from .dates import as_utc, utc_now
 from .errors import ChainProviderError, IntelInputError
+from .known_entities import known_entity
 from .shaping import positive_int, require_data
 from .store import IntelStore
+from .table import plural
 
 MAX_LOOKBACK_DAYS = 3650
 EXPLOITED_ROLES = ("victim_contract", "attack_contract")
@@ -26,6 +29,7 @@ ROLE_WORDS = {
     "victim_contract": "victim contract",
 }
 MAX_LINKS_SHOWN = 50
+MAX_INTERACTIONS_SHOWN = 100
 
 
 def validate_address(address: Any, chain: Any) -> tuple[str, str]:
@@ -66,8 +70,8 @@ async def screen_wallet(
     chain: str,
     lookback_days: int,
     now: datetime | None = None,
-) -> dict[str, Any]:
-    """What is known about ``address``: incident links and (with a provider) exploit interactions.
+) -> WalletAnswer:
+    """What is known about ``address``: incident links, a curated label and (with a provider) exploit interactions.
 
     Raises:
         IntelInputError: bad address, chain or lookback.
@@ -76,6 +80,7 @@ async def screen_wallet(
     normalized, spelled = validate_address(address, chain)
     lookback = positive_int(lookback_days, "lookback_days", maximum=MAX_LOOKBACK_DAYS)
     await require_data(store)
+    stamp = await store.stamp()
     moment = as_utc(now or utc_now())
 
     hits = [h for h in await store.address_hits([normalized]) if _same_family(h.link.chain, spelled)]
@@ -98,71 +103,93 @@ async def screen_wallet(
             entry["recorded_chains"].append(h.link.chain)
         if h.link.incident_id not in entry["reported_by"]:
             entry["reported_by"].append(h.link.incident_id)
+    entity = known_entity(normalized, spelled)
     known = await store.address_count()
-    answer: dict[str, Any] = {
-        "address": normalized,
-        "chain": spelled,
-        "lookback_days": lookback,
-        "linked": bool(links),
-        "incident_links": list(links.values())[:MAX_LINKS_SHOWN],
-        "incident_link_count": len(links),
-        "checked": [
-            f"known incident addresses ({known} addresses from BlockSec and DeFiHackLabs: "
-            "attackers, attack contracts, victim contracts)"
-        ],
-        "not_checked": [],
-        "caveat": "A link is not a verdict: whitehat rescuers and MEV bots appear as attackers, and "
-        "victim contracts are victims.",
-    }
+    checked = [f"known incident addresses ({known} addresses from BlockSec and DeFiHackLabs: attackers, attack "
+               "contracts, victim contracts)", "the curated list of well-known whitehat and MEV addresses"]
+    not_checked: list[str] = []
+    onchain: OnchainCheck | None = None
     if provider is None:
-        answer["not_checked"].append(
-            "on-chain transactions: no chain provider is configured (set KAMIYO_CHAIN_API_URL and "
-            "KAMIYO_CHAIN_API_KEY to an Etherscan-compatible API)"
-        )
-        answer["onchain"] = None
+        not_checked.append("on-chain transactions: no chain provider is configured (set KAMIYO_CHAIN_API_URL and "
+                           "KAMIYO_CHAIN_API_KEY to an Etherscan-compatible API)")
     elif spelled not in EVM_CHAINS:
-        answer["not_checked"].append(f"on-chain transactions: the configured provider covers EVM chains, not {spelled}")
-        answer["onchain"] = None
+        not_checked.append(f"on-chain transactions: the configured provider covers EVM chains, not {spelled}")
     else:
-        answer["onchain"] = await _interactions(store, provider, normalized, spelled, moment, lookback)
-        if answer["onchain"].get("error"):
-            answer["not_checked"].append(f"on-chain transactions: {answer['onchain']['error']}")
+        onchain = await _interactions(store, provider, normalized, spelled, moment, lookback)
+        if onchain.error:
+            not_checked.append(f"on-chain transactions: {onchain.error}")
         else:
-            answer["checked"].append(f"transactions of the last {lookback} days against exploited contracts")
-    return answer
+            checked.append(f"transactions of the last {lookback} days against exploited contracts")
+    all_links = [WalletLink(**link) for link in links.values()]
+    return WalletAnswer(
+        address=normalized,
+        chain=spelled,
+        lookback_days=lookback,
+        linked=bool(links),
+        known_entity=entity,
+        verdict=verdict([link.role for link in all_links], entity),
+        incident_links=all_links[:MAX_LINKS_SHOWN],
+        incident_link_count=len(links),
+        checked=checked,
+        not_checked=not_checked,
+        onchain=onchain,
+        data_as_of=stamp.data_as_of,
+    )
+
+
+def verdict(roles: list[str], entity: KnownEntity | None) -> str:
+    """What the links mean, in one sentence: a link is evidence, not a verdict."""
+    count = {role: roles.count(role) for role in set(roles)}
+    if entity is not None and entity.kind == "whitehat_mev":
+        listed = (f" The incident sources list it as the attacker of {plural(count['attacker'], 'incident')} "
+                  "because it front-ran those exploits." if count.get("attacker") else "")
+        return (f"Known whitehat MEV operator ({entity.name}): its sources say it front-runs exploits and returns "
+                f"what it takes.{listed} Not an exploiter by these records.")
+    if count.get("attack_contract"):
+        return (f"A contract used to carry out {plural(count['attack_contract'], 'exploit')}: do not interact with "
+                "it or approve it.")
+    if count.get("attacker"):
+        return (f"Named as the sender of the attack transaction of {plural(count['attacker'], 'incident')}: avoid "
+                "it unless you know it to be a rescuer (whitehat and MEV bots also appear as attackers).")
+    if count.get("victim_contract"):
+        return (f"An exploited (victim) contract in {plural(count['victim_contract'], 'incident')}: check that it "
+                "was fixed, migrated or deprecated before depositing or approving it.")
+    return ("No source ties this address to an incident. That is absence of evidence, not a clean bill: new "
+            "exploiters have no history.")
 
 
 async def _interactions(
     store: IntelStore, provider: ChainProvider, address: str, chain: str, moment: datetime, lookback: int
-) -> dict[str, Any]:
+) -> OnchainCheck:
     try:
         txs = await provider.transactions(address, chain_id=EVM_CHAIN_IDS.get(chain))
     except ChainProviderError as exc:
-        return {"checked": False, "provider": provider.display_url, "error": str(exc)}
+        return OnchainCheck(checked=False, provider=provider.display_url, error=str(exc))
     start = int((moment - timedelta(days=lookback)).timestamp())
     recent = [t for t in txs if t.timestamp >= start]
     counterparties = sorted({t.to_address for t in recent} | {t.from_address for t in recent} - {address, ""})
     flagged = {h.link.address: h for h in await store.address_hits(counterparties, EXPLOITED_ROLES)}
     interactions = [
-        {
-            "tx_hash": t.hash,
-            "time": datetime.fromtimestamp(t.timestamp, UTC).isoformat(),
-            "direction": "out" if t.from_address == address else "in",
-            "counterparty": cp,
-            "counterparty_role": flagged[cp].link.role,
-            "incident_id": flagged[cp].group_id or flagged[cp].link.incident_id,
-            "protocol": flagged[cp].protocol,
-            "failed": t.is_error,
-        }
+        Interaction(
+            tx_hash=t.hash,
+            time=datetime.fromtimestamp(t.timestamp, UTC).isoformat(),
+            direction="out" if t.from_address == address else "in",
+            counterparty=cp,
+            counterparty_role=flagged[cp].link.role,
+            incident_id=flagged[cp].group_id or flagged[cp].link.incident_id,
+            protocol=flagged[cp].protocol,
+            failed=t.is_error,
+        )
         for t in recent
         for cp in [t.to_address if t.from_address == address else t.from_address]
         if cp in flagged
     ]
-    return {
-        "checked": True,
-        "provider": provider.display_url,
-        "chain": chain,
-        "chain_id": EVM_CHAIN_IDS.get(chain),
-        "transactions_in_lookback": len(recent),
-        "exploited_contract_interactions": interactions,
-    }
+    return OnchainCheck(
+        checked=True,
+        provider=provider.display_url,
+        chain=chain,
+        chain_id=EVM_CHAIN_IDS.get(chain),
+        transactions_in_lookback=len(recent),
+        exploited_contract_interactions=interactions[:MAX_INTERACTIONS_SHOWN],
+        interactions_total=len(interactions) if len(interactions) > MAX_INTERACTIONS_SHOWN else None,
+    )

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from billing.authority import Authority
-from billing.claims import EMAIL_CLAIM_TTL_SECONDS, SESSION_CLAIM_TTL_SECONDS
-from billing.delivery import ClaimRefused, Delivery, add_email_claim_and_welcome
+from billing.claims import EMAIL_CLAIM_TTL_SECONDS, SESSION_CLAIM_TTL_SECONDS, claim_hash
+from billing.config import MailConfig
+from billing.delivery import ClaimRefused, Delivery
 from billing.errors import NotFoundError
-from billing.store import SQLiteStore, Store
+from billing.mail.claim_mail import claim_mail_composers, queue_welcome
+from billing.mail.outbox_sender import OutboxSender
+from billing.store import Store
 from billing.subscription_state import SubscriptionState
 from billing.tokens import TokenCodec
 from tests.support import JWT_SECRET
 
 NOW = 1_900_000_000
 SUB = "sub_delivery_1"
-SESSION = "cs_test_delivery_1"
+SESSION = "cs_test_delivery1"
 
 
 class Clock:
@@ -29,15 +30,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SQLiteStore.open(tmp_path / "kamiyo.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -52,20 +44,25 @@ def delivery(store: Store, clock: Clock) -> Delivery:
 
 
 async def subscribe(store: Store, email: str = "buyer@example.com", status: str = "active") -> str:
-    """What checkout.session.completed writes: customer, subscription, session claim, emailed claim + mail."""
+    """What checkout.session.completed writes (customer, subscription, session claim, queued welcome mail),
+    then the mail as the sender composes it: returns the claim code it carries."""
     async with store.webhook_transaction(NOW) as tx:
         user_id = await tx.ensure_stripe_customer("cus_delivery_1", email=email, name=None, event_created=NOW)
         await tx.write_subscription(SUB, user_id, SubscriptionState("team", status, NOW + 30 * 86_400, False, NOW))
-        await tx.create_claim(SUB, kind="checkout_session", secret=SESSION, expires_at=NOW + SESSION_CLAIM_TTL_SECONDS)
-    async with store.transaction() as db:
-        await add_email_claim_and_welcome(db, subscription_id=SUB, email=email, tier="team",
-                                          public_url="https://kamiyo.test", support_email="help@kamiyo.test", now=NOW)
-    return await latest_code(store)
+        await tx.create_claim(SUB, kind="checkout_session", secret_hash=claim_hash(SESSION),
+                              expires_at=NOW + SESSION_CLAIM_TTL_SECONDS)
+        await queue_welcome(tx.db, subscription_id=SUB, recipient=email, tier="team", now=NOW)
+    return await latest_code(store) if status == "active" else ""
 
 
 async def latest_code(store: Store) -> str:
-    pending = await store.list_outbox(pending_only=True)
-    return re.findall(r"/claim\?code=([A-Za-z0-9_-]+)", pending[-1].body_text)[0]
+    """The claim code of the latest pending mail, composed now as the sender would (no SMTP needed)."""
+    sender = OutboxSender(store, MailConfig(), clock=lambda: NOW,
+                          composers=claim_mail_composers(public_url="https://kamiyo.test", support_email="h@k.test"))
+    row = (await store.list_outbox(pending_only=True))[-1]
+    mail = await sender.compose(row)
+    assert mail is not None, row
+    return re.findall(r"/claim\?code=([A-Za-z0-9_-]+)", mail.body_text)[0]
 
 
 async def refusal(call: object) -> tuple[int, str]:
@@ -117,8 +114,12 @@ async def test_concurrent_redemptions_of_both_claims_mint_exactly_one_token(stor
 
 
 async def test_a_claim_of_a_payment_not_completed_is_refused_with_the_reason(store: Store, delivery: Delivery) -> None:
-    code = await subscribe(store, status="incomplete")
-    assert await refusal(delivery.redeem(claim_code=code)) == (403, "subscription_not_active")
+    await subscribe(store, status="active")
+    async with store.webhook_transaction(NOW) as tx:
+        current = await tx.subscription(SUB)
+        assert current is not None
+        await tx.write_subscription(SUB, current.user_id, SubscriptionState("team", "incomplete", None, False, NOW))
+    assert await refusal(delivery.redeem(session_id=SESSION)) == (403, "subscription_not_active")
 
 
 async def test_resend_ends_the_old_claims_and_queues_a_new_link(store: Store, delivery: Delivery) -> None:
@@ -127,10 +128,11 @@ async def test_resend_ends_the_old_claims_and_queues_a_new_link(store: Store, de
     resent = await delivery.resend("  Buyer@Example.com ")
 
     assert resent.subscription_id == SUB and resent.recipient == "buyer@example.com" and resent.claims_ended == 2
+    mails = await store.list_outbox()
+    assert [m.status for m in mails] == ["cancelled", "pending"]
+    assert mails[1].subject == "Your new KAMIYO MCP claim link"
     new = await latest_code(store)
     assert new != old
-    mails = await store.list_outbox()
-    assert [m.status for m in mails] == ["cancelled", "pending"] and "no longer work" in mails[1].body_text
     assert await refusal(delivery.redeem(claim_code=old)) == (410, "claim_expired")
     assert await refusal(delivery.redeem(session_id=SESSION)) == (410, "claim_expired")
     assert (await delivery.redeem(claim_code=new)).subscription_id == SUB

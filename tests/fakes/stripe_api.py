@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 from stripe.params._subscription_item_create_params import SubscriptionItemCreateParams
@@ -20,7 +22,9 @@ from stripe.params._subscription_update_params import SubscriptionUpdateParams
 from stripe.params.billing._meter_event_adjustment_create_params import MeterEventAdjustmentCreateParams
 from stripe.params.billing._meter_event_create_params import MeterEventCreateParams
 
+from tests.fakes import stripe_lists
 from tests.fakes.stripe_billing import DuplicateMeterEvent, StripeBilling, metered_line_check
+from tests.fakes.stripe_lifecycle import Lifecycle
 from tests.fakes.stripe_schema import (
     Operation,
     ParamError,
@@ -43,6 +47,9 @@ _NO_KEY = (
 _DEFAULT_FAILURES: dict[int, Obj] = {
     400: {"type": "invalid_request_error", "message": "Invalid request."},
     402: {"type": "card_error", "code": "card_declined", "message": "Your card was declined."},
+    403: {"type": "invalid_request_error", "message": "The provided key 'rk_test_***' does not have the required "
+          "permissions for this endpoint. Having the 'rak_subscription_read' permission would allow this request "
+          "to continue."},
     404: {"type": "invalid_request_error", "code": "resource_missing", "message": "No such object."},
     409: {"type": "idempotency_error", "message": "A request with this key is already in progress."},
     429: {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests."},
@@ -115,10 +122,12 @@ def _spec() -> dict[str, Any]:
 class FakeStripe:
     """The fake's state and request pipeline; ``base_url`` is set once its server listens."""
 
-    def __init__(self, *, seed: bool = True) -> None:
+    def __init__(self, *, seed: bool = True, clock: Callable[[], float] = time.time) -> None:
         spec = _spec()
         self.base_url = ""
         self._seed = seed
+        # Stripe's clock as the fake tells it: event `created`, object times and the `Date` header.
+        self.clock = clock
         self._operations: list[Operation | TypedOperation] = [*load_operations(spec), *_TYPED_OPERATIONS]
         self._validator = Validator(Resolver(spec))
         # The server thread and the test thread both touch the state.
@@ -131,7 +140,10 @@ class FakeStripe:
             ("get", "/v1/customers"): lambda p, _: self.state.list_customers(p),
             ("post", "/v1/customers"): lambda p, _: self.state.create_customer(p),
             ("get", "/v1/customers/{customer}"): lambda _, a: self._get("customer", a),
-            ("get", "/v1/subscriptions/{subscription_exposed_id}"): lambda _, a: self._get("subscription", a),
+            ("get", "/v1/subscriptions/{subscription_exposed_id}"): lambda p, a: stripe_lists.retrieve_subscription(
+                self.state, a["subscription_exposed_id"], p),
+            ("get", "/v1/subscriptions"): lambda p, _: stripe_lists.list_subscriptions(self.state, p),
+            ("get", "/v1/events"): lambda p, _: stripe_lists.list_events(self.state, p),
             ("get", "/v1/prices/{price}"): lambda _, a: self._get("price", a),
             ("get", "/v1/events/{id}"): lambda _, a: self._get("event", a),
             ("post", "/v1/billing/meter_events"): lambda p, _: self.billing.create_meter_event(p),
@@ -147,11 +159,12 @@ class FakeStripe:
     def reset(self) -> None:
         """Forget requests, objects, idempotency keys and pending failures; re-seed fixtures."""
         with self._lock:
-            self.state = StripeState(seed=self._seed)
+            self.state = StripeState(seed=self._seed, clock=lambda: self.clock())
             self.billing = StripeBilling(self.state)
             self._held: set[str] = set()
+            self.lifecycle = Lifecycle(self.state, self._lock)
             self.requests: list[RecordedRequest] = []
-            self._failures: list[Reply] = []
+            self._failures: list[Reply | None] = []
             self._idempotent: dict[tuple[str, str], tuple[tuple[str, str, Any], Reply]] = {}
 
     def add_customer(self, *, id: str | None = None, email: str | None = None, **fields: Any) -> Obj:
@@ -191,16 +204,21 @@ class FakeStripe:
         *,
         times: int = 1,
         should_retry: bool | None = None,
+        after: int = 0,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next ``times`` authenticated requests with a Stripe-shaped error.
+        """Answer ``times`` authenticated requests with a Stripe-shaped error, once ``after`` more have passed.
 
         ``should_retry`` sets Stripe's ``Stripe-Should-Retry`` header, which the SDK obeys over
-        its own retry rules. Injected failures are not stored for idempotent replay.
+        its own retry rules; ``headers`` adds others (e.g. ``Retry-After``). Injected failures are
+        not stored for idempotent replay.
         """
         body = {**_DEFAULT_FAILURES.get(status, _SERVER_ERROR), **(error or {})}
-        headers = {} if should_retry is None else {"Stripe-Should-Retry": str(should_retry).lower()}
+        extra = {} if should_retry is None else {"Stripe-Should-Retry": str(should_retry).lower()}
+        extra.update(headers or {})
         with self._lock:
-            self._failures.extend(Reply(status, {"error": body}, headers) for _ in range(times))
+            self._failures.extend([None] * after)
+            self._failures.extend(Reply(status, {"error": body}, dict(extra)) for _ in range(times))
 
     def hold_replies(self, path: str) -> None:
         """Apply requests to `path` but hold their answers until `release_replies` (requests in flight)."""
@@ -249,6 +267,7 @@ class FakeStripe:
             self.requests.append(record)
             reply = self._handle(record)
         reply.headers.setdefault("Request-Id", new_id("req_", 14))
+        reply.headers.setdefault("Date", formatdate(self.clock(), usegmt=True))
         return reply
 
     def _handle(self, record: RecordedRequest) -> Reply:
@@ -261,7 +280,9 @@ class FakeStripe:
                 401, {"type": "invalid_request_error", "message": f"Invalid API Key provided: {masked}"}
             )
         if self._failures:
-            return self._failures.pop(0)
+            failure = self._failures.pop(0)
+            if failure is not None:
+                return failure
         found = self._route(record.method.lower(), record.path)
         if found is None:
             return stripe_error(

@@ -17,7 +17,8 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl
 
@@ -87,6 +88,7 @@ class FakeStripeServer:
             access_log=False,
             http="h11",
             ws="none",
+            date_header=False,  # the fake sends its own Date, from its clock
             timeout_graceful_shutdown=5,
         )
         self._server = _Server(config)
@@ -112,9 +114,10 @@ class FakeStripeServer:
 
 
 @contextmanager
-def run_fake_stripe(*, seed: bool = True, start_timeout: float = 10.0) -> Iterator[FakeStripe]:
+def run_fake_stripe(*, seed: bool = True, start_timeout: float = 10.0,
+                    clock: Callable[[], float] = time.time) -> Iterator[FakeStripe]:
     """Serve a fresh ``FakeStripe`` on 127.0.0.1 (free port) for the ``with`` block."""
-    server = FakeStripeServer(FakeStripe(seed=seed), start_timeout=start_timeout)
+    server = FakeStripeServer(FakeStripe(seed=seed, clock=clock), start_timeout=start_timeout)
     fake = server.start()
     try:
         yield fake

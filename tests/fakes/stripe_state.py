@@ -12,6 +12,7 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.support import DATA
@@ -55,15 +56,27 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+def set_item_price(item: Obj, price: Obj) -> None:
+    """Put a subscription item on `price`; its legacy `plan` mirrors the price, as Stripe's does."""
+    item["price"] = copy.deepcopy(price)
+    if isinstance(item.get("plan"), dict):
+        item["plan"] = {**item["plan"], "id": price["id"], "amount": price.get("unit_amount"),
+                        "product": price.get("product")}
+
+
 class StripeState:
     """Customers, checkout sessions, subscriptions, prices and events known to the fake."""
 
-    def __init__(self, *, seed: bool = True) -> None:
+    def __init__(self, *, seed: bool = True, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.customers: dict[str, Obj] = {}
         self.checkout_sessions: dict[str, Obj] = {}
         self.subscriptions: dict[str, Obj] = {}
         self.prices: dict[str, Obj] = {}
         self.events: dict[str, Obj] = {}
+        # Webhook delivery of each event: None pending, True delivered, False failed (GET /v1/events
+        # ?delivery_success=... reads it; tests record what our endpoint answered).
+        self.delivered: dict[str, bool | None] = {}
         # Not part of the API object; kept so completing a session can build its subscription.
         self.session_line_items: dict[str, list[Obj]] = {}
         if seed:
@@ -76,6 +89,7 @@ class StripeState:
         updated = json.loads((EVENTS / "customer.subscription.updated.json").read_text())
         subscription = created["data"]["object"]
         self.subscriptions[subscription["id"]] = subscription
+        self.subscription_template = copy.deepcopy(subscription)
         self.prices[fixture("price")["id"]] = fixture("price")
         team = updated["data"]["object"]["items"]["data"][0]["price"]
         self.prices[team["id"]] = team
@@ -88,6 +102,11 @@ class StripeState:
                 self.events[event["id"]] = event
         # checkout.session.completed reuses the fixture event's id; the shared scenario wins.
         self.events.setdefault(fixture("event")["id"], fixture("event"))
+        self.delivered.update((event_id, True) for event_id in self.events)
+
+    def now(self) -> int:
+        """The fake's clock (Stripe's, as far as its clients can tell), in whole seconds."""
+        return int(self.clock())
 
     # -- lookups ---------------------------------------------------------------
 
@@ -107,7 +126,7 @@ class StripeState:
 
     def add_customer(self, *, id: str | None = None, email: str | None = None, **fields: Any) -> Obj:
         customer = fixture("customer")
-        customer.update(id=id or new_id("cus_", 14), email=email, created=int(time.time()), discount=None)
+        customer.update(id=id or new_id("cus_", 14), email=email, created=self.now(), discount=None)
         customer.update(fields)
         self.customers[customer["id"]] = customer
         return customer
@@ -148,7 +167,7 @@ class StripeState:
                 currency = price["currency"]
         session = fixture("checkout.session")
         session_id = new_id("cs_test_", 58)
-        now = int(time.time())
+        now = self.now()
         session.update(
             id=session_id,
             url=f"https://checkout.stripe.com/c/pay/{session_id}",
@@ -212,16 +231,16 @@ class StripeState:
 
     def add_subscription(self, customer: str, line_items: list[Obj] | None = None, **fields: Any) -> Obj:
         """A new active subscription shaped like the seeded one, for ``customer``."""
-        template = next(iter(self.subscriptions.values()), None) or fixture("subscription")
+        template = getattr(self, "subscription_template", None) or fixture("subscription")
         subscription = copy.deepcopy(template)
         subscription_id = new_id("sub_")
-        now = int(time.time())
+        now = self.now()
         items = []
         for line in line_items or [{"price": next(iter(self.prices))}]:
             item = copy.deepcopy(template["items"]["data"][0])
             item.update(id=new_id("si_", 14), subscription=subscription_id, quantity=line.get("quantity", 1))
             if "price" in line and line["price"] in self.prices:
-                item["price"] = copy.deepcopy(self.prices[line["price"]])
+                set_item_price(item, self.prices[line["price"]])
                 if (item["price"].get("recurring") or {}).get("usage_type") == "metered":
                     item["quantity"] = None  # metered items have no quantity
             item.update(current_period_start=now, current_period_end=now + 30 * 24 * 3600)
@@ -241,7 +260,7 @@ class StripeState:
         session_id = new_id("bps_")
         session.update(
             id=session_id,
-            created=int(time.time()),
+            created=self.now(),
             customer=params["customer"],
             return_url=params.get("return_url"),
             livemode=False,

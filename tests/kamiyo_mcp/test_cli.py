@@ -48,3 +48,16 @@ def test_unknown_tokens_and_tiers_are_clear_errors(tmp_path: Path) -> None:
     assert bad_tier.returncode == 2 and "invalid choice" in bad_tier.stderr
     bad_email = cli(["token", "issue", "--email", "nobody", "--tier", "team"], env)
     assert bad_email.returncode == 2 and "argument --email: not a valid email" in bad_email.stderr
+
+
+def test_token_rotate_keeps_the_expiry_of_the_token_it_replaces(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "k.db")
+    cli(["token", "issue", "--email", "short@example.com", "--tier", "team", "--days", "1"], env)
+    [first] = json.loads(cli(["token", "list", "--json"], env).stdout)
+
+    rotated = cli(["token", "rotate", first["token_id"]], env)
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert first["expires"] in rotated.stderr
+    records = json.loads(cli(["token", "list", "--json"], env).stdout)
+    assert [r["expires"] for r in records] == [first["expires"]] * 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.support import REPO, base_env, cli
     (["claim", "resend", "--email", "@example.com"], "--email"),
     (["events", "list", "--limit", "0"], "--limit"),
     (["serve", "--port", "70000"], "--port"),
+    (["outbox", "print", "0"], "ID"),
 ])
 def test_bad_usage_exits_2_naming_the_argument_before_anything_is_created(tmp_path: Path, args: list[str],
                                                                           flag: str) -> None:
@@ -101,3 +103,22 @@ def test_every_command_help_describes_it() -> None:
     for path, shown in helps:
         usage, _, rest = shown.partition("\n\n")
         assert rest.strip() and not rest.startswith(("positional arguments", "options")), path
+
+
+def test_serve_on_a_taken_port_fails_with_one_line_before_starting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(["serve", "--port", str(port)], base_env(tmp_path / "k.db"))
+    assert result.returncode == 1
+    expected = f"kamiyo-mcp: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "k.db").exists()
+
+
+@pytest.mark.parametrize("host", ["no-such-host.invalid", "192.0.2.1"])
+def test_serve_on_a_host_that_is_not_this_machine_is_bad_usage(tmp_path: Path, host: str) -> None:
+    result = cli(["serve", "--host", host, "--port", "8000"], base_env(tmp_path / "k.db"))
+    assert result.returncode == 2 and result.stderr.startswith(f"kamiyo-mcp: --host '{host}' is not")
+    assert "Traceback" not in result.stderr and not (tmp_path / "k.db").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from billing.authority import Authority
 from billing.store import SQLiteStore
@@ -185,3 +186,18 @@ def test_without_stripe_the_billing_endpoints_say_billing_is_not_configured(serv
     assert health.status_code == 503 and health.json()["error"]["code"] == "billing_not_configured"
     assert checkout.status_code == 503 and "not configured" in checkout.json()["error"]["message"]
     assert httpx.get(server.url + "/openapi.json").json()["paths"]["/api/billing/create-checkout-session"]
+
+
+async def test_an_unknown_prompt_is_the_callers_mistake_on_every_protocol_version(server: ServerProcess) -> None:
+    token = issue(server, "personal", "prompts@example.com")
+    modern = httpx.post(server.url + "/mcp", timeout=30, headers={
+        "Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "prompts/get", "Mcp-Name": "nope"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": "nope", "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    assert modern.json()["error"] == {"code": -32602, "message": "Unknown prompt: nope", "data": {"name": "nope"}}
+    async with mcp_session(server.url, token) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.get_prompt("nope")
+    assert raised.value.error.code == -32602

@@ -77,7 +77,7 @@
   function showToken(data) {
     document.getElementById("token").value = data.token;
     document.getElementById("token-tier").textContent = data.tier;
-    document.getElementById("token-expiry").textContent = new Date(data.expires_at * 1000).toISOString().slice(0, 10);
+    document.getElementById("token-expiry").textContent = String(data.expires_at).slice(0, 10);
     document.getElementById("config").value = JSON.stringify(data.claude_desktop_config, null, 2);
     document.getElementById("revealed").hidden = false;
     document.getElementById("token").focus();

@@ -4,8 +4,8 @@
         paid = await shop.pay("buyer@example.com", "team")       # checkout, Stripe completes, webhook
         mail = await inbox.next()                                # the welcome email, over SMTP
 
-The app is `create_app(load_settings(env))` with the billing, webhook and delivery routes added
-and the outbox sender in its lifespan, as app.py will wire them.
+The app is `create_app(load_settings(env))` exactly as `serve` runs it: its webhook queues the
+welcome mail and its lifespan's outbox sender sends it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 
-from billing.delivery import add_email_claim_and_welcome
 from billing.http.webhooks import PATH as WEBHOOK_PATH
 from kamiyo_mcp.app import create_app
 from kamiyo_mcp.delivery import DeliveryWiring
@@ -151,28 +150,10 @@ class Shop:
         session = self.fake.complete_session(session_id)
         answer = await self.post_event("checkout.session.completed", session)
         assert answer.status_code == 200, answer.text
-        paid = Paid(session_id, session["subscription"], session["customer"], session["customer_details"]["email"])
-        await self.ensure_welcome(paid)
-        return paid
+        return Paid(session_id, session["subscription"], session["customer"], session["customer_details"]["email"])
 
     async def pay(self, email_address: str, tier: str = "personal") -> Paid:
         return await self.complete((await self.checkout(email_address, tier))["session_id"])
-
-    async def ensure_welcome(self, paid: Paid) -> None:
-        """The emailed claim and welcome mail, written by the webhook once it is wired, else here."""
-        store = self.runtime.store
-        async with store.transaction() as db:
-            rows = list(await db.execute_fetchall(
-                "SELECT 1 FROM claims WHERE subscription_id = ? AND kind = 'email_code'", (paid.subscription_id,)))
-            if not rows:
-                tier = list(await db.execute_fetchall(
-                    "SELECT tier FROM subscriptions WHERE subscription_id = ?", (paid.subscription_id,)))[0][0]
-                await add_email_claim_and_welcome(
-                    db, subscription_id=paid.subscription_id, email=paid.email, tier=tier,
-                    public_url=self.settings.public_url, support_email=self.settings.billing.support_email,
-                    now=int(time.time()))
-        if self.wiring.sender is not None:
-            self.wiring.sender.wake()
 
     async def end_subscription(self, paid: Paid) -> None:
         """Stripe deletes the subscription and says so by webhook."""

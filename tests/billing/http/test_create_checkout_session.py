@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ async def test_a_checkout_is_a_subscription_session_for_the_tiers_price_with_the
     assert set(body) == {"checkout_url", "session_id", "expires_at"}
     assert body["session_id"].startswith("cs_test_")
     assert body["checkout_url"] == f"https://checkout.stripe.com/c/pay/{body['session_id']}"
-    assert isinstance(body["expires_at"], int)
+    stripe_expiry = billing.fake.state.checkout_sessions[body["session_id"]]["expires_at"]
+    assert datetime.fromisoformat(body["expires_at"]) == datetime.fromtimestamp(stripe_expiry, UTC)
     params = stripe_params(billing)
     assert params["mode"] == "subscription"
     assert params["line_items"] == [{"price": TEAM_PRICE, "quantity": 1}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,15 +18,6 @@ from tests.billing.http.app_harness import assert_error_shape
 from tests.billing.http.delivery_harness import Inbox, Shop, claim_link, running_shop
 from tests.fakes.stripe_fake import FakeStripe
 from tests.support_mcp import mcp_session, start_of_a_fresh_minute_window, text_of
-
-
-@pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox().start()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture
@@ -66,13 +58,13 @@ async def test_the_welcome_email_link_mints_a_token_that_works_with_the_mcp_clie
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
-    assert body["tier"] == "team" and isinstance(body["expires_at"], int)
+    assert body["tier"] == "team" and datetime.fromisoformat(body["expires_at"]).tzinfo is not None
     token = body["token"]
     servers = body["claude_desktop_config"]["mcpServers"]
-    assert servers["kamiyo"] == {"command": "kamiyo-mcp", "args": ["stdio"], "env": {"KAMIYO_TOKEN": token}}
-    assert servers["kamiyo-remote"]["args"] == ["-y", MCP_REMOTE, shop.url + "/mcp", "--header",
-                                                "Authorization:${AUTH_HEADER}", "--transport", "http-only"]
-    assert servers["kamiyo-remote"]["env"] == {"AUTH_HEADER": f"Bearer {token}"}
+    assert servers == {"kamiyo": {
+        "command": "npx", "args": ["-y", MCP_REMOTE, shop.url + "/mcp", "--header", "Authorization:${AUTH_HEADER}",
+                                   "--transport", "http-only"],
+        "env": {"AUTH_HEADER": f"Bearer {token}"}}}
 
     async with mcp_session(shop.url, token) as client:
         status = await client.call_tool("get_account_status", {})
@@ -161,7 +153,8 @@ async def test_rotation_returns_a_new_token_and_refuses_the_old_one_from_the_nex
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
     new = answer.json()["token"]
-    assert new != old and answer.json()["claude_desktop_config"]["mcpServers"]["kamiyo"]["env"]["KAMIYO_TOKEN"] == new
+    assert new != old
+    assert answer.json()["claude_desktop_config"]["mcpServers"]["kamiyo"]["env"]["AUTH_HEADER"] == f"Bearer {new}"
 
     async with mcp_session(shop.url, new) as client:
         assert not (await client.call_tool("get_account_status", {})).is_error
@@ -182,3 +175,40 @@ async def test_rotation_is_refused_once_the_subscription_has_ended(shop: Shop, i
 
     assert answer.status_code in (401, 403)
     assert_error_shape(answer, answer.status_code)
+
+
+async def test_a_welcome_mail_sent_after_the_success_page_reveal_says_so_and_carries_no_dead_link(
+        tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> None:
+    async with running_shop(tmp_path, fake, smtp_port=None) as first:  # no SMTP yet: the mail waits
+        paid = await first.pay("early@example.com", "team")
+        revealed = await first.claim(session_id=paid.session_id)
+        assert revealed.status_code == 200, revealed.text
+
+    async with running_shop(tmp_path, fake, smtp_port=inbox.port) as later:  # SMTP configured: it goes out
+        message = await inbox.next()
+        await all_mail_sent(later)
+        open_claims = rows(later, "SELECT COUNT(*) FROM claims WHERE subscription_id = ? AND redeemed_at IS NULL",
+                           (paid.subscription_id,))
+
+    assert message["To"] == "early@example.com" and "team" in message["Subject"]
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    for body in (text, html):
+        assert "/claim?code=" not in body
+        assert "already revealed" in body and "/api/mcp/token/rotate" in body and "help@kamiyo.test" in body
+    assert open_claims == [(0,)]  # nothing was minted for a mail that carries no link
+
+
+async def test_rotation_keeps_the_original_expiry_and_every_token_answer_gives_iso_8601_dates(shop: Shop) -> None:
+    granted = await shop.runtime.authority.issue_grant("short@example.com", "team", days=1)
+    expiry = datetime.fromtimestamp(granted.expires_at, UTC)
+
+    answer = await shop.client.post("/api/mcp/token/rotate", headers={"Authorization": f"Bearer {granted.token}"})
+
+    assert answer.status_code == 200, answer.text
+    assert datetime.fromisoformat(answer.json()["expires_at"]) == expiry
+    new = answer.json()["token"]
+    validated = await shop.client.post("/api/mcp/validate", headers={"Authorization": f"Bearer {new}"})
+    assert datetime.fromisoformat(validated.json()["expires_at"]) == expiry
+    (row,) = [r for r in await shop.runtime.store.list_tokens() if r.token_id == answer.json()["token_id"]]
+    assert row.expires_at == granted.expires_at

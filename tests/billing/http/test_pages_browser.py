@@ -46,15 +46,6 @@ def chromium_executable(playwright_own: str) -> str | None:
 
 
 @pytest.fixture
-async def inbox() -> AsyncIterator[Inbox]:
-    box = Inbox().start()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture
 async def shop(tmp_path: Path, fake: FakeStripe, inbox: Inbox) -> AsyncIterator[Shop]:
     async with running_shop(tmp_path, fake, smtp_port=inbox.port) as running:
         yield running
@@ -125,7 +116,7 @@ async def test_pricing_checkout_success_and_a_token_revealed_once(shop: Shop, in
     await page.locator("#revealed").wait_for(state="visible", timeout=15_000)  # type: ignore[attr-defined]
     token = await page.locator("#token").input_value()  # type: ignore[attr-defined]
     config = json.loads(await page.locator("#config").input_value())  # type: ignore[attr-defined]
-    assert config["mcpServers"]["kamiyo-remote"]["env"]["AUTH_HEADER"] == f"Bearer {token}"
+    assert config["mcpServers"]["kamiyo"]["env"]["AUTH_HEADER"] == f"Bearer {token}"
     assert session_id not in page.url and token not in page.url  # type: ignore[attr-defined]
     assert await page.context.cookies() == []  # type: ignore[attr-defined]
     await page.screenshot(path=str(ARTIFACTS / "billing-success-token-revealed.png"), full_page=True)  # type: ignore[attr-defined]

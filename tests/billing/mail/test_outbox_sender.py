@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from billing.authority import Authority
 from billing.config import MailConfig
-from billing.delivery import add_email_claim_and_welcome
+from billing.mail.claim_mail import claim_mail_composers, queue_welcome
 from billing.mail.outbox_sender import OutboxSender, retry_delay
-from billing.store import SQLiteStore, Store
-from billing.store.delivery_sql import SENT_BODY
-from billing.tokens import TokenCodec
+from billing.store import Store
+from billing.subscription_state import SubscriptionState
 from tests.billing.http.delivery_harness import Inbox, claim_link
-from tests.support import JWT_SECRET
 
 NOW = 1_900_000_000
 
@@ -28,33 +20,27 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await SQLiteStore.open(tmp_path / "kamiyo.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
+COMPOSERS = claim_mail_composers(public_url="https://kamiyo.test", support_email="help@kamiyo.test")
 
 
-async def queue_welcome(store: Store, email: str = "buyer@example.com") -> int:
-    authority = Authority(store, TokenCodec(JWT_SECRET), public_url="https://kamiyo.test", clock=lambda: NOW)
-    grant = await authority.issue_grant(email, "team")
-    async with store.transaction() as db:
-        return await add_email_claim_and_welcome(db, subscription_id=grant.subscription_id, email=email, tier="team",
-                                                 public_url="https://kamiyo.test", support_email="help@kamiyo.test",
-                                                 now=NOW)
+async def queue_welcome_mail(store: Store, email: str = "buyer@example.com") -> int:
+    """What checkout.session.completed does: a Stripe subscription and its queued welcome mail."""
+    sub = "sub_" + email.split("@")[0]
+    async with store.webhook_transaction(NOW) as tx:
+        user_id = await tx.ensure_stripe_customer("cus_" + sub, email=email, name=None, event_created=NOW)
+        await tx.write_subscription(sub, user_id, SubscriptionState("team", "active", NOW + 30 * 86_400, False, NOW))
+        return await queue_welcome(tx.db, subscription_id=sub, recipient=email, tier="team", now=NOW)
 
 
 def sender_for(store: Store, port: int, clock: Clock, **kwargs: float) -> OutboxSender:
     config = MailConfig(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, email_from="K <k@kamiyo.test>")
-    return OutboxSender(store, config, clock=clock, timeout=5, rand=lambda: 0.5, **kwargs)
+    return OutboxSender(store, config, clock=clock, timeout=5, rand=lambda: 0.5, composers=COMPOSERS, **kwargs)
 
 
-async def test_a_due_mail_is_sent_once_and_its_claim_link_is_not_kept(store: Store) -> None:
+async def test_a_due_mail_is_sent_once_with_a_claim_link_made_as_it_is_sent(store: Store) -> None:
     inbox = Inbox().start()
     try:
-        mail_id = await queue_welcome(store)
+        mail_id = await queue_welcome_mail(store)
         sender = sender_for(store, inbox.port, Clock(NOW))
 
         assert await sender.send_due() == 1
@@ -67,11 +53,11 @@ async def test_a_due_mail_is_sent_once_and_its_claim_link_is_not_kept(store: Sto
     assert claim_link(message).startswith("https://kamiyo.test/claim?code=")
     (row,) = await store.list_outbox()
     assert row.status == "sent" and row.attempts == 1 and row.sent_at == NOW
-    assert row.body_text == SENT_BODY and row.body_html == ""
+    assert row.body_text == row.body_html == "" and row.subject == message["Subject"]
 
 
 async def test_with_smtp_down_the_mail_stays_and_is_retried_when_smtp_comes_back(store: Store) -> None:
-    await queue_welcome(store)
+    await queue_welcome_mail(store)
     inbox = Inbox()  # its port is free: nothing listens yet
     clock = Clock(NOW)
     sender = sender_for(store, inbox.port, clock, base_delay=60)
@@ -97,7 +83,7 @@ async def test_with_smtp_down_the_mail_stays_and_is_retried_when_smtp_comes_back
 
 
 async def test_a_sender_that_dies_after_taking_a_mail_leaves_it_to_be_sent_again(store: Store) -> None:
-    await queue_welcome(store)
+    await queue_welcome_mail(store)
     (taken,) = await store.take_due_mail(NOW, retry_at=lambda attempts: NOW + 120)  # then the process dies
     inbox = Inbox().start()
     try:
@@ -121,12 +107,21 @@ def test_the_backoff_doubles_from_its_base_with_jitter_and_is_capped() -> None:
 
 
 async def test_without_smtp_settings_nothing_is_sent_and_the_mail_waits(store: Store) -> None:
-    await queue_welcome(store)
-    sender = OutboxSender(store, MailConfig(), poll_seconds=0.01)
-    async with sender.running():
-        pass
-    (row,) = await store.list_outbox(pending_only=True)
-    assert row.attempts == 0 and row.status == "pending" and "/claim?code=" in row.body_text
+    await queue_welcome_mail(store)
+    inbox = Inbox().start()  # an SMTP server listens on the port: only the missing host keeps the mail back
+    try:
+        unconfigured = OutboxSender(store, MailConfig(smtp_port=inbox.port, smtp_starttls=False), clock=Clock(NOW),
+                                    composers=COMPOSERS)
+        async with unconfigured.running():
+            assert await unconfigured.send_due() == 0
+        (row,) = await store.list_outbox(pending_only=True)
+        assert row.attempts == 0 and row.status == "pending" and inbox.messages == []
+
+        configured = sender_for(store, inbox.port, Clock(NOW))
+        assert await configured.send_due() == 1  # the same mail, once SMTP is configured
+        assert (await inbox.next())["To"] == "buyer@example.com"
+    finally:
+        inbox.stop()
 
 
 async def test_the_background_sender_delivers_a_queued_mail_without_being_asked(store: Store) -> None:
@@ -134,7 +129,7 @@ async def test_the_background_sender_delivers_a_queued_mail_without_being_asked(
     try:
         sender = sender_for(store, inbox.port, Clock(NOW), poll_seconds=0.02)
         async with sender.running():
-            await queue_welcome(store, "later@example.com")
+            await queue_welcome_mail(store, "later@example.com")
             message = await inbox.next()
     finally:
         inbox.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 
-from billing.mail.welcome import claim_url, to_email_message, welcome_mail
+from billing.mail.welcome import claim_url, revealed_mail, to_email_message, welcome_mail
 
 LINK = claim_url("https://kamiyo.test/", "c0de-_XYZ" * 5)
 
@@ -44,3 +44,14 @@ def test_a_tier_missing_from_the_table_still_gets_its_link() -> None:
     mail = welcome_mail(recipient="a@example.com", tier="legacy", claim_link=LINK, public_url="https://k.test",
                         support_email="s@k.test", expires_at=1_900_000_000)
     assert LINK in mail.body_text and "legacy" in mail.body_text
+
+
+def test_the_mail_after_a_reveal_says_when_how_to_rotate_and_where_to_get_help_and_has_no_link() -> None:
+    mail = revealed_mail(recipient="a@example.com", tier="team", revealed_at=1_900_000_000,
+                         public_url="https://kamiyo.test", support_email="help@kamiyo.test")
+
+    assert "team" in mail.subject
+    for body in (mail.body_text, mail.body_html):
+        assert "already revealed on 2030-03-17 17:46 UTC" in body
+        assert "https://kamiyo.test/api/mcp/token/rotate" in body and "help@kamiyo.test" in body
+        assert "/claim" not in body and "Claude Desktop" in body

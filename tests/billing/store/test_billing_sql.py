@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from billing.claims import claim_hash
 from billing.store import AnyStore, open_store
 from billing.store.billing_sql import DONE_STATUSES
 from billing.subscription_state import SubscriptionState
@@ -26,7 +27,7 @@ async def apply_checkout(store: AnyStore, event_id: str, *, email: str = "buyer@
             return False
         user_id = await tx.ensure_stripe_customer("cus_1", email=email, name="Buyer", event_created=NOW)
         await tx.write_subscription(SUB, user_id, active())
-        await tx.create_claim(SUB, kind="checkout_session", secret="cs_test_1", expires_at=NOW + 3600)
+        await tx.create_claim(SUB, kind="checkout_session", secret_hash=claim_hash("cs_test_1"), expires_at=NOW + 3600)
         await tx.mark_event(event_id=event_id, event_type="checkout.session.completed", created=NOW, livemode=False,
                             payload=json.dumps({"id": event_id}), status="processed", message="applied")
         return True
@@ -131,7 +132,8 @@ async def test_ending_a_subscription_revokes_its_tokens_and_expires_its_claims(s
             " SELECT 'tok_end', user_id, subscription_id, ?, ?, ? FROM subscriptions WHERE subscription_id = ?",
             ("e" * 64, NOW, NOW + 86_400, SUB))
     async with store.webhook_transaction(NOW + 10) as tx:
-        assert await tx.create_claim(SUB, kind="checkout_session", secret="cs_test_1", expires_at=NOW) is False
+        assert await tx.create_claim(SUB, kind="checkout_session", secret_hash=claim_hash("cs_test_1"),
+                                     expires_at=NOW) is False
         assert await tx.revoke_subscription_tokens(SUB, "subscription deleted") == 1
         assert await tx.revoke_subscription_tokens(SUB, "subscription deleted") == 0
         assert await tx.expire_claims(SUB) == 1

@@ -52,8 +52,8 @@ def redeem(settings: Settings, code: str) -> str:
     return asyncio.run(go())
 
 
-def test_resend_queues_a_claim_mail_that_outbox_list_shows_with_its_link(settings: Settings,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_resend_queues_a_claim_mail_that_outbox_print_hands_over_with_a_working_link(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     subscribe(settings, "buyer@example.com")
 
     assert run_cli(settings, "claim", "resend", "--email", "Buyer@Example.com") == 0
@@ -67,8 +67,17 @@ def test_resend_queues_a_claim_mail_that_outbox_list_shows_with_its_link(setting
     assert run_cli(settings, "outbox", "list", "--json") == 0
     (mail,) = json.loads(capsys.readouterr().out)
     assert mail["status"] == "pending" and mail["attempts"] == 0 and mail["recipient"] == "buyer@example.com"
-    (code,) = re.findall(r"/claim\?code=([A-Za-z0-9_-]+)", mail["body_text"])
+    assert "code=" not in json.dumps(mail)  # the link does not exist until the mail is sent
+
+    assert run_cli(settings, "outbox", "print", str(mail["id"])) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("To: buyer@example.com\nSubject: Your new KAMIYO MCP claim link\n")
+    assert "marked sent" in printed.err
+    (code,) = re.findall(r"/claim\?code=([A-Za-z0-9_-]+)", printed.out)
     assert redeem(settings, code) == "personal"
+
+    assert run_cli(settings, "outbox", "print", str(mail["id"])) == 1  # handed over once
+    assert "is sent" in capsys.readouterr().err
 
 
 def test_a_second_resend_kills_the_first_link(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kamiyo_mcp.intel.ingest import ingest_sources
+from kamiyo_mcp.intel.search_spec import SearchSpec
 from kamiyo_mcp.intel.store import IntelStore
+from kamiyo_mcp.intel.store_reads import StoredIncident
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO / "tests" / "data" / "exploits"
@@ -126,3 +128,10 @@ def local_server() -> Iterator[Callable[[Route], LocalServer]]:
 
 def json_body(value: Any) -> tuple[int, str, bytes]:
     return 200, "application/json", json.dumps(value).encode()
+
+
+async def canonical_reports(store: IntelStore) -> tuple[int, list[StoredIncident]]:
+    """``(total, every incident's canonical report)``, newest first."""
+    total, ids = await store.search_ids(SearchSpec(), limit=100_000)
+    rows = await store.search_rows(ids)
+    return total, [rows[i] for i in ids]

@@ -9,6 +9,8 @@ import pytest
 from kamiyo_mcp.intel.queries import exploit_details
 from kamiyo_mcp.intel.store import IntelStore
 
+from .conftest import canonical_reports
+
 FACTS = [
     (
         "defillama:2022-03-23:ronin-bridge",
@@ -19,7 +21,6 @@ FACTS = [
             "chains": ["Ethereum"],
             "classification": "Infrastructure",
             "bridge_hack": True,
-            "defillama_id": 4440,
         },
     ),
     (
@@ -58,19 +59,26 @@ FACTS = [
 async def test_well_known_incidents_read_back_with_their_readme_facts(
     store: IntelStore, ident: str, expected: dict
 ) -> None:
-    incident = (await exploit_details(store, ident))["incident"]
+    incident = (await exploit_details(store, ident)).incident.wire()
     assert {k: incident[k] for k in expected} == expected
+
+
+async def test_the_stored_report_keeps_the_source_ids_the_answer_leaves_out(store: IntelStore) -> None:
+    stored = await store.get_incident("defillama:2022-03-23:ronin-bridge")
+    assert stored is not None and stored.incident.extra["defillama_id"] == 4440
 
 
 async def test_nomad_reports_from_two_sources_are_one_incident(store: IntelStore) -> None:
     details = await exploit_details(store, "defihacklabs:2022-08-02:nomad-bridge")
-    assert details["canonical_id"] == "defillama:2022-08-01:nomad"
-    dhl = next(r for r in details["reports"] if r["source"] == "defihacklabs")
-    assert (dhl["loss_text"], dhl["amount_usd"]) == ("Multiple ERC-20 Tokens (~152M US$)", 152_000_000)
+    assert details.incident.id == "defillama:2022-08-01:nomad"
+    assert details.requested_id == "defihacklabs:2022-08-02:nomad-bridge"
+    dhl = next(r for r in details.other_reports if r.source == "defihacklabs")
+    assert (dhl.loss_text, dhl.amount_usd) == ("Multiple ERC-20 Tokens (~152M US$)", 152_000_000)
+    assert dhl.date == "2022-08-02"
 
 
 async def test_defillama_incidents_per_year_match_the_readme(store: IntelStore) -> None:
-    _, rows = await store.search(match=None, chain_key=None, since=None, limit=10_000)
+    _, rows = await canonical_reports(store)
     per_year = Counter(r.incident.date[:4] for r in rows if r.incident.source == "defillama")
     assert dict(per_year) == {
         "2016": 1,
@@ -87,7 +95,7 @@ async def test_defillama_incidents_per_year_match_the_readme(store: IntelStore) 
 
 
 async def test_earliest_and_largest_defillama_incidents(store: IntelStore) -> None:
-    _, rows = await store.search(match=None, chain_key=None, since=None, limit=10_000)
+    _, rows = await canonical_reports(store)
     llama = [r.incident for r in rows if r.incident.source == "defillama"]
     assert min(llama, key=lambda i: i.date).id == "defillama:2016-06-17:the-dao"
     assert max(llama, key=lambda i: i.amount_usd or 0).id == "defillama:2020-12-28:lubian"

@@ -17,7 +17,7 @@ NOW = datetime(2026, 6, 15, tzinfo=UTC)
 async def _assess(store: IntelStore, protocol: str, detail: str = "full", **kw) -> dict:
     kw.setdefault("chain", None)
     kw.setdefault("time_window_days", 90)
-    return await assess_protocol_risk(store, protocol=protocol, detail=detail, now=NOW, **kw)
+    return (await assess_protocol_risk(store, protocol=protocol, detail=detail, now=NOW, **kw)).wire()
 
 
 async def test_personal_tier_gets_score_level_and_window_only(store: IntelStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -11,20 +12,12 @@ from kamiyo_mcp.intel.queries import TIER_CAPS, exploit_details, search_exploits
 from kamiyo_mcp.intel.store import IntelStore
 
 
-async def _search(
-    store: IntelStore,
-    query: str = "",
-    *,
-    chain: str | None = None,
-    since: str | None = None,
-    limit: int | None = None,
-    tier_cap: int = 50,
-) -> dict:
-    return await search_exploits(store, query=query, chain=chain, since=since, limit=limit, tier_cap=tier_cap)
+async def _search(store: IntelStore, query: str = "", *, tier_cap: int = 50, **kwargs: Any) -> dict:
+    return (await search_exploits(store, query=query, tier_cap=tier_cap, **kwargs)).wire()
 
 
 async def test_ronin_is_found_with_the_readme_facts(store: IntelStore) -> None:
-    result = await _search(store, "ronin")
+    result = await _search(store, "ronin", sort="newest")
     ronin = next(e for e in result["exploits"] if e["id"] == "defillama:2022-03-23:ronin-bridge")
     assert (ronin["date"], ronin["amount_usd"], ronin["chains"]) == ("2022-03-23", 624_000_000, ["Ethereum"])
     assert ronin["technique"] == "Private Key Compromised (Social Engineering)"
@@ -42,7 +35,7 @@ async def test_search_covers_technique_and_classification_words(store: IntelStor
     by_technique = await _search(store, "trusted root")
     assert "defillama:2022-08-01:nomad" in [e["id"] for e in by_technique["exploits"]]
     rugpulls = await _search(store, "rugpull", limit=200, tier_cap=200)
-    assert rugpulls["metadata"]["total_matching"] >= 30
+    assert rugpulls["total_matching"] >= 30
 
 
 async def test_empty_query_lists_the_newest_incidents_matching_filters(store: IntelStore) -> None:
@@ -56,15 +49,15 @@ async def test_empty_query_lists_the_newest_incidents_matching_filters(store: In
 @pytest.mark.parametrize("spelling", ["BSC", "bsc", "Bsc", "binance smart chain", "bnb"])
 async def test_chain_filter_is_case_insensitive_and_knows_aliases(store: IntelStore, spelling: str) -> None:
     result = await _search(store, chain=spelling)
-    assert result["metadata"]["query"]["chain"] == "BSC"
-    assert result["metadata"]["total_matching"] > 300
+    assert result["understood_as"]["chain"] == "BSC"
+    assert result["total_matching"] > 300
 
 
 @pytest.mark.parametrize(("tier", "cap"), sorted(TIER_CAPS.items()))
 async def test_a_limit_above_the_tier_cap_is_capped_and_the_cap_stated(store: IntelStore, tier: str, cap: int) -> None:
     result = await _search(store, limit=10**9, tier_cap=cap)
-    assert len(result["exploits"]) == cap == result["metadata"]["tier_cap"]
-    assert str(cap) in result["metadata"]["note"]
+    assert result["pageable"] == cap and 0 < len(result["exploits"]) <= cap
+    assert f"cap of {cap}" in result["note"]
     json.dumps(result)
 
 
@@ -80,9 +73,8 @@ async def test_result_rows_have_the_documented_fields(store: IntelStore) -> None
         "amount_usd",
         "returned_usd",
         "source",
-        "source_url",
-    }
-    assert set(result["metadata"]) >= {"total_matching", "returned", "tier_cap", "query"}
+    }  # DeFiLlama has no source_url: an empty field is left out
+    assert set(result) >= {"total_matching", "returned", "pageable", "first", "understood_as", "data_as_of"}
     assert result["exploits"][0]["returned_usd"] == 1_400_000_000
 
 
@@ -117,29 +109,30 @@ async def test_bad_arguments_get_precise_errors(store: IntelStore, kwargs: dict,
 )
 async def test_fts_and_sql_syntax_in_queries_is_searched_as_words(store: IntelStore, query: str) -> None:
     result = await _search(store, query)
-    assert result["metadata"]["query"]["query"] == query
+    assert "understood_as" in result
     assert await store.incident_count() == 1680
 
 
 async def test_details_show_every_report_address_and_transaction_of_the_incident(store: IntelStore) -> None:
-    details = await exploit_details(store, "blocksec:65")
-    assert details["canonical_id"] == "defillama:2023-03-13:euler-v1"
-    assert set(details["linked_report_ids"]) == {"blocksec:65", "defihacklabs:2023-03-13:eulerfinance"}
+    details = (await exploit_details(store, "blocksec:65")).wire()
+    assert details["incident"]["id"] == "defillama:2023-03-13:euler-v1" and details["requested_id"] == "blocksec:65"
+    assert {r["id"] for r in details["other_reports"]} == {"blocksec:65", "defihacklabs:2023-03-13:eulerfinance"}
     hashes = {t["hash"] for t in details["transactions"]}
     assert "0xc310a0affe2169d1f6feec1c63dbc7f7c62a887fa48795d327d4d2da2d6b111d" in hashes
-    attackers = {a["address"] for a in details["addresses"] if a["role"] == "attacker"}
+    attackers = {a["address"] for a in details["addresses"] if "attacker" in a["roles"]}
     assert {"0x5f259d0b76665c337c6104145894f4d1d2758b8c", "0xb2698c2d99ad2c302a95a8db26b08d17a77cedd4"} <= attackers
     assert details["incident"]["amount_usd"] == 197_000_000
     json.dumps(details)
 
 
 async def test_details_of_a_single_source_incident(store: IntelStore) -> None:
-    details = await exploit_details(store, "defihacklabs:2026-08-20:flashstakev2")
-    roles = {(a["role"], a["address"]) for a in details["addresses"]}
+    details = (await exploit_details(store, "defihacklabs:2026-08-20:flashstakev2")).wire()
+    roles = {(role, a["address"]) for a in details["addresses"] for role in a["roles"]}
     assert ("attacker", "0xa521f8c249eb055796b765642eed78c01cd620d1") in roles
     assert ("attack_contract", "0xfa9d717678ddaf60a123c6ba0506521e923793d0") in roles
     assert ("victim_contract", "0xc9fc5a6007c9801ebae1813d4d03208c4e85be44") in roles
-    assert details["incident"]["amount_usd"] is None and details["incident"]["chains"] == ["Ethereum"]
+    assert "amount_usd" not in details["incident"] and details["incident"]["chains"] == ["Ethereum"]
+    assert "other_reports" not in details and "amount_caveats" not in details
 
 
 @pytest.mark.parametrize(

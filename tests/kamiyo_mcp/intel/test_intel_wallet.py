@@ -30,10 +30,11 @@ async def _screen(
     provider: ChainProvider | None = None,
     lookback_days: int = 90,
 ) -> dict:
-    return await screen_wallet(store, provider, address=address, chain=chain, lookback_days=lookback_days, now=NOW)
+    answer = await screen_wallet(store, provider, address=address, chain=chain, lookback_days=lookback_days, now=NOW)
+    return answer.wire()
 
 
-async def test_a_known_attacker_is_linked_to_incidents_not_called_malicious(store: IntelStore) -> None:
+async def test_a_known_whitehat_is_labelled_from_its_sources_not_called_an_exploiter(store: IntelStore) -> None:
     result = await _screen(store, C0FFEE.upper().replace("0X", "0x"))
     assert result["linked"] is True
     # 13 address rows (README fact), some of them two sources' reports of one incident.
@@ -41,7 +42,17 @@ async def test_a_known_attacker_is_linked_to_incidents_not_called_malicious(stor
     assert result["incident_link_count"] == len(result["incident_links"]) < 13
     assert all(link["statement"].startswith("linked to incident ") for link in result["incident_links"])
     assert "malicious" not in json.dumps(result["incident_links"]).lower()
-    assert "whitehat" in result["caveat"]
+    entity = result["known_entity"]
+    assert (entity["name"], entity["kind"]) == ("c0ffeebabe.eth", "whitehat_mev")
+    assert any("DeFiHackLabs" in s["title"] and "(whitehat)" in s["says"] for s in entity["sources"])
+    assert result["verdict"].startswith("Known whitehat MEV operator (c0ffeebabe.eth)")
+    assert "Not an exploiter" in result["verdict"]
+
+
+async def test_an_unlabelled_attacker_gets_a_plain_warning_with_its_incidents(store: IntelStore) -> None:
+    result = await _screen(store, "0xb3764761e297d6f121e79c32a65829cd1ddb4d32")
+    assert "known_entity" not in result
+    assert result["verdict"].startswith("Named as the sender of the attack transaction of 1 incident")
 
 
 async def test_the_parity_attacker_is_linked_to_the_parity_incident(store: IntelStore) -> None:
@@ -52,8 +63,8 @@ async def test_the_parity_attacker_is_linked_to_the_parity_incident(store: Intel
 
 async def test_without_a_provider_the_result_says_what_was_not_checked(store: IntelStore) -> None:
     result = await _screen(store, EULER_VICTIM_FREE)
-    assert result["linked"] is False and result["incident_links"] == []
-    assert result["onchain"] is None
+    assert result["linked"] is False and "incident_links" not in result
+    assert "onchain" not in result and "absence of evidence" in result["verdict"]
     assert "no chain provider is configured" in result["not_checked"][0]
     assert "KAMIYO_CHAIN_API_URL" in result["not_checked"][0]
 
@@ -86,7 +97,7 @@ async def test_bad_lookbacks_are_refused(store: IntelStore, days: int) -> None:
 async def test_a_solana_address_is_screened_and_onchain_is_stated_unsupported(store: IntelStore) -> None:
     provider = ChainProvider("http://127.0.0.1:9", None)
     result = await _screen(store, "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T", "solana", provider)
-    assert result["chain"] == "Solana" and result["onchain"] is None
+    assert result["chain"] == "Solana" and "onchain" not in result
     assert "not Solana" in result["not_checked"][0]
 
 
@@ -122,7 +133,7 @@ async def test_an_address_without_transactions_is_an_empty_answer(store: IntelSt
         lambda path, q: json_body({"status": "0", "message": "No transactions found", "result": []})
     )
     result = await _screen(store, EULER_VICTIM_FREE, provider=ChainProvider(server.url, None))
-    assert result["onchain"]["exploited_contract_interactions"] == []
+    assert result["onchain"]["checked"] is True and "exploited_contract_interactions" not in result["onchain"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,278 @@
+"""Every drift kind, made the way it happens in life, is found with the Stripe object and the store row,
+healed through the webhooks' path with their effects, and a second run finds nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from billing.access import Denial, Grant
+from billing.reconcile.drift import DriftKind
+from billing.reconcile.report import Report
+from billing.webhooks.context import Applied, EventContext
+from tests.billing.reconcile.reconcile_support import ENTERPRISE, FOREIGN, PERSONAL, TEAM, World
+
+K = DriftKind
+
+
+def kinds_of(report: Report) -> dict[str, tuple[DriftKind, ...]]:
+    return {finding.subscription_id: finding.kinds for finding in report.findings}
+
+
+async def bought(world: World, email: str, price: str, tier: str | None) -> str:
+    """A subscription bought and fully delivered to us; its id."""
+    sub = world.life.buy(email, price, tier=tier)
+    assert set(await world.deliver_new()) == {200}
+    return str(sub["id"])
+
+
+async def reconcile_later(world: World, *, fix: bool) -> Report:
+    world.clock.advance(2)  # time passes: the read comes after the changes it reflects
+    return await world.reconcile(fix=fix)
+
+
+async def assert_in_sync(world: World) -> None:
+    again = await reconcile_later(world, fix=False)
+    assert (again.drift, again.result) == (0, "in_sync"), again.lines()
+
+
+async def test_a_store_that_agrees_with_stripe_reports_no_drift(world: World) -> None:
+    await bought(world, "ann@example.com", PERSONAL, "personal")
+    await bought(world, "bob@example.com", TEAM, "team")
+
+    report = await reconcile_later(world, fix=False)
+
+    assert (report.drift, report.result, report.stats.stripe_subscriptions) == (0, "in_sync", 2)
+
+
+async def test_a_subscription_whose_webhooks_never_came_is_found_then_healed_with_a_claim_and_welcome_mail(
+        world: World) -> None:
+    sub = world.life.buy("Carol@Example.com", TEAM, tier="team")
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=False)
+
+    [finding] = report.findings
+    assert finding.kinds == (K.MISSING_HERE, K.ENTITLED_IN_STRIPE)
+    assert finding.stripe_object is not None and finding.stripe_object["id"] == sub["id"]
+    assert finding.stripe_object["customer"]["email"] == "Carol@Example.com"
+    assert finding.stored is None and report.missed == []
+    assert await world.stored(sub["id"]) is None  # a report writes nothing
+
+    healed = await reconcile_later(world, fix=True)
+
+    assert [(r.subscription_id, r.status) for r in healed.healed] == [(sub["id"], "healed")]
+    assert (healed.result, healed.healed_by_kind()) == ("healed", {"entitled_in_stripe": 1, "missing_here": 1})
+    stored = await world.stored(sub["id"])
+    assert stored is not None and (stored.row.status, stored.row.tier, stored.email) == ("active", "team",
+                                                                                         "carol@example.com")
+    assert stored.stripe_customer_id == sub["customer"]
+    assert await world.welcome_mails(sub["id"]) == 1
+    assert world.rows("SELECT kind FROM claims WHERE subscription_id = ?", (sub["id"],)) == [("email_code",)]
+    assert world.rows("SELECT actor, action FROM audit_log WHERE subject = ?", (sub["id"],)) == [
+        ("reconcile", "subscription.reconciled")]
+    await world.mint(sub["id"])
+    assert isinstance(await world.authorize(sub["id"], "monitor_wallet"), Grant)
+    await assert_in_sync(world)
+
+
+async def test_a_cancellation_our_endpoint_answered_500_to_is_recovered_and_access_ends(world: World) -> None:
+    sub_id = await bought(world, "dan@example.com", PERSONAL, "personal")
+    await world.mint(sub_id)
+    real = world.registry.handler_for("customer.subscription.deleted")
+    assert real is not None
+
+    async def broken(ctx: EventContext) -> Applied:
+        raise RuntimeError("a bug in the handler")
+
+    world.registry.register("customer.subscription.deleted", broken, replace=True)
+    world.life.cancel(sub_id)
+    assert await world.deliver_new() == [500]
+    assert isinstance(await world.authorize(sub_id), Grant)  # the store still says active
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {sub_id: (K.ENDED_IN_STRIPE, K.STATUS)}
+    [missed] = report.missed
+    assert (missed.type, missed.stored_status) == ("customer.subscription.deleted", "failed")
+
+    world.registry.register("customer.subscription.deleted", real, replace=True)  # the fix is deployed
+    healed = await reconcile_later(world, fix=True)
+
+    assert [(o.event_id, o.status) for o in healed.recovered] == [(missed.event_id, "processed")]
+    recovered = await world.runtime.store.get_event(missed.event_id)
+    assert recovered is not None and (recovered.status, recovered.source, recovered.attempts) == (
+        "processed", "recovery", 2)
+    denial = await world.authorize(sub_id)
+    assert isinstance(denial, Denial) and denial.code == "subscription_ended"
+    await assert_in_sync(world)
+
+
+async def test_a_tier_changed_in_the_dashboard_is_found_and_healed(world: World) -> None:
+    sub_id = await bought(world, "erin@example.com", TEAM, "team")
+    await world.mint(sub_id)
+    assert isinstance(await world.authorize(sub_id, "monitor_wallet"), Grant)
+    world.clock.advance()
+    world.life.change_price(sub_id, PERSONAL)
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {sub_id: (K.TIER,)}
+    [finding] = report.findings
+    assert finding.stored is not None and finding.stored.row.tier == "team"
+    assert finding.snapshot is not None and finding.snapshot.tier == "personal"
+
+    await reconcile_later(world, fix=True)
+
+    denial = await world.authorize(sub_id, "monitor_wallet")
+    assert isinstance(denial, Denial) and denial.code == "tier_required"
+    await assert_in_sync(world)
+
+
+async def test_a_store_restored_from_an_older_copy_is_brought_up_to_date(world: World, tmp_path: Path) -> None:
+    ending = await bought(world, "fay@example.com", TEAM, "team")
+    upgraded = await bought(world, "gus@example.com", PERSONAL, "personal")
+    backup = tmp_path / "backup.db"
+    assert world.db_path is not None
+    with sqlite3.connect(world.db_path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)
+    world.clock.advance()
+    world.life.cancel(ending)
+    world.life.change_price(upgraded, ENTERPRISE)
+    later = world.life.buy("hal@example.com", TEAM, tier="team")
+    assert set(await world.deliver_new()) == {200}  # all delivered; then the disk dies
+    with sqlite3.connect(backup) as copy, sqlite3.connect(world.db_path) as live:
+        copy.backup(live)
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {
+        ending: (K.ENDED_IN_STRIPE, K.STATUS),
+        upgraded: (K.TIER,),
+        later["id"]: (K.MISSING_HERE, K.ENTITLED_IN_STRIPE),
+    }
+    assert report.missed == []  # Stripe delivered them all: only a read can find this
+
+    await reconcile_later(world, fix=True)
+
+    assert (await world.stored(ending)).row.status == "canceled"  # type: ignore[union-attr]
+    assert (await world.stored(upgraded)).row.tier == "enterprise"  # type: ignore[union-attr]
+    assert await world.welcome_mails(later["id"]) == 1  # the restored store lost the first mail's claim
+    await assert_in_sync(world)
+
+
+async def test_a_changed_customer_email_is_found_and_healed(world: World) -> None:
+    sub_id = await bought(world, "ida@example.com", PERSONAL, "personal")
+    customer = world.life.subscription(sub_id)["customer"]
+    world.clock.advance()
+    world.life.change_email(customer, "Ida.New@Example.com")
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {sub_id: (K.EMAIL,)}
+    await reconcile_later(world, fix=True)
+    assert (await world.stored(sub_id)).email == "ida.new@example.com"  # type: ignore[union-attr]
+    await assert_in_sync(world)
+
+
+async def test_a_subscription_stripe_does_not_know_ends_here(world: World) -> None:
+    sub_id = await bought(world, "jon@example.com", TEAM, "team")
+    await world.mint(sub_id)
+    with world.fake._lock:
+        del world.fake.state.subscriptions[sub_id]  # e.g. made with a test key, checked with a live one
+
+    report = await reconcile_later(world, fix=False)
+
+    [finding] = report.findings
+    assert (finding.kinds, finding.stripe_object) == ((K.UNKNOWN_TO_STRIPE,), None)
+    assert finding.stored is not None and finding.stored.row.status == "active"
+    await reconcile_later(world, fix=True)
+
+    denial = await world.authorize(sub_id)
+    assert isinstance(denial, Denial) and denial.code == "subscription_ended"
+    await assert_in_sync(world)
+
+
+async def test_status_cancel_at_period_end_and_period_end_drift_are_each_found_and_healed(world: World) -> None:
+    late = await bought(world, "kim@example.com", PERSONAL, "personal")
+    leaving = await bought(world, "lee@example.com", TEAM, "team")
+    renewed = await bought(world, "max@example.com", ENTERPRISE, "enterprise")
+    unpaid = await bought(world, "ned@example.com", PERSONAL, "personal")
+    world.clock.advance()
+    world.life.set_status(late, "past_due")
+    world.life.set_cancel_at_period_end(leaving, True)
+    world.life.renew(renewed)
+    world.life.set_status(unpaid, "unpaid")
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {
+        late: (K.STATUS,),
+        leaving: (K.CANCEL_AT_PERIOD_END,),
+        renewed: (K.PERIOD_END,),
+        unpaid: (K.ENDED_IN_STRIPE, K.STATUS),
+    }
+    healed = await reconcile_later(world, fix=True)
+    assert healed.result == "healed"
+    assert (await world.stored(late)).row.status == "past_due"  # type: ignore[union-attr]
+    assert (await world.stored(leaving)).row.cancel_at_period_end is True  # type: ignore[union-attr]
+    await assert_in_sync(world)
+
+
+async def test_an_entitled_subscription_whose_customer_never_got_a_claim_is_sent_one_once(world: World) -> None:
+    sub = world.life.buy("ola@example.com", PERSONAL, tier="personal")
+    customer_created, subscription_created, checkout = world.new_events()
+    await world.deliver([customer_created, subscription_created])
+    world.life.mark_delivery(checkout["id"], True)  # Stripe believes it delivered; we never saw it
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {sub["id"]: (K.NOT_DELIVERED,)}
+    await reconcile_later(world, fix=True)
+    assert await world.welcome_mails(sub["id"]) == 1
+
+    assert await world.deliver([checkout]) == [200]  # it turns up after all: no second mail
+    assert await world.welcome_mails(sub["id"]) == 1
+    await assert_in_sync(world)
+
+
+async def test_a_subscription_moved_to_a_price_we_do_not_sell_is_left_to_an_operator(world: World) -> None:
+    sub_id = await bought(world, "pat@example.com", TEAM, None)
+    world.clock.advance()
+    world.life.change_price(sub_id, FOREIGN)
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=True)
+
+    assert kinds_of(report) == {sub_id: (K.UNKNOWN_PRICE,)}
+    assert [(r.status, "STRIPE_PRICE_MCP_" in r.message) for r in report.healed] == [("needs_operator", True)]
+    assert report.result == "partly_healed"
+    assert (await world.stored(sub_id)).row.tier == "team"  # type: ignore[union-attr]
+    again = await reconcile_later(world, fix=False)
+    assert again.drift == 1
+
+
+async def test_pages_are_followed_per_price_and_nothing_is_read_one_by_one_when_all_was_listed(world: World) -> None:
+    for n in range(150):
+        world.life.buy(f"p{n}@example.com", PERSONAL, tier="personal")
+    for n in range(100):
+        world.life.buy(f"t{n}@example.com", TEAM, tier="team")
+    world.lose_new(stripe_knows=False)
+    world.fake.requests.clear()
+
+    report = await reconcile_later(world, fix=True)
+
+    assert (report.drift, report.healed_count, report.stats.stripe_subscriptions) == (250, 250, 250)
+    listed = [(r.path, r.params.get("price"), r.params.get("starting_after") is not None)
+              for r in world.fake.requests]
+    assert listed == [("/v1/events", None, False),  # one request per page of each configured price
+                      ("/v1/subscriptions", TEAM, False),
+                      ("/v1/subscriptions", PERSONAL, False), ("/v1/subscriptions", PERSONAL, True),
+                      ("/v1/subscriptions", ENTERPRISE, False)]
+    assert report.stripe_calls == 5
+    world.fake.requests.clear()
+    await assert_in_sync(world)
+    assert len(world.fake.requests) == 5  # and nothing read one by one: every stored row was listed

@@ -1,0 +1,81 @@
+"""The scheduled reconciliation: due once per interval across processes, one holder at a time, a failed
+run recorded and retried sooner, the result kept in the store for every process to show."""
+
+from __future__ import annotations
+
+import json
+
+from billing.reconcile.report import Report
+from billing.reconcile.schedule import JOB, LEASE_SECONDS, RETRY_FAILED_SECONDS, ReconcileSchedule, ScheduleConfig
+from tests.billing.reconcile.reconcile_support import TEAM, World
+
+HOUR = 3600.0
+
+
+class Observed:
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str | None]] = []
+
+    def __call__(self, report: Report | None, error: BaseException | None, seconds: float) -> None:
+        self.runs.append((report.result if report is not None else "failed", str(error) if error else None))
+
+
+def schedule(world: World, observed: Observed) -> ReconcileSchedule:
+    return ReconcileSchedule(world.runtime.store, world.runtime.settings.billing, ScheduleConfig(interval=HOUR),
+                             on_run=observed, clock=world.clock, gateway=lambda: world.gateway)
+
+
+async def last_result(world: World) -> dict[str, object]:
+    state = await world.runtime.store.job_state(JOB)
+    assert state is not None and state.last_result is not None
+    return dict(json.loads(state.last_result))
+
+
+async def test_a_due_run_heals_records_its_result_and_is_not_due_again_until_the_interval(world: World) -> None:
+    observed = Observed()
+    job = schedule(world, observed)
+    sub = world.life.buy("ann@example.com", TEAM, tier="team")
+    world.lose_new(stripe_knows=False)
+    world.clock.advance(2)
+
+    assert (await job.tick(world.reconciler)) is not None
+    assert (await world.stored(sub["id"])) is not None
+    result = await last_result(world)
+    assert (result["result"], result["drift"], result["healed"]) == ("healed", 1, 1)
+
+    world.clock.advance(HOUR - 10)
+    assert await job.tick(world.reconciler) is None  # another process's check now would find it not due too
+    world.clock.advance(10)
+    assert await job.tick(world.reconciler) is not None
+    assert (await last_result(world))["result"] == "in_sync"
+    assert observed.runs == [("healed", None), ("in_sync", None)]
+
+
+async def test_a_run_held_by_another_process_is_left_to_it_until_its_lease_expires(world: World) -> None:
+    observed = Observed()
+    job = schedule(world, observed)
+    assert await world.runtime.store.start_job(JOB, "other-process", now=int(world.clock()),
+                                               lease_seconds=LEASE_SECONDS)
+
+    assert await job.tick(world.reconciler) is None
+    world.clock.advance(LEASE_SECONDS + 1)  # the other process died mid-run: its run counts as failed
+    assert await job.tick(world.reconciler) is not None
+    assert observed.runs == [("in_sync", None)]
+
+
+async def test_a_failed_run_is_recorded_and_retried_before_a_full_interval(world: World) -> None:
+    observed = Observed()
+    job = schedule(world, observed)
+    world.fake.fail_next(401, {"message": "Invalid API Key provided: sk_test_****6789"})
+
+    assert await job.tick(world.reconciler) is None
+
+    result = await last_result(world)
+    assert result["result"] == "failed" and "Invalid API Key" in str(result["error"])
+    assert "6789" not in json.dumps(result)  # not even the masked key Stripe quotes
+    assert observed.runs == [("failed", "Invalid API Key provided: [redacted]")]
+    world.clock.advance(RETRY_FAILED_SECONDS - 1)
+    assert await job.tick(world.reconciler) is None
+    world.clock.advance(1)
+    assert await job.tick(world.reconciler) is not None
+    assert (await last_result(world))["result"] == "in_sync"
