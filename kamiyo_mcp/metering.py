@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from starlette.routing import Route
 
 from billing.http.checkout import StripeGatewaySlot
+from billing.http.overage import overage_routes
 from billing.http.upgrade import upgrade_routes
 from billing.meter_sender import MeterEventSender
 from billing.upgrade import UpgradeLinks
@@ -40,7 +41,9 @@ class MeteringWiring:
         return self._links
 
     def routes(self) -> list[Route]:
-        return upgrade_routes(self.links, self.gateway, self.runtime.settings.billing.tiers)
+        billing = self.runtime.settings.billing
+        return [*upgrade_routes(self.links, self.gateway, billing.tiers),
+                *overage_routes(lambda: self.runtime.authority, billing, self.gateway)]
 
     @asynccontextmanager
     async def sending(self) -> AsyncIterator[MeterEventSender]:

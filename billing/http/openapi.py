@@ -155,6 +155,22 @@ _SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": False,
     },
+    "OverageCapRequest": {
+        "type": "object",
+        "required": ["cap_usd"],
+        "properties": {"cap_usd": {"type": "integer", "minimum": 0,
+                                   "description": "Whole dollars per billing period, at most the plan's default cap."}},
+    },
+    "OverageCapSet": {
+        "type": "object",
+        "required": ["cap_usd", "default_cap_usd", "in_force"],
+        "properties": {
+            "cap_usd": {"type": "integer"},
+            "default_cap_usd": {"type": "integer"},
+            "in_force": {"type": "string"},
+        },
+        "additionalProperties": False,
+    },
 }
 
 _IDEMPOTENCY_KEY = {
@@ -199,6 +215,15 @@ def openapi_document() -> dict[str, Any]:
                 "security": [{"bearerAuth": []}],
                 "requestBody": _json_body("PortalSessionRequest", required=False),
                 "responses": {"200": _ok("The portal session to redirect to.", "PortalSessionCreated"),
+                              **{str(s): _error(s) for s in (400, 401, 405, 409, 413, 415, 500, 502, 503)}},
+            }},
+            "/api/billing/overage-cap": {"post": {
+                "operationId": "setOverageCap",
+                "summary": "Set the bearer token's subscription's spend cap for metered overage (at most the "
+                           "plan's default); in force once Stripe's webhook arrives.",
+                "security": [{"bearerAuth": []}],
+                "requestBody": _json_body("OverageCapRequest"),
+                "responses": {"200": _ok("The cap written to the Stripe subscription.", "OverageCapSet"),
                               **{str(s): _error(s) for s in (400, 401, 405, 409, 413, 415, 500, 502, 503)}},
             }},
             "/api/billing/checkout-health": {"get": {

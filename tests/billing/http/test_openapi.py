@@ -11,6 +11,7 @@ OPERATIONS = {
     ("/api/billing/checkout-session/{session_id}", "get"),
     ("/api/billing/create-portal-session", "post"),
     ("/api/billing/checkout-health", "get"),
+    ("/api/billing/overage-cap", "post"),
 }
 
 
