@@ -65,3 +65,23 @@ class MailConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.smtp_host)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    """The OAuth authorization server (billing/oauth): lifetimes, limits and the metadata-document fetch."""
+
+    enabled: bool = True
+    access_token_seconds: int = 3600
+    refresh_token_days: int = 30
+    code_seconds: int = 120
+    request_seconds: int = 3600
+    sign_in_link_seconds: int = 900
+    sign_in_mails_per_email_per_hour: int = 5
+    sign_in_rate_per_minute: int = 10
+    register_rate_per_minute: int = 10
+    # Hosts whose Client ID Metadata Documents may be fetched from private or loopback addresses
+    # (clients inside the operator's own network); every other host must resolve to public addresses.
+    metadata_private_hosts: tuple[str, ...] = ()
+    # CA bundle for fetching metadata documents (SSL_CERT_FILE); certifi's bundle when unset.
+    metadata_ca_file: str | None = None

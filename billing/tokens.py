@@ -37,6 +37,12 @@ class Claims:
     jti: str
     iat: int
     exp: int
+    gid: str | None = None  # an OAuth access token's grant: the one principal of all its refreshed tokens
+
+    @property
+    def principal(self) -> str:
+        """Who holds the token, stable across an OAuth grant's refreshes: the grant, else the token itself."""
+        return self.gid or self.jti
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +90,14 @@ class TokenCodec:
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
 
-    def mint(self, *, sub: str, tier: str, sid: str | None, now: int, expires_at: int) -> tuple[str, Claims]:
-        claims = Claims(sub=sub, tier=tier, sid=sid, jti=new_token_id(), iat=now, exp=expires_at)
-        payload = {
+    def mint(self, *, sub: str, tier: str, sid: str | None, now: int, expires_at: int,
+             audience: str | None = None, grant_id: str | None = None) -> tuple[str, Claims]:
+        """A new token and its claims; an OAuth access token names the resource it is for (`audience`,
+        RFC 8707) and its grant."""
+        if audience is not None and audience not in self._audiences:
+            raise ConfigurationError(f"this codec does not accept tokens for the audience {audience!r}")
+        claims = Claims(sub=sub, tier=tier, sid=sid, jti=new_token_id(), iat=now, exp=expires_at, gid=grant_id)
+        payload: dict[str, object] = {
             "sub": claims.sub,
             "tier": claims.tier,
             "sid": claims.sid,
@@ -94,8 +105,10 @@ class TokenCodec:
             "iat": claims.iat,
             "exp": claims.exp,
             "iss": ISSUER,
-            "aud": self._audiences[0],
+            "aud": self._audiences[0] if audience is None else audience,
         }
+        if grant_id is not None:
+            payload["gid"] = grant_id
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
     def verify(self, token: str, *, now: int) -> Claims:
@@ -150,6 +163,7 @@ class TokenCodec:
                 jti=str(payload["jti"]),
                 iat=int(payload["iat"]),
                 exp=int(payload["exp"]),
+                gid=None if payload.get("gid") is None else str(payload["gid"]),
             )
         except (TypeError, ValueError):
             raise InvalidTokenError("the token's claims are malformed") from None

@@ -14,6 +14,7 @@ from starlette.routing import Mount
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
+from billing.oauth.clients import SUPPORTED_SCOPES
 from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
@@ -22,6 +23,7 @@ from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel.ingest import ingest_if_empty
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
+from kamiyo_mcp.oauth import OAuthWiring
 from kamiyo_mcp.reconciliation import ReconcileWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
@@ -42,12 +44,13 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     delivery = DeliveryWiring(runtime)
     reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     metering = MeteringWiring(runtime, stripe_gateway)
+    oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake)
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
         on_tool_call=metrics.observe_tool_call, upgrades=metering.offers,
     )
-    resource = protected_resource(settings)
+    resource = protected_resource(settings, authorization_servers=(oauth.issuer,) if settings.oauth.enabled else ())
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
     )
@@ -74,6 +77,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *metrics_routes(metrics, lambda: runtime.store),
             *delivery.routes(),
             *metering.routes(),
+            *oauth.routes(),
             Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
                                       resource=resource)),
         ],
@@ -84,15 +88,18 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.delivery = delivery
     app.state.reconciliation = reconciliation
     app.state.metering = metering
+    app.state.oauth = oauth
     return app
 
 
-def protected_resource(settings: Settings) -> ProtectedResource:
-    """The MCP endpoint's RFC 9728 description: no authorization server is advertised until one is served."""
+def protected_resource(settings: Settings, *, authorization_servers: tuple[str, ...] = ()) -> ProtectedResource:
+    """The MCP endpoint's RFC 9728 description: an authorization server is advertised only when one is served."""
     return ProtectedResource(
         resource_url=settings.resource_url,
         metadata_url=settings.public_url + "/.well-known/oauth-protected-resource" + MCP_PATH,
         documentation_url=settings.public_url + "/pricing",
+        authorization_servers=authorization_servers,
+        scopes=SUPPORTED_SCOPES if authorization_servers else (),
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from kamiyo_mcp import __version__
-from kamiyo_mcp.commands import arguments, claims, events, ingest, outbox, overage, reconcile, tokens
+from kamiyo_mcp.commands import arguments, claims, events, ingest, oauth, outbox, overage, reconcile, tokens
 from kamiyo_mcp.logs import configure_logging
 from kamiyo_mcp.settings import Settings, SettingsError, load_settings
 
@@ -27,6 +27,13 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a C tool cut o
 
 EXIT_CODES = ("exit codes: 0 ok, 1 the command failed (message on stderr), 2 bad usage or settings, "
               "141 stdout closed early. Settings come from the environment (and ./.env); see the README.")
+
+CONNECT_DESCRIPTION = (
+    "Bridge an MCP client that starts local commands (Claude Desktop's config file) to a hosted KAMIYO server: "
+    "stdin/stdout here, streamable HTTP there. With KAMIYO_TOKEN set, that token is sent; without it, the first "
+    "run opens the sign-in page in the browser (sign in with your email, approve), and the tokens are cached in "
+    "your user config directory (readable by you alone) and refreshed from then on."
+)
 
 STDIO_DESCRIPTION = (
     "Serve the tools over stdin/stdout for Claude Desktop (or any MCP client that starts a process). "
@@ -101,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=STDIO_DESCRIPTION, epilog=EXIT_CODES)
     stdio.set_defaults(handler=_stdio)
 
+    connect = commands.add_parser(
+        "connect", help="bridge a local MCP client (stdio) to a hosted KAMIYO server: token from KAMIYO_TOKEN, "
+                        "else sign in once in the browser", description=CONNECT_DESCRIPTION, epilog=EXIT_CODES)
+    connect.add_argument("url", type=connect_url, help="the server's MCP URL, e.g. https://mcp.kamiyo.ai/mcp")
+    connect.add_argument("--no-browser", action="store_true",
+                         help="print the sign-in address instead of opening the browser")
+    connect.add_argument("--sign-out", action="store_true", help="revoke and forget the cached sign-in for URL")
+    connect.set_defaults(handler=_connect)
+
     tokens.add_parser(commands)
     ingest.add_parser(commands)
     events.add_parser(commands)
@@ -108,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_parser(commands)
     reconcile.add_parser(commands)
     overage.add_parser(commands)
+    oauth.add_parser(commands)
     return parser
 
 
@@ -129,6 +146,34 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), log_config=None,
                 access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    return 0
+
+
+def connect_url(value: str) -> str:
+    from kamiyo_mcp.connect import ConnectError, mcp_url
+
+    try:
+        return mcp_url(value)
+    except ConnectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _connect(settings: Settings, args: argparse.Namespace) -> int:
+    from kamiyo_mcp.connect import run_connect, sign_out
+
+    url = args.url
+    if args.sign_out:
+        print(f"kamiyo-mcp connect: {asyncio.run(sign_out(url))}", file=sys.stderr)
+        return 0
+    try:
+        asyncio.run(run_connect(url, token=settings.kamiyo_token, open_browser=not args.no_browser))
+    except Exception as exc:  # the top of the command: one line for the person, the detail in the log
+        logger.debug("connect failed", exc_info=True)
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1 and isinstance(exc.exceptions[0],
+                                                                                               Exception):
+            exc = exc.exceptions[0]  # the task group's one failure, not the group
+        print(f"kamiyo-mcp connect: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

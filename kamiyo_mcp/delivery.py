@@ -20,6 +20,7 @@ from billing.http.pages import page_routes
 from billing.mail.claim_mail import claim_mail_composers
 from billing.mail.compose import Composers
 from billing.mail.outbox_sender import BASE_DELAY_SECONDS, POLL_SECONDS, OutboxSender
+from billing.mail.sign_in import KIND_SIGN_IN, sign_in_composer
 from kamiyo_mcp.runtime import Runtime
 
 
@@ -33,7 +34,11 @@ def build_delivery(runtime: Runtime) -> Delivery:
 def build_composers(runtime: Runtime) -> Composers:
     """The composers of every mail kind this server sends (they render mails when they are sent)."""
     settings = runtime.settings
-    return claim_mail_composers(public_url=settings.public_url, support_email=settings.billing.support_email)
+    composers = claim_mail_composers(public_url=settings.public_url, support_email=settings.billing.support_email)
+    composers.register(KIND_SIGN_IN, sign_in_composer(public_url=settings.public_url,
+                                                      support_email=settings.billing.support_email,
+                                                      ttl=settings.oauth.sign_in_link_seconds))
+    return composers
 
 
 def build_sender(runtime: Runtime, *, poll_seconds: float = POLL_SECONDS,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from billing.authority import Authority
 from billing.store import Store, open_store
-from billing.tokens import TokenCodec
+from billing.tokens import AUDIENCE, TokenCodec
 from kamiyo_mcp.intel.chain_provider import ChainProvider
 from kamiyo_mcp.intel.store import IntelStore
 from kamiyo_mcp.secret_file import resolve_jwt_secret
@@ -61,7 +61,7 @@ class Runtime:
     @asynccontextmanager
     async def opened(self) -> AsyncIterator[Runtime]:
         """Open the stores and the authority for the duration of the block."""
-        codec = TokenCodec(resolve_jwt_secret(self.settings))
+        codec = TokenCodec(resolve_jwt_secret(self.settings), audiences=(AUDIENCE, self.settings.resource_url))
         async with AsyncExitStack() as stack:
             billing = self.settings.billing
             store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,

@@ -21,6 +21,7 @@ from billing.config import (
     STRIPE_API_BASE,
     BillingConfig,
     MailConfig,
+    OAuthConfig,
 )
 from billing.errors import ConfigurationError
 from billing.store import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, is_postgres_url, sqlite_path
@@ -68,6 +69,7 @@ class Settings:
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
 
     @property
     def secret_file(self) -> Path:
@@ -162,6 +164,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
         billing=load_billing(env, public_url),
         mail=load_mail(env),
+        oauth=load_oauth(env),
         reconcile_interval=_duration(env, "KAMIYO_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL),
     )
 
@@ -252,6 +255,22 @@ def load_mail(env: Mapping[str, str]) -> MailConfig:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
         email_from=_get(env, "EMAIL_FROM") or "KAMIYO <no-reply@kamiyo.ai>",
+    )
+
+
+def load_oauth(env: Mapping[str, str]) -> OAuthConfig:
+    ca_file = _get(env, "SSL_CERT_FILE")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise SettingsError("SSL_CERT_FILE", f"is not a readable file: {ca_file}")
+    return OAuthConfig(
+        enabled=_bool(env, "KAMIYO_OAUTH_ENABLED", True),
+        access_token_seconds=_int(env, "KAMIYO_OAUTH_ACCESS_TOKEN_SECONDS", 3600, low=60, high=86_400),
+        refresh_token_days=_int(env, "KAMIYO_OAUTH_REFRESH_TOKEN_DAYS", 30, low=1, high=365),
+        sign_in_mails_per_email_per_hour=_int(env, "KAMIYO_OAUTH_SIGN_IN_MAILS_PER_HOUR", 5, low=1, high=1000),
+        sign_in_rate_per_minute=_int(env, "KAMIYO_OAUTH_SIGN_IN_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        register_rate_per_minute=_int(env, "KAMIYO_OAUTH_REGISTER_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        metadata_private_hosts=tuple(h.lower() for h in _csv(env, "KAMIYO_OAUTH_METADATA_PRIVATE_HOSTS")),
+        metadata_ca_file=ca_file,
     )
 
 

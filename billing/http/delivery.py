@@ -80,6 +80,9 @@ def delivery_routes(delivery: Callable[[], Delivery], authority: Callable[[], Au
         except InvalidTokenError as exc:
             raise Refusal(401, "invalid_token", f"the token is not valid: {exc.reason}", headers=challenge) from None
         state = identity.state
+        if state.credential == "oauth":
+            raise Refusal(400, "oauth_token_not_rotated", "an app's OAuth access token is renewed by that app "
+                          "(refresh), never rotated into a long-lived token")
         if state.revoked_at is not None:
             raise Refusal(401, "invalid_token", f"the token was revoked ({state.revoked_reason}); it cannot be "
                           "rotated", headers=challenge)

@@ -70,13 +70,18 @@ def page_routes(*, support_email: str, tiers: TierTable = DEFAULT_TIERS, overage
     ]
 
 
-def _tier_card(tier: Tier, *, overage_sold: bool = False) -> str:
-    features = [
+def tier_features(tier: Tier) -> list[str]:
+    """What a tier gives, one line per feature (the pricing and consent pages)."""
+    return [
         f"{tier.calls_per_minute} tool calls per minute, {tier.calls_per_day:,} per day",
         f"{tier.search_results_per_call} search results per call",
         _RISK.get(tier.risk_detail, tier.risk_detail),
         "wallet monitoring" if tier.monitor_wallet else "no wallet monitoring",
     ]
+
+
+def _tier_card(tier: Tier, *, overage_sold: bool = False) -> str:
+    features = tier_features(tier)
     offers_overage = overage_sold and tier.overage
     if offers_overage:
         features.append(f"optional: past the daily quota, ${tier.overage_usd_per_1000_calls:,.2f} per 1,000 calls "

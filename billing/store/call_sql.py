@@ -25,7 +25,7 @@ TOKEN_STATE_COLUMNS = """
 t.token_id, t.user_id, c.email, t.subscription_id, s.kind, s.stripe_subscription_id,
 c.stripe_customer_id, s.tier, s.status, s.current_period_end, s.cancel_at_period_end,
 s.payment_state, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason,
-u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0),
+u.minute_start, COALESCE(u.minute_count, 0), u.day_start, COALESCE(u.day_count, 0), t.kind,
 s.overage_item_id, s.overage_cap_cents, COALESCE(u.overage_period, 0), COALESCE(u.overage_count, 0)
 """
 TOKEN_STATE_FROM = """
@@ -35,7 +35,7 @@ JOIN customers AS c ON c.user_id = t.user_id
 LEFT JOIN usage AS u ON u.subscription_id = t.subscription_id
 """
 TOKEN_STATE_SQL = f"SELECT {TOKEN_STATE_COLUMNS} {TOKEN_STATE_FROM}"
-STATE_WIDTH = 24  # columns of TOKEN_STATE_COLUMNS
+STATE_WIDTH = 25  # columns of TOKEN_STATE_COLUMNS
 # The columns a counted call returns (after its request id): `call_count` reads them.
 COUNTED_COLUMNS = ("subscription_id, tier, minute_count, minute_limit, day_count, day_limit, last_metered,"
                    " overage_period, overage_count, overage_limit")

@@ -90,10 +90,11 @@ class CoreSQL(SQLMixin):
 
     async def list_tokens(self, email: str | None = None) -> list[TokenRow]:
         if email is None:
-            rows = await self._read.execute_fetchall(_TOKEN_ROW_SQL + " ORDER BY t.created_at, t.token_id")
+            rows = await self._read.execute_fetchall(
+                _TOKEN_ROW_SQL + " WHERE t.kind = 'bearer' ORDER BY t.created_at, t.token_id")
         else:
             rows = await self._read.execute_fetchall(
-                _TOKEN_ROW_SQL + " WHERE c.email = ? ORDER BY t.created_at, t.token_id", (email,)
+                _TOKEN_ROW_SQL + " WHERE c.email = ? AND t.kind = 'bearer' ORDER BY t.created_at, t.token_id", (email,)
             )
         return [TokenRow(*row) for row in rows]
 
@@ -127,7 +128,8 @@ class CoreSQL(SQLMixin):
         async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE tokens SET revoked_at = ?, revoked_reason = 'rotated', replaced_by = ?"
-                " WHERE token_id = ? AND revoked_at IS NULL AND user_id = ? AND subscription_id = ?",
+                " WHERE token_id = ? AND revoked_at IS NULL AND user_id = ? AND subscription_id = ?"
+                " AND kind = 'bearer'",
                 (now, new.token_id, old_token_id, new.user_id, new.subscription_id),
             )
             if cursor.rowcount != 1:

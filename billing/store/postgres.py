@@ -35,6 +35,8 @@ from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL, void_meter_event
+from billing.store.oauth_grant_sql import OAuthGrantSQL
+from billing.store.oauth_sql import OAuthSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.pg_call_counter import PgCallCounter
 from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, store_errors
@@ -52,7 +54,7 @@ DEFAULT_POOL_MAX = 10
 
 
 class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
-                    ReconcileSQL, JobsSQL):
+                    ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one PostgreSQL database, through an asyncpg pool."""
 
     dialect = "postgres"

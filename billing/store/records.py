@@ -34,6 +34,7 @@ class TokenState:
     minute_count: int
     day_start: int | None
     day_count: int
+    credential: str = "bearer"  # the token's kind: 'bearer' (minted from a claim or grant) or 'oauth'
     # Metered overage: the subscription's metered item (None: not opted in), the customer's cap in
     # cents (None: the tier's default), and the overage calls counted in the billing period ending at
     # `overage_period` (0: unknown).

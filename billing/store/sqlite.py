@@ -38,6 +38,8 @@ from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
 from billing.store.meter_sql import MeterSQL, void_meter_event
+from billing.store.oauth_grant_sql import OAuthGrantSQL
+from billing.store.oauth_sql import OAuthSQL
 from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
 from billing.store.reconcile_sql import ReconcileSQL
@@ -51,7 +53,7 @@ BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 
 class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
-                  ReconcileSQL, JobsSQL):
+                  ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
     """Named async operations over one SQLite file."""
 
     dialect = "sqlite"

@@ -12,7 +12,8 @@ One authentication and one store trip per request, and the token goes no further
 A missing, malformed, forged, expired, unknown or rotated-away token is answered 401 with a
 `WWW-Authenticate` challenge; the body names the reason and never echoes the token. A request
 that would open a new MCP session for a token whose account allows no calls (revoked,
-subscription ended, payment required) is refused 403 before any session exists; otherwise a token
+subscription ended, payment required) is refused 403 before any session exists (401 for an app's
+OAuth access token, so that the app signs in again); otherwise a token
 that authenticates passes, and its tool calls are refused by the gate with a message the user can
 act on.
 """
@@ -93,6 +94,10 @@ class BearerAuth:
                 if opens_session and (refusal := authority.account_refusal(identity)) is not None:
                     if refusal.code in UNAUTHENTICATED:
                         await self._unauthorized(send, UNAUTHENTICATED_REASONS[refusal.code], with_error=True)
+                    elif identity.state.credential == "oauth":
+                        # An app's access token that no longer grants anything: 401, so the app signs in
+                        # again (the sign-in then offers the plans), instead of a dead end.
+                        await self._unauthorized(send, refusal.message, with_error=True)
                     else:
                         await _refuse(send, refusal, request)
                     return
@@ -107,9 +112,10 @@ class BearerAuth:
             return
 
         scope[SCOPE_KEY] = Caller(credential, pending)
-        # The SDK binds each session to the principal that opened it: the token (by id), never the token itself.
+        # The SDK binds each session to the principal that opened it: the token (by id), never the token itself;
+        # an app's OAuth grant, whose refreshed access tokens go on with the same session.
         claims = credential.claims
-        scope["user"] = AuthenticatedUser(AccessToken(token=claims.jti, client_id=claims.jti, scopes=[],
+        scope["user"] = AuthenticatedUser(AccessToken(token=claims.principal, client_id=claims.principal, scopes=[],
                                                       subject=claims.sub))
         try:
             await self.app(scope, receive, send)

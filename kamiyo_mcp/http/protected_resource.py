@@ -16,12 +16,15 @@ class ProtectedResource:
     metadata_url: str
     documentation_url: str
     authorization_servers: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, object]:
         """The RFC 9728 protected-resource metadata document."""
         document: dict[str, object] = {"resource": self.resource_url}
         if self.authorization_servers:
             document["authorization_servers"] = list(self.authorization_servers)
+        if self.scopes:
+            document["scopes_supported"] = list(self.scopes)
         document.update({
             "bearer_methods_supported": ["header"],
             "resource_name": "KAMIYO MCP",

@@ -42,3 +42,11 @@ def test_the_self_hosting_example_shows_the_same_remote_entry() -> None:
     example = json.loads((REPO / "claude_desktop_config.example.json").read_text())["mcpServers"]["kamiyo-remote"]
     built = entries(claude_desktop_config("<your KAMIYO token>", public_url="https://mcp.kamiyo.ai"))["kamiyo"]
     assert example == built
+
+
+def test_the_example_config_says_which_entry_is_for_customers_and_which_for_the_operator() -> None:
+    example = json.loads((REPO / "claude_desktop_config.example.json").read_text())["mcpServers"]
+    assert example["kamiyo"] == {"command": "uvx", "args": ["kamiyo-mcp", "connect", "https://mcp.kamiyo.ai/mcp"]}
+    handed = entries(claude_desktop_config("<your KAMIYO token>", public_url="https://mcp.kamiyo.ai"))
+    assert example["kamiyo-remote"] == handed["kamiyo"]  # what a customer is handed with a token
+    assert example["kamiyo-local"]["args"] == ["stdio"] and "KAMIYO_TOKEN" in example["kamiyo-local"]["env"]

@@ -91,3 +91,18 @@ def test_tokens_minted_now_verify_against_the_real_clock() -> None:
     now = int(time.time())
     token, _ = codec().mint(sub="u", tier="personal", sid=None, now=now, expires_at=now + 10)
     assert codec().verify(token, now=now).sub == "u"
+
+
+def test_an_oauth_access_token_names_its_resource_and_its_grant_as_the_principal() -> None:
+    resource = "https://mcp.kamiyo.test/mcp"
+    codec = TokenCodec(SECRET, audiences=(AUDIENCE, resource))
+    access, _ = codec.mint(sub="usr_1", tier="team", sid="sub_1", now=NOW, expires_at=NOW + 3600,
+                           audience=resource, grant_id="ogr_1")
+    bearer, minted = codec.mint(sub="usr_1", tier="team", sid="sub_1", now=NOW, expires_at=NOW + 3600)
+    assert codec.verify(access, now=NOW).principal == "ogr_1"  # the same after every refresh
+    assert codec.verify(bearer, now=NOW).principal == minted.jti
+    elsewhere = TokenCodec(SECRET)  # a server for another resource refuses it
+    with pytest.raises(InvalidTokenError, match="another audience"):
+        elsewhere.verify(access, now=NOW)
+    with pytest.raises(ConfigurationError):
+        codec.mint(sub="u", tier="team", sid=None, now=NOW, expires_at=NOW + 1, audience="https://other.test/mcp")

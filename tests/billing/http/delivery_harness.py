@@ -119,6 +119,17 @@ def shop_environment(tmp_path: Path, fake: FakeStripe, url: str, *, smtp_port: i
     return env | extra
 
 
+def signed_event(event_type: str, obj: dict[str, Any], *, created: int) -> tuple[bytes, dict[str, str]]:
+    """A Stripe event of `event_type` about `obj` (from Stripe's own example event), signed as Stripe signs it."""
+    event = json.loads((EVENTS_DIR / f"{event_type}.json").read_text())
+    event.update(id="evt_" + uuid.uuid4().hex[:24], created=created)
+    event["data"] = {"object": obj}
+    payload = json.dumps(event).encode()
+    t = int(time.time())
+    signature = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return payload, {"Stripe-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}
+
+
 @dataclass
 class Paid:
     session_id: str
@@ -163,15 +174,9 @@ class Shop:
         assert answer.status_code == 200, answer.text
 
     async def post_event(self, event_type: str, obj: dict[str, Any]) -> httpx.Response:
-        event = json.loads((EVENTS_DIR / f"{event_type}.json").read_text())
         self.event_clock[0] += 1
-        event.update(id="evt_" + uuid.uuid4().hex[:24], created=self.event_clock[0])
-        event["data"] = {"object": obj}
-        payload = json.dumps(event).encode()
-        t = int(time.time())
-        signature = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-        return await self.client.post(WEBHOOK_PATH, content=payload, headers={
-            "Stripe-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"})
+        payload, headers = signed_event(event_type, obj, created=self.event_clock[0])
+        return await self.client.post(WEBHOOK_PATH, content=payload, headers=headers)
 
     async def claim(self, **body: str) -> httpx.Response:
         return await self.client.post("/api/mcp/token/claim", json=body)

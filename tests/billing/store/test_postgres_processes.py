@@ -15,8 +15,9 @@ import anyio
 import httpx
 
 from tests.clock_server import set_clock
-from tests.support import DATA, JWT_SECRET, ServerProcess, cli
-from tests.support_mcp import account_calls, mcp_session
+from tests.support import DATA, JWT_SECRET, ServerProcess, cli, free_port
+from tests.support_mcp import account_calls, mcp_session, text_of
+from tests.support_oauth import authorized_over_http
 
 
 def environment(postgres_url: str, tmp_path: Path) -> dict[str, str]:
@@ -94,3 +95,28 @@ async def test_one_event_delivered_to_two_postgres_processes_at_once_is_applied_
     listed = cli(["events", "list", "--json"], env)
     [event] = json.loads(listed.stdout)
     assert event["status"] == "processed" and event["attempts"] == 1
+
+
+async def test_an_oauth_revocation_on_postgres_ends_access_and_refresh_through_every_process(
+    postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    port = free_port()  # one public URL for both, as behind a load balancer: one resource, one issuer
+    env = {**environment(postgres_url, tmp_path), "KAMIYO_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    a = server_factory(env, port=port)
+    a.log = tmp_path / "serve.a.log"
+    a.start()
+    b = started(server_factory, env, tmp_path)
+    bearer = cli(["token", "issue", "--email", "oauth-pg@example.com", "--tier", "team"], env).stdout.strip()
+    client_id, tokens = await authorized_over_http(a.url, bearer)
+    access = str(tokens["access_token"])
+    async with mcp_session(b.url, access) as via_b:
+        status = await via_b.call_tool("get_account_status", {})
+        assert not status.is_error and status.structured_content and status.structured_content["tier"] == "team"
+        (grant,) = json.loads(cli(["oauth", "grants", "--json"], env).stdout)
+        assert cli(["oauth", "revoke", grant["grant_id"]], env).returncode == 0
+        refused = await via_b.call_tool("get_account_status", {})
+        assert refused.is_error and "revoked" in text_of(refused)
+    async with httpx.AsyncClient(timeout=30) as http:
+        refreshed = await http.post(b.url + "/token", data={"grant_type": "refresh_token", "client_id": client_id,
+                                                            "refresh_token": str(tokens["refresh_token"])})
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"

@@ -1,0 +1,157 @@
+"""OAuth grants on both backends: one authority for OAuth and bearer credentials, single-use codes,
+refresh rotation with reuse detection, revocation on the next call.
+
+The provider and the sign-in flow run on the real store; the access tokens are then judged by
+`Authority.authorize`, the same statement every bearer token goes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from mcp.server.auth.provider import AuthorizationParams, TokenError
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import AnyUrl
+
+from billing.access import Denial, Grant
+from billing.authority import Authority, IssuedToken
+from billing.config import OAuthConfig
+from billing.oauth.metadata_doc import MetadataDocuments
+from billing.oauth.provider import KamiyoRefreshToken, OAuthProvider
+from billing.oauth.secret import secret_hash
+from billing.oauth.sign_in import SignIn
+from billing.store import AnyStore
+from billing.store.records import AuditEntry
+from billing.tokens import AUDIENCE, TokenCodec
+from tests.support import JWT_SECRET
+
+ISSUER = "https://kamiyo.test"
+RESOURCE = ISSUER + "/mcp"
+REDIRECT = "http://127.0.0.1:40123/callback"
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636's example: S256 of VERIFIER
+VERIFIER = "dBjftJeZ4CVP-mJ92K9ZYfYkm1yaE6VT6SRkxr8Er0M"
+SESSION = secret_hash("kbs_" + "s" * 43)
+
+
+@dataclass
+class World:
+    store: AnyStore
+    authority: Authority
+    provider: OAuthProvider
+    sign_in: SignIn
+    client: OAuthClientInformationFull
+    bearer: IssuedToken
+
+
+@pytest.fixture
+async def world(store: AnyStore) -> World:
+    codec = TokenCodec(JWT_SECRET, audiences=(AUDIENCE, RESOURCE))
+    authority = Authority(store, codec, public_url=ISSUER)
+    provider = OAuthProvider(store, codec, issuer=ISSUER, resource=RESOURCE, config=OAuthConfig(),
+                             documents=MetadataDocuments(), sign_in_url=ISSUER + "/oauth/sign-in")
+    sign_in = SignIn(store, authority, provider, public_url=ISSUER, support_email="help@kamiyo.test",
+                     config=OAuthConfig())
+    registered = OAuthClientInformationFull(client_id="client-1", client_name="Test App",
+                                            redirect_uris=[AnyUrl(REDIRECT)], token_endpoint_auth_method="none")
+    await provider.register_client(registered)
+    client = await provider.get_client("client-1")
+    assert client is not None
+    bearer = await authority.issue_grant("owner@example.com", "team")
+    return World(store, authority, provider, sign_in, client, bearer)
+
+
+async def approved_code(world: World) -> str:
+    """An authorization: /authorize, sign-in with the owner's KAMIYO token, consent; returns the code."""
+    location = await world.provider.authorize(world.client, AuthorizationParams(
+        state="st", scopes=["mcp"], code_challenge=CHALLENGE, redirect_uri=AnyUrl(REDIRECT),
+        redirect_uri_provided_explicitly=True, resource=RESOURCE))
+    request_id = location.split("request=")[1]
+    await world.sign_in.use_secret(request_id, world.bearer.token, SESSION)
+    back = await world.sign_in.approve(request_id, SESSION)
+    assert back.startswith(REDIRECT + "?code=kac_") and "state=st" in back
+    return back.split("code=")[1].split("&")[0]
+
+
+async def exchange(world: World, code: str) -> OAuthToken:
+    loaded = await world.provider.load_authorization_code(world.client, code)
+    assert loaded is not None
+    return await world.provider.exchange_authorization_code(world.client, loaded)
+
+
+async def refresh(world: World, token: str) -> OAuthToken:
+    loaded = await world.provider.load_refresh_token(world.client, token)
+    assert isinstance(loaded, KamiyoRefreshToken)
+    return await world.provider.exchange_refresh_token(world.client, loaded, loaded.scopes)
+
+
+async def test_an_access_token_is_judged_like_the_bearer_token_and_shares_its_quota(world: World) -> None:
+    tokens = await exchange(world, await approved_code(world))
+    by_oauth = await world.authority.authorize(tokens.access_token, "monitor_wallet")
+    by_bearer = await world.authority.authorize(world.bearer.token, "monitor_wallet")
+    assert isinstance(by_oauth, Grant) and isinstance(by_bearer, Grant)
+    assert by_oauth.subscription_id == by_bearer.subscription_id == world.bearer.subscription_id
+    assert by_oauth.tier.name == "team"
+    assert by_bearer.minute_used == by_oauth.minute_used + 1  # one quota for both credentials
+    await world.authority.set_tier(world.bearer.token_id, "personal")
+    downgraded = await world.authority.authorize(tokens.access_token, "monitor_wallet")
+    assert isinstance(downgraded, Denial) and downgraded.code == "tier_required"  # no new sign-in needed
+
+
+async def test_a_replayed_code_is_refused_and_ends_what_its_first_exchange_gave(world: World) -> None:
+    code = await approved_code(world)
+    tokens = await exchange(world, code)
+    with pytest.raises(TokenError) as replay:
+        await exchange(world, code)
+    assert replay.value.error == "invalid_grant" and "already used" in (replay.value.error_description or "")
+    refused = await world.authority.authorize(tokens.access_token, "get_account_status")
+    assert isinstance(refused, Denial) and refused.code == "token_revoked"
+    assert tokens.refresh_token is not None
+    with pytest.raises(TokenError):
+        await refresh(world, tokens.refresh_token)
+    assert "oauth.code_replay" in [row["action"] for row in await world.store.audit_entries()]
+
+
+async def test_refresh_rotates_and_a_reused_refresh_token_kills_the_family(world: World) -> None:
+    first = await exchange(world, await approved_code(world))
+    assert first.refresh_token is not None
+    second = await refresh(world, first.refresh_token)
+    assert second.refresh_token is not None and second.refresh_token != first.refresh_token
+    assert isinstance(await world.authority.authorize(second.access_token, "get_account_status"), Grant)
+
+    with pytest.raises(TokenError) as reuse:
+        await refresh(world, first.refresh_token)  # the old one again: stolen, or a replaying attacker
+    assert reuse.value.error == "invalid_grant" and "already used" in (reuse.value.error_description or "")
+    for access in (first.access_token, second.access_token):
+        denied = await world.authority.authorize(access, "get_account_status")
+        assert isinstance(denied, Denial) and denied.code == "token_revoked"
+    with pytest.raises(TokenError) as after:
+        await refresh(world, second.refresh_token)  # the family is dead: the newest one too
+    assert "revoked (refresh token reused)" in (after.value.error_description or "")
+    actions = [row["action"] for row in await world.store.audit_entries()]
+    assert actions.count("oauth.refresh") == 1 and "oauth.refresh_reuse" in actions
+
+
+async def test_an_operator_revocation_ends_access_and_refresh_on_the_next_call(world: World) -> None:
+    tokens = await exchange(world, await approved_code(world))
+    (grant,) = await world.store.list_oauth_grants("owner@example.com", now=world.authority.now())
+    assert grant.live_access_tokens == 1 and grant.client_name == "Test App"
+    assert await world.store.revoke_oauth_grant(grant.grant_id, "revoked by operator", now=world.authority.now(),
+                                                audit=AuditEntry("cli", "oauth.revoke", grant.grant_id))
+    denied = await world.authority.authorize(tokens.access_token, "get_account_status")
+    assert isinstance(denied, Denial) and denied.code == "token_revoked" and "revoked by operator" in denied.message
+    assert tokens.refresh_token is not None
+    with pytest.raises(TokenError):
+        await refresh(world, tokens.refresh_token)
+    assert isinstance(await world.authority.authorize(world.bearer.token, "get_account_status"), Grant)
+
+
+async def test_only_hashes_of_the_flow_secrets_are_stored(world: World) -> None:
+    tokens = await exchange(world, await approved_code(world))
+    dumped = []
+    for table in ("oauth_codes", "oauth_refresh_tokens", "oauth_grants", "oauth_requests", "tokens", "oauth_clients"):
+        rows = await world.store._read.execute_fetchall(f"SELECT * FROM {table}")
+        dumped.append(repr([tuple(row) for row in rows]))
+    everything = "\n".join(dumped)
+    assert tokens.access_token not in everything and (tokens.refresh_token or "x") not in everything
+    assert world.bearer.token not in everything
