@@ -26,7 +26,8 @@ CAP = "/api/billing/overage-cap"
 
 async def deliver(billing: Billing, event: dict[str, Any]) -> None:
     payload = json.dumps(event).encode()
-    assert (await billing.client.post(WEBHOOK_PATH, content=payload, headers=signed_webhook(payload))).status_code == 200
+    answer = await billing.client.post(WEBHOOK_PATH, content=payload, headers=signed_webhook(payload))
+    assert answer.status_code == 200, answer.text
 
 
 async def team_token(billing: Billing, fake: FakeStripe) -> tuple[str, str]:
