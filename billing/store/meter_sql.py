@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from billing.quota import Windows
+from billing.store.call_sql import REFUND_SQL, refund_params
 from billing.store.connection import Connection, SQLMixin
 
 MAX_ERROR_CHARS = 1000
@@ -159,6 +161,13 @@ class MeterSQL(SQLMixin):
         return counts
 
     # ---- calls that failed inside the tool ---------------------------------------------------
+
+    async def refund_metered_call(self, subscription_id: str, counted_in: Windows, identifier: str, *,
+                                  now: int) -> None:
+        """A metered call counted but never run: give back its counts and do not bill it, in one transaction."""
+        async with self.transaction() as db:
+            await db.execute(REFUND_SQL, refund_params(subscription_id, counted_in))
+            await void_meter_event(db, identifier, now=now)
 
     async def void_meter_event(self, identifier: str, *, now: int) -> str | None:
         """The call `identifier` failed inside its tool: do not bill it. Returns its new status, or None.

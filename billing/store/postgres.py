@@ -28,13 +28,12 @@ from billing.errors import StoreError
 from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL
-from billing.store.call_sql import REFUND_SQL, refund_params
 from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
 from billing.store.delivery_sql import DeliverySQL
 from billing.store.jobs_sql import JobsSQL
-from billing.store.meter_sql import MeterSQL, void_meter_event
+from billing.store.meter_sql import MeterSQL
 from billing.store.oauth_grant_sql import OAuthGrantSQL
 from billing.store.oauth_sql import OAuthSQL
 from billing.store.outbox_sql import OutboxSQL
@@ -132,8 +131,6 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
         """Give back one counted call that never reached its tool (while its windows are current); a
         metered one is not billed either (its meter event voided in the same transaction)."""
         if metered_call is not None:
-            async with self.transaction() as db:
-                await db.execute(REFUND_SQL, refund_params(subscription_id, counted_in))
-                await void_meter_event(db, metered_call, now=now)
+            await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
             return
         await self._calls.refund(subscription_id, counted_in)

@@ -62,18 +62,31 @@ class ElicitingClient:
             self.completion.set()
 
 
+async def call_wallet(shop: Shop, token: str, mode: str, person: ElicitingClient | None = None,
+                      decline: bool = False) -> types.CallToolResult:
+    """One `monitor_wallet` call from an SDK client speaking `mode`, with the person's elicitation callback."""
+
+    async def declined(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    callback = declined if decline else person.elicit if person else None
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        transport = streamable_http_client(shop.server.url + "/mcp", http_client=http)
+        async with Client(transport, mode=mode, elicitation_callback=callback,
+                          message_handler=person.on_message if person else None) as client:
+            result = await client.call_tool("monitor_wallet", {"address": WALLET})
+            if person is not None and mode == "legacy":
+                with anyio.fail_after(15):
+                    await person.completion.wait()
+            return result
+
+
 async def test_a_url_elicitation_client_is_asked_to_upgrade_and_told_when_it_is_done(
         tmp_path: Path, fake: FakeStripe, server_factory: type[ServerProcess]) -> None:
     shop = open_shop(tmp_path, fake, server_factory, intel=True)
     token = await shop.subscribe(PERSONAL_SUBSCRIPTION, "personal")
     person = ElicitingClient(shop)
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        transport = streamable_http_client(shop.server.url + "/mcp", http_client=http)
-        async with Client(transport, mode="legacy", elicitation_callback=person.elicit,
-                          message_handler=person.on_message) as client:
-            result = await client.call_tool("monitor_wallet", {"address": WALLET})
-            with anyio.fail_after(15):
-                await person.completion.wait()
+    result = await call_wallet(shop, token, "legacy", person)
     (asked,) = person.asked
     assert asked.mode == "url" and "/billing/upgrade?code=" in asked.url and "team" in asked.message
     assert person.completed == [asked.elicitation_id]
@@ -85,10 +98,7 @@ async def test_a_2026_client_gets_the_input_required_round_trip_and_the_retry_ru
     shop = open_shop(tmp_path, fake, server_factory, intel=True)
     token = await shop.subscribe(PERSONAL_SUBSCRIPTION, "personal")
     person = ElicitingClient(shop)
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        transport = streamable_http_client(shop.server.url + "/mcp", http_client=http)
-        async with Client(transport, mode="2026-07-28", elicitation_callback=person.elicit) as client:
-            result = await client.call_tool("monitor_wallet", {"address": WALLET})
+    result = await call_wallet(shop, token, "2026-07-28", person)
     (asked,) = person.asked
     assert asked.mode == "url" and "/billing/upgrade?code=" in asked.url
     assert not result.is_error, text_of(result)
@@ -98,12 +108,7 @@ async def test_a_client_without_url_elicitation_gets_the_link_in_the_text_and_a_
         tmp_path: Path, fake: FakeStripe, server_factory: type[ServerProcess]) -> None:
     shop = open_shop(tmp_path, fake, server_factory, intel=True)
     token = await shop.subscribe(PERSONAL_SUBSCRIPTION, "personal")
-
-    async def decline(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
-        return types.ElicitResult(action="decline")
-
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        transport = streamable_http_client(shop.server.url + "/mcp", http_client=http)
-        async with Client(transport, mode="legacy", elicitation_callback=decline) as client:
-            declined = await client.call_tool("monitor_wallet", {"address": WALLET})
+    declined = await call_wallet(shop, token, "legacy", decline=True)
     assert declined.is_error and upgrade_link(text_of(declined))
+    plain = await call_wallet(shop, token, "legacy")  # no elicitation capability declared
+    assert plain.is_error and upgrade_link(text_of(plain))
