@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,7 @@ from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
 from kamiyo_mcp.http.protected_resource import ProtectedResource
-from kamiyo_mcp.intel.ingest import ingest_if_empty
+from kamiyo_mcp.intel_refresh import IntelRefreshWiring
 from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.metrics import create_metrics, metrics_routes
 from kamiyo_mcp.oauth import OAuthWiring
@@ -44,6 +43,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     delivery = DeliveryWiring(runtime)
     reconciliation = ReconcileWiring(runtime, on_run=metrics.observe_reconcile)
     metering = MeteringWiring(runtime, stripe_gateway)
+    intel_refresh = IntelRefreshWiring(runtime)
     oauth = OAuthWiring(runtime, stripe_gateway, mail_queued=delivery.wake)
     server = build_server(
         runtime, caller_from_request,
@@ -58,19 +58,12 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
-                reconciliation.running(), server.session_manager.run():
-            loading = _load_intel_if_empty(runtime)
-            try:
-                yield
-            finally:
-                if loading is not None:
-                    loading.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await loading
+                reconciliation.running(), intel_refresh.running(), server.session_manager.run():
+            yield
 
     app = Starlette(
         routes=[
-            *core_routes(runtime, resource, reconciliation=reconciliation.health),
+            *core_routes(runtime, resource, reconciliation=reconciliation.health, intel=intel_refresh.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
                             on_applied=delivery.wake),
@@ -88,6 +81,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     app.state.delivery = delivery
     app.state.reconciliation = reconciliation
     app.state.metering = metering
+    app.state.intel_refresh = intel_refresh
     app.state.oauth = oauth
     return app
 
@@ -101,14 +95,6 @@ def protected_resource(settings: Settings, *, authorization_servers: tuple[str, 
         authorization_servers=authorization_servers,
         scopes=SUPPORTED_SCOPES if authorization_servers else (),
     )
-
-
-def _load_intel_if_empty(runtime: Runtime) -> asyncio.Task[object] | None:
-    """Load the default incident sources in the background when the store has none yet."""
-    sources = list(runtime.settings.intel_sources)
-    if not sources:
-        return None
-    return asyncio.create_task(ingest_if_empty(runtime.intel, sources), name="kamiyo-intel-load")
 
 
 def transport_security(settings: Settings, bind_host: str) -> TransportSecuritySettings:

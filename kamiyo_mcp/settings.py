@@ -33,6 +33,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_INTEL_SOURCES = ("https://api.llama.fi/hacks",)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_RECONCILE_INTERVAL = 3600.0
+DEFAULT_INTEL_REFRESH_INTERVAL = 6 * 3600.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -67,6 +68,8 @@ class Settings:
     public_url_explicit: bool = True
     # Seconds between reconciliations with Stripe in `serve` (0: off); see billing.reconcile.schedule.
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
+    # Seconds between re-fetches of the http(s) intel sources in `serve` (0: never); see intel.refresh.
+    intel_refresh_interval: float = DEFAULT_INTEL_REFRESH_INTERVAL
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
@@ -166,6 +169,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mail=load_mail(env),
         oauth=load_oauth(env),
         reconcile_interval=_duration(env, "KAMIYO_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL),
+        intel_refresh_interval=_duration(env, "KAMIYO_INTEL_REFRESH_INTERVAL", DEFAULT_INTEL_REFRESH_INTERVAL),
     )
 
 

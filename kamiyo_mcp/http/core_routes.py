@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 
 
 def core_routes(runtime: Runtime, resource: ProtectedResource, *,
-                reconciliation: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
-    """`reconciliation` gives the last reconciliation with Stripe for /healthz (it does not change the status:
-    a Stripe outage is not this server's)."""
+                reconciliation: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+                intel: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> list[Route]:
+    """`reconciliation` gives the last reconciliation with Stripe for /healthz, `intel` the incident data's
+    freshness (neither changes the status: a Stripe or data-source outage is not this server's)."""
 
     async def healthz(request: Request) -> Response:
         try:
@@ -41,6 +42,12 @@ def core_routes(runtime: Runtime, resource: ProtectedResource, *,
             except StoreError:
                 logger.exception("health check: the reconciliation state could not be read")
                 body["reconciliation"] = {"error": "unavailable"}
+        if intel is not None:
+            try:
+                body["intel"] = await intel()
+            except Exception:  # the top of this request: whatever the intel file did, health still answers
+                logger.exception("health check: the intel data's state could not be read")
+                body["intel"] = {"error": "unavailable"}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def validate(request: Request) -> Response:

@@ -11,11 +11,11 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .errors import ChainProviderError
+from .fetch import safe_url
 
 _API_KEY_IN_TEXT = re.compile(r"(?i)(apikey=)[^&\s\"']+")
 
@@ -76,10 +76,7 @@ class ChainProvider:
     @property
     def display_url(self) -> str:
         """The base URL without credentials or query string, safe to show and log."""
-        parts = urlsplit(self.base_url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
+        return safe_url(self.base_url)
 
     def __repr__(self) -> str:
         return f"ChainProvider(base_url={self.display_url!r})"

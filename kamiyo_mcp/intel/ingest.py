@@ -15,10 +15,9 @@ import logging
 from pathlib import Path
 from typing import TextIO
 
-import httpx
-
 from .dates import iso_utc, utc_now
 from .errors import SourceFetchError, SourceFormatError
+from .fetch import fetch, safe_url
 from .formats import parse_source
 from .progress import ProgressBar
 from .records import AddressLink, Incident
@@ -28,7 +27,6 @@ from .store import IntelStore
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "https://api.llama.fi/hacks"
-FETCH_TIMEOUT_S = 30.0
 BATCH = 500
 # Inside a directory, incidents load before the addresses that point at them.
 _ORDER = {"exploits.jsonl": 0, "addresses.jsonl": 2}
@@ -40,6 +38,7 @@ __all__ = [
     "expand_source",
     "ingest_if_empty",
     "ingest_sources",
+    "load_text",
     "sources_from_setting",
 ]
 
@@ -70,18 +69,6 @@ def expand_source(source: str) -> list[str]:
     return [str(p) for p in sorted(files, key=lambda p: (_ORDER.get(p.name, 1), str(p)))]
 
 
-async def _fetch(url: str) -> str:
-    try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True) as client:
-            response = await client.get(url)
-            response.raise_for_status()
-            return response.text
-    except httpx.HTTPStatusError as exc:
-        raise SourceFetchError(f"{url}: HTTP {exc.response.status_code}") from None
-    except httpx.HTTPError as exc:
-        raise SourceFetchError(f"{url}: {type(exc).__name__} ({exc or 'no detail'})") from None
-
-
 def _read(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -93,7 +80,12 @@ def _read(path: str) -> str:
         raise SourceFormatError(path, f"cannot read ({exc.strerror})") from None
 
 
-async def _load_text(store: IntelStore, text: str, name: str, rep: SourceReport, bar: ProgressBar) -> None:
+async def load_text(store: IntelStore, text: str, name: str, rep: SourceReport, bar: ProgressBar) -> None:
+    """Parse ``text`` (format detected) and write its incidents and address links in batches.
+
+    Raises:
+        SourceFormatError: the text is in no supported format.
+    """
     kind, items = parse_source(text, name)
     rep.format = kind
     incidents: list[Incident] = []
@@ -109,7 +101,7 @@ async def _load_text(store: IntelStore, text: str, name: str, rep: SourceReport,
     except SourceFormatError as exc:  # a fault that stops the parse (broken JSON array)
         rep.errors.append(str(exc))
     total = len(incidents) + len(links)
-    label = Path(name).name if not name.startswith("http") else name
+    label = Path(name).name if not name.startswith("http") else safe_url(name)
     for start in range(0, len(incidents), BATCH):
         counts = await store.apply_incidents(incidents[start : start + BATCH])
         rep.added += counts.added
@@ -139,14 +131,20 @@ async def ingest_sources(store: IntelStore, sources: list[str], *, progress: Tex
                 SourceReport(source, errors=[f"{source}: no ingestible files (*.json, *.jsonl or README.md)"])
             )
         for name in names:
-            rep = SourceReport(name)
+            rep = SourceReport(safe_url(name) if name.startswith(("http://", "https://")) else name)
             report.sources.append(rep)
+            is_url = name.startswith(("http://", "https://"))
             try:
-                text = await _fetch(name) if name.startswith(("http://", "https://")) else _read(name)
-                await _load_text(store, text, name, rep, bar)
+                if is_url:
+                    fetched = await fetch(name)
+                    await load_text(store, fetched.text or "", name, rep, bar)
+                    await store.record_source_ok(name, fetched.validators, iso_utc(utc_now()), changed=True)
+                else:
+                    await load_text(store, _read(name), name, rep, bar)
             except SourceFetchError as exc:
                 rep.errors.append(str(exc))
                 failed.append(str(exc))
+                await store.record_source_error(name, str(exc), iso_utc(utc_now()))
             except SourceFormatError as exc:
                 rep.errors.append(str(exc))
             bar.finish()

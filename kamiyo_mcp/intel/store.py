@@ -24,6 +24,7 @@ from .store_base import DataStamp
 from .store_pages import StorePages
 from .store_reads import StoreReads, from_json
 from .store_schema import MIGRATIONS
+from .store_sources import StoreSources
 
 BUSY_TIMEOUT_MS = 5000
 _CHUNK = 500
@@ -67,7 +68,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     await db.execute("COMMIT")
 
 
-class IntelStore(StoreReads, StorePages):
+class IntelStore(StoreReads, StorePages, StoreSources):
     """Async access to the intel tables of one SQLite file."""
 
     def __init__(self, reader: aiosqlite.Connection, writer: aiosqlite.Connection) -> None:

@@ -60,7 +60,8 @@ async def empty_store(tmp_path: Path) -> AsyncIterator[IntelStore]:
     await s.close()
 
 
-Route = Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]
+# (status, content type, body) or, with response headers, (status, content type, body, headers).
+Route = Callable[[str, dict[str, list[str]]], tuple[Any, ...]]
 
 
 class _RoutedServer(ThreadingHTTPServer):
@@ -68,6 +69,7 @@ class _RoutedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.route = route
         self.seen: list[str] = []
+        self.headers_seen: list[dict[str, str]] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -76,10 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
         self.server.seen.append(self.path)
-        status, ctype, body = self.server.route(parts.path, parse_qs(parts.query))
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        status, ctype, body, *extra = self.server.route(parts.path, parse_qs(parts.query))
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra[0] if extra else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -101,6 +106,11 @@ class LocalServer:
     @property
     def seen(self) -> list[str]:
         return self._server.seen
+
+    @property
+    def headers_seen(self) -> list[dict[str, str]]:
+        """The request headers of each request, lower-case names."""
+        return self._server.headers_seen
 
     def start(self) -> LocalServer:
         self._thread.start()
