@@ -7,9 +7,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
@@ -51,8 +52,9 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
         on_tool_call=metrics.observe_tool_call, upgrades=metering.offers,
     )
     resource = protected_resource(settings, authorization_servers=(oauth.issuer,) if settings.oauth.enabled else ())
-    mcp_app = server.streamable_http_app(
+    server.streamable_http_app(  # creates the session manager with these options
         streamable_http_path=MCP_PATH, transport_security=transport_security(settings, bind_host),
+        session_idle_timeout=settings.session_idle_timeout, max_sessions=settings.max_sessions,
     )
 
     @contextlib.asynccontextmanager
@@ -61,8 +63,14 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
                 reconciliation.running(), intel_refresh.running(), server.session_manager.run():
             yield
 
+    # `/mcp` is matched first and goes straight to the session manager behind the bearer layer: the
+    # SDK's own app around it would only route `/mcp` a second time.
+    mcp_endpoint = BearerAuth(StreamableHTTPASGIApp(server.session_manager), lambda: runtime.authority,
+                              server.catalog, path=MCP_PATH, resource=resource,
+                              session_idle_timeout=settings.session_idle_timeout)
     app = Starlette(
         routes=[
+            Route(MCP_PATH, endpoint=mcp_endpoint),
             *core_routes(runtime, resource, reconciliation=reconciliation.health, intel=intel_refresh.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
@@ -71,8 +79,6 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *delivery.routes(),
             *metering.routes(),
             *oauth.routes(),
-            Mount("/", app=BearerAuth(mcp_app, lambda: runtime.authority, server.catalog, path=MCP_PATH,
-                                      resource=resource)),
         ],
         lifespan=lifespan,
     )

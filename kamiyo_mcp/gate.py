@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolRequestParams, CallToolResult, TextContent
 
 from billing.access import Denial, Grant
@@ -35,6 +36,7 @@ from kamiyo_mcp.upgrade_prompt import UpgradeOffers
 logger = logging.getLogger(__name__)
 
 DENIAL_META_KEY = "ai.kamiyo/denial"
+REFUSED = -32001  # the JSON-RPC error code of a refused request (as the bearer layer answers one)
 
 CallerSource = Callable[[ServerRequestContext[Any, Any]], Caller | Denial | None]
 ToolCallObserver = Callable[[str, str, str], None]  # (tool, tier or "none", "granted" or the denial code)
@@ -81,15 +83,18 @@ def caller_from_request(ctx: ServerRequestContext[Any, Any]) -> Caller | None:
     return None if request is None else caller_in(request.scope)
 
 
+def denial_details(denial: Denial) -> dict[str, object]:
+    """What a program needs of a refusal: its code, and when to retry or which tier is needed."""
+    details: dict[str, object] = {"code": str(denial.code)}
+    if denial.retry_after is not None:
+        details["retry_after"] = denial.retry_after
+    if denial.tier_needed is not None:
+        details["tier_needed"] = denial.tier_needed
+    return details
+
+
 def refusal(text: str, denial: Denial | None = None) -> CallToolResult:
-    meta = None
-    if denial is not None:
-        details: dict[str, object] = {"code": str(denial.code)}
-        if denial.retry_after is not None:
-            details["retry_after"] = denial.retry_after
-        if denial.tier_needed is not None:
-            details["tier_needed"] = denial.tier_needed
-        meta = {DENIAL_META_KEY: details}
+    meta = None if denial is None else {DENIAL_META_KEY: denial_details(denial)}
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True, _meta=meta)
 
 
@@ -167,6 +172,58 @@ class AuthorizationGate(Extension):
         self._on_call(name, "none", str(denial.code))
         logger.info("tool %s refused for subscription %s: %s", name, denial.subscription_id or "-", denial.code)
         return refusal(denial.message if text is None else text, denial)
+
+    async def admit_message(self, name: str, ctx: ServerRequestContext[Any, Any]) -> Grant:
+        """The grant for a request that counts as a call of tool `name` (a resource read, a prompt).
+
+        Raises:
+            MCPError: refused (code -32001, the bearer layer's refusal shape, with the reason in `data`).
+        """
+        caller = self._caller(ctx)
+        if caller is None:
+            self._on_call(name, "none", "missing_token")
+            raise MCPError(code=REFUSED, message=self._missing_token_hint, data={"reason": "missing_token"})
+        try:
+            decision = caller if isinstance(caller, Denial) else await self._authority().admit(caller.credential, name)
+        except StoreError:
+            logger.exception("%s: the store could not decide", name)
+            self._on_call(name, "none", "store_unavailable")
+            raise MCPError(code=REFUSED, message="The account service is unavailable right now; please retry in a "
+                           "few seconds.", data={"reason": "store_unavailable"}) from None
+        if isinstance(decision, Denial):
+            self._refuse(name, decision)
+            raise MCPError(code=REFUSED, message=decision.message,
+                           data={"reason": str(decision.code), **denial_details(decision)})
+        self._on_call(name, decision.tier.name, "granted")
+        return decision
+
+
+# A resource read or a prompt's name and arguments → the tool it counts as (None: not gated, not counted).
+CountsAs = Callable[[str, dict[str, Any]], str | None]
+
+
+class MessageGate:
+    """`resources/read` and `prompts/get` behind the same gate and quota as tool calls (a server middleware).
+
+    Each gated request counts as one call of the tool `counts_as` names; a request for an unknown
+    resource or prompt, or one missing its required arguments, passes through uncounted and the SDK
+    answers its error.
+    """
+
+    METHODS = ("resources/read", "prompts/get")
+
+    def __init__(self, gate: AuthorizationGate, counts_as: CountsAs) -> None:
+        self._gate = gate
+        self._counts_as = counts_as
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None or ctx.method not in self.METHODS:
+            return await call_next(ctx)
+        tool = self._counts_as(ctx.method, dict(ctx.params or {}))
+        if tool is None:
+            return await call_next(ctx)
+        with running_with(await self._gate.admit_message(tool, ctx)):
+            return await call_next(ctx)
 
 
 def _failed(result: HandlerResult) -> bool:

@@ -49,6 +49,7 @@ class Metrics:
         self.tool_calls = Counter(
             "kamiyo_tool_calls", "MCP tool calls by tool, tier and outcome (granted or the denial code).",
             ["tool", "tier", "outcome"], registry=self.registry)
+        self._tool_call_children: dict[tuple[str, str, str], Counter] = {}
         self.reconcile_runs = Counter(
             "kamiyo_reconcile_runs", "Reconciliations with Stripe run by this process, by result "
             "(in_sync, healed, partly_healed, failed).", ["result"], registry=self.registry)
@@ -78,7 +79,11 @@ class Metrics:
 
     def observe_tool_call(self, tool: str, tier: str, outcome: str) -> None:
         """Count one tool call as the gate decided it (tier "none" when the call was refused unknown)."""
-        self.tool_calls.labels(tool, tier, outcome).inc()
+        key = (tool, tier, outcome)  # bounded: registered tools x tiers x outcomes
+        child = self._tool_call_children.get(key)
+        if child is None:  # a label lookup per call costs more than the count itself
+            child = self._tool_call_children[key] = self.tool_calls.labels(tool, tier, outcome)
+        child.inc()
 
     def observe_reconcile(self, report: Report | None, error: BaseException | None, seconds: float) -> None:
         """Count one reconciliation run of this process (the schedule's `on_run` hook)."""

@@ -13,17 +13,19 @@ from mcp_types import INVALID_PARAMS, GetPromptResult, InputRequiredResult
 
 from kamiyo_mcp import __version__
 from kamiyo_mcp.catalog import CatalogedServer, ToolCatalog
-from kamiyo_mcp.gate import AuthorizationGate, CallerSource, ToolCallObserver
+from kamiyo_mcp.gate import AuthorizationGate, CallerSource, MessageGate, ToolCallObserver
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.secret_file import resolve_jwt_secret
-from kamiyo_mcp.tools import account, intel
+from kamiyo_mcp.tools import account, incidents, intel, prompts
 from kamiyo_mcp.upgrade_prompt import UpgradeOffers
 
 INSTRUCTIONS = (
     "KAMIYO answers questions about crypto exploits from real incident data (DeFiLlama, BlockSec, "
     "DeFiHackLabs): search incidents, assess a DeFi protocol's risk, screen a wallet against known "
-    "incident addresses, and show the account's tier and remaining quota. Each call counts toward the "
-    "subscription's quota; a refused call says why and how to proceed."
+    "incident addresses, and show the account's tier and remaining quota. Each incident is also a resource "
+    "(kamiyo://incidents/{id}), and two prompts guide a due-diligence review of a protocol and the screening "
+    "of a wallet. Each call, resource read or prompt counts toward the subscription's quota; a refused one "
+    "says why and how to proceed."
 )
 
 
@@ -54,6 +56,8 @@ def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: 
     process of a deployment accepts another's.
     """
     catalog = ToolCatalog()
+    gate = AuthorizationGate(lambda: runtime.authority, caller, catalog, missing_token_hint=missing_token_hint,
+                             on_call=on_tool_call, upgrades=upgrades)
     server = KamiyoServer(
         "kamiyo",
         title="KAMIYO exploit intelligence",
@@ -62,13 +66,24 @@ def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: 
         version=__version__,
         log_level=runtime.settings.log_level,
         request_state_security=RequestStateSecurity(keys=[resolve_jwt_secret(runtime.settings)]),
-        extensions=[
-            AuthorizationGate(lambda: runtime.authority, caller, catalog, missing_token_hint=missing_token_hint,
-                              on_call=on_tool_call, upgrades=upgrades),
-            *inner_extensions,
-        ],
+        extensions=[gate, *inner_extensions],
+        middleware=[MessageGate(gate, counts_as)],
         catalog=catalog,
     )
     account.register(server, runtime)
     intel.register(server, runtime)
+    incidents.register(server, runtime)
+    prompts.register(server, runtime)
     return server
+
+
+def counts_as(method: str, params: dict[str, Any]) -> str | None:
+    """The tool an incident read or a prompt counts as; None for anything else (not gated, not counted)."""
+    if method == "resources/read":
+        uri = params.get("uri")
+        return incidents.COUNTS_AS if isinstance(uri, str) and uri.startswith(incidents.PREFIX) else None
+    name, arguments = params.get("name"), params.get("arguments") or {}
+    if not isinstance(name, str) or name not in prompts.PROMPTS or not isinstance(arguments, dict):
+        return None
+    tool, required = prompts.PROMPTS[name]
+    return tool if all(isinstance(arguments.get(a), str) for a in required) else None

@@ -30,6 +30,8 @@ from billing.tiers import DEFAULT_TIERS, TIER_NAMES, TierTable
 from billing.tokens import ALGORITHM, MIN_SECRET_BYTES
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_SESSION_IDLE_TIMEOUT = 1800
+DEFAULT_MAX_SESSIONS = 10_000
 DEFAULT_INTEL_SOURCES = ("https://api.llama.fi/hacks",)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_RECONCILE_INTERVAL = 3600.0
@@ -66,6 +68,9 @@ class Settings:
     chain_api_url: str | None = None
     chain_api_key: str | None = field(default=None, repr=False)
     public_url_explicit: bool = True
+    # MCP sessions: an idle one ends after this many seconds; at most this many open per process.
+    session_idle_timeout: int = DEFAULT_SESSION_IDLE_TIMEOUT
+    max_sessions: int = DEFAULT_MAX_SESSIONS
     # Seconds between reconciliations with Stripe in `serve` (0: off); see billing.reconcile.schedule.
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
     # Seconds between re-fetches of the http(s) intel sources in `serve` (0: never); see intel.refresh.
@@ -165,6 +170,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         intel_sources=_csv(env, "KAMIYO_INTEL_SOURCES") if "KAMIYO_INTEL_SOURCES" in env else DEFAULT_INTEL_SOURCES,
         chain_api_url=_optional_url(env, "KAMIYO_CHAIN_API_URL"),
         chain_api_key=_get(env, "KAMIYO_CHAIN_API_KEY"),
+        session_idle_timeout=_int(env, "KAMIYO_SESSION_IDLE_TIMEOUT", DEFAULT_SESSION_IDLE_TIMEOUT,
+                                  low=1, high=7 * 86_400),
+        max_sessions=_int(env, "KAMIYO_MAX_SESSIONS", DEFAULT_MAX_SESSIONS, low=1, high=1_000_000),
         billing=load_billing(env, public_url),
         mail=load_mail(env),
         oauth=load_oauth(env),

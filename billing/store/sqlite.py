@@ -58,13 +58,15 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection, tiers: TierTable = DEFAULT_TIERS) -> None:
+                 read: aiosqlite.Connection, on_loop: sqlite3.Connection | None = None,
+                 tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
+        self._on_loop = on_loop
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage, tiers)
+        self._calls = CallCounter(usage, on_loop, tiers)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -91,8 +93,15 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             for conn in opened:
                 await conn.close()
             raise
+        try:
+            on_loop = await asyncio.to_thread(_connect_on_loop, path)
+        except BaseException:
+            await usage.close()
+            for conn in opened:
+                await conn.close()
+            raise
         write, read = opened
-        store = cls(path, write, usage, read, tiers)
+        store = cls(path, write, usage, read, on_loop, tiers)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -104,6 +113,8 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
 
     async def close(self) -> None:
         await self._usage.close()
+        if self._on_loop is not None:
+            self._on_loop.close()
         for conn in self._connections:
             await conn.close()
 
@@ -160,6 +171,26 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
             return
         await self._calls.refund(subscription_id, counted_in)
+
+def _connect_on_loop(path: Path) -> sqlite3.Connection:
+    """The call counter's connection for the event loop: it never waits for a lock (`busy_timeout = 0`:
+    a taken lock sends the call to the usage thread) and never checkpoints (that can wait on the disk).
+
+    Raises:
+        StoreError: the file cannot be opened.
+    """
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
+    try:
+        for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"):
+            conn.execute(f"PRAGMA {pragma}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
+    return conn
+
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:

@@ -13,9 +13,9 @@ A missing, malformed, forged, expired, unknown or rotated-away token is answered
 `WWW-Authenticate` challenge; the body names the reason and never echoes the token. A request
 that would open a new MCP session for a token whose account allows no calls (revoked,
 subscription ended, payment required) is refused 403 before any session exists (401 for an app's
-OAuth access token, so that the app signs in again); otherwise a token
-that authenticates passes, and its tool calls are refused by the gate with a message the user can
-act on.
+OAuth access token, so that the app signs in again), and each token (an app's OAuth grant) holds at
+most its tier's number of open sessions (see sessions.py); otherwise a token that authenticates
+passes, and its tool calls are refused by the gate with a message the user can act on.
 """
 
 from __future__ import annotations
@@ -31,30 +31,35 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billing.access import UNAUTHENTICATED, UNAUTHENTICATED_REASONS, Denial, Grant
-from billing.authority import Authority
+from billing.authority import Authority, Identity
 from billing.errors import InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
+from billing.tiers import TIERS
+from billing.tokens import Credential
 from kamiyo_mcp.caller import SCOPE_KEY, Caller, PendingCall
 from kamiyo_mcp.catalog import ToolCatalog
 from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.http.rpc_body import RPCRequest, parse_request, read_body
+from kamiyo_mcp.http.sessions import SessionLimits, requested_session
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BearerAuth", "parse_bearer"]
 
-SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
+PRINCIPALS_KEPT = 4096
 
 
 class BearerAuth:
     def __init__(self, app: ASGIApp, authority: Callable[[], Authority], catalog: ToolCatalog, *, path: str,
-                 resource: ProtectedResource) -> None:
+                 resource: ProtectedResource, session_idle_timeout: float | None = None) -> None:
         self.app = app
         self._authority = authority
         self._catalog = catalog
         self.path = path.rstrip("/")
         self._resource = resource
+        self._sessions = SessionLimits(app, idle_timeout=session_idle_timeout)
+        self._principals: dict[str, AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
@@ -82,6 +87,7 @@ class BearerAuth:
         opens_session = _opens_session(scope)
         call = request.tool_call() if request is not None and not opens_session else None
         pending: PendingCall | None = None
+        identity: Identity | None = None
         try:
             if call is not None and self._catalog.accepts(call.name, call.arguments):
                 decision = await authority.admit(credential, call.name)
@@ -112,17 +118,49 @@ class BearerAuth:
             return
 
         scope[SCOPE_KEY] = Caller(credential, pending)
-        # The SDK binds each session to the principal that opened it: the token (by id), never the token itself;
-        # an app's OAuth grant, whose refreshed access tokens go on with the same session.
-        claims = credential.claims
-        scope["user"] = AuthenticatedUser(AccessToken(token=claims.principal, client_id=claims.principal, scopes=[],
-                                                      subject=claims.sub))
+        session_id = requested_session(scope)
+        if opens_session or session_id is not None:
+            scope["user"] = self._principal(credential)
         try:
-            await self.app(scope, receive, send)
+            if identity is not None and opens_session:
+                await self._open_session(identity, request, scope, receive, send)
+            elif session_id is not None:
+                async with self._sessions.using(session_id, scope["method"], send) as watching:
+                    await self.app(scope, receive, watching)
+            else:
+                await self.app(scope, receive, send)
         finally:
             if pending is not None and (grant := pending.withdraw()) is not None:
                 with anyio.CancelScope(shield=True):
                     await _refund(authority, grant)
+
+    def _principal(self, credential: Credential) -> AuthenticatedUser:
+        """Who owns a session: the SDK binds each session to the principal that opened it — the token, by
+        its id (never the token itself), or an app's OAuth grant, whose refreshed access tokens go on with
+        the same session. Remembered per token: the SDK's model is costly to build per call."""
+        user = self._principals.get(credential.token_hash)
+        if user is None:
+            claims = credential.claims
+            user = AuthenticatedUser(AccessToken(token=claims.principal, client_id=claims.principal, scopes=[],
+                                                 subject=claims.sub))
+            if len(self._principals) >= PRINCIPALS_KEPT:
+                self._principals.pop(next(iter(self._principals)))
+            self._principals[credential.token_hash] = user
+        return user
+
+    async def _open_session(self, identity: Identity, request: RPCRequest | None, scope: Scope, receive: Receive,
+                            send: Send) -> None:
+        """Forward a request that opens a session, within the token's cap of open sessions."""
+        tier = TIERS.get(identity.state.tier)
+        cap = tier.sessions_per_token if tier is not None else 1
+        owner = identity.credential.claims.principal  # a token, or an app's grant across its refreshes
+        async with self._sessions.opening(owner, cap, scope, send) as recording:
+            if recording is None:
+                await _rpc_error(send, 429, request, f"This token already has {cap} open MCP sessions, each with "
+                                 "a call in progress. Close one (HTTP DELETE) or retry when a call finishes.",
+                                 "too_many_sessions", [(b"retry-after", b"5")])
+                return
+            await self.app(scope, receive, recording)
 
     async def _unauthorized(self, send: Send, description: str, *, with_error: bool) -> None:
         challenge = self._resource.challenge(description if with_error else None)
@@ -134,7 +172,7 @@ def _opens_session(scope: Scope) -> bool:
     """Whether this request would open a handshake-era MCP session (a POST with no session id)."""
     version = _header(scope, VERSION_HEADER)
     modern = version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
-    return scope["method"] == "POST" and not modern and _header(scope, SESSION_HEADER) is None
+    return scope["method"] == "POST" and not modern and requested_session(scope) is None
 
 
 async def _refund(authority: Authority, grant: Grant) -> None:
@@ -145,10 +183,15 @@ async def _refund(authority: Authority, grant: Grant) -> None:
 
 
 async def _refuse(send: Send, denial: Denial, request: RPCRequest | None) -> None:
-    """A JSON-RPC error (the transport's own error shape) with the refusal's HTTP status."""
-    error = {"code": -32001, "message": denial.message, "data": {"reason": str(denial.code)}}
+    """A refusal as a JSON-RPC error (the transport's own error shape) with the refusal's HTTP status."""
+    await _rpc_error(send, denial.http_status, request, denial.message, str(denial.code), [])
+
+
+async def _rpc_error(send: Send, status: int, request: RPCRequest | None, message: str, reason: str,
+                     headers: list[tuple[bytes, bytes]]) -> None:
+    error = {"code": -32001, "message": message, "data": {"reason": reason}}
     body: dict[str, object] = {"jsonrpc": "2.0", "id": request.id if request is not None else None, "error": error}
-    await _send_json(send, denial.http_status, body, [])
+    await _send_json(send, status, body, headers)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -266,3 +266,12 @@ async def test_a_finished_or_unknown_authorization_is_explained(tmp_path: Path) 
         assert again.status_code == 410 and "already finished" in again.text
         unknown = await server.browser.get("/oauth/sign-in?request=kar_" + "A" * 43)
         assert unknown.status_code == 404 and "Start again from your app" in unknown.text
+
+
+async def test_the_consent_shows_the_apps_logo_from_its_metadata_and_allows_only_that_image(tmp_path: Path) -> None:
+    async with oauth_app(tmp_path) as server:
+        client_id = (await server.register(client_name="Logo App", logo_uri="https://cdn.example/logo.png"))["client_id"]
+        consent = await server.consent_page(client_id, await server.issue("logo@example.com"))
+        assert '<img class="logo" src="https://cdn.example/logo.png"' in consent.text
+        csp = consent.headers["content-security-policy"]
+        assert "img-src 'self' https://cdn.example;" in csp and "script-src" not in csp

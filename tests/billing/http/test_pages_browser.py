@@ -74,7 +74,7 @@ async def open_page(browser: object) -> tuple[object, list[str]]:
     return page, problems
 
 
-async def test_pricing_checkout_success_and_a_token_revealed_once(shop: Shop, inbox: Inbox, browser: object) -> None:
+async def test_pricing_checkout_success_and_a_token_revealed_once(browser: object, shop: Shop, inbox: Inbox) -> None:
     page, problems = await open_page(browser)
     stripe_pages: list[str] = []
 
@@ -134,7 +134,7 @@ async def test_pricing_checkout_success_and_a_token_revealed_once(shop: Shop, in
     assert problems == [] and [p for p in second_problems if "410" not in p] == []
 
 
-async def test_the_emailed_link_page_redeems_only_on_the_click(shop: Shop, inbox: Inbox, browser: object) -> None:
+async def test_the_emailed_link_page_redeems_only_on_the_click(browser: object, shop: Shop, inbox: Inbox) -> None:
     paid = await shop.pay("mailed@example.com", "personal")
     link = claim_link(await inbox.next())
     code = parse_qs(urlsplit(link).query)["code"][0]

@@ -16,13 +16,16 @@ from pydantic import AnyUrl
 
 from billing.access import Denial, Grant
 from billing.authority import Authority, IssuedToken
+from billing.claims import claim_hash
 from billing.config import OAuthConfig
 from billing.oauth.metadata_doc import MetadataDocuments
 from billing.oauth.provider import KamiyoRefreshToken, OAuthProvider
 from billing.oauth.secret import secret_hash
-from billing.oauth.sign_in import SignIn
+from billing.oauth.sign_in import SignIn, SignInError
 from billing.store import AnyStore
+from billing.store.delivery_sql import reserve_email_claim
 from billing.store.records import AuditEntry
+from billing.subscription_state import SubscriptionState
 from billing.tokens import AUDIENCE, TokenCodec
 from tests.support import JWT_SECRET
 
@@ -155,3 +158,48 @@ async def test_only_hashes_of_the_flow_secrets_are_stored(world: World) -> None:
     everything = "\n".join(dumped)
     assert tokens.access_token not in everything and (tokens.refresh_token or "x") not in everything
     assert world.bearer.token not in everything
+
+
+async def test_an_ended_subscription_refuses_access_and_refresh_on_their_next_use(world: World) -> None:
+    tokens = await exchange(world, await approved_code(world))
+    sub = world.bearer.subscription_id
+    async with world.store.webhook_transaction(world.authority.now()) as tx:  # what the deletion webhook writes
+        row = await tx.subscription(sub)
+        assert row is not None
+        await tx.write_subscription(sub, row.user_id, SubscriptionState("team", "canceled", None, False, 1))
+        await tx.revoke_subscription_tokens(sub, "subscription_ended")
+    denied = await world.authority.authorize(tokens.access_token, "get_account_status")
+    assert isinstance(denied, Denial) and denied.code == "subscription_ended"
+    assert tokens.refresh_token is not None
+    with pytest.raises(TokenError) as refused:
+        await refresh(world, tokens.refresh_token)
+    assert "the subscription has ended" in (refused.value.error_description or "")
+    (grant,) = await world.store.list_oauth_grants("owner@example.com", now=world.authority.now())
+    assert grant.revoked_reason == "subscription_ended"
+
+
+async def test_a_claim_code_signs_in_for_its_own_subscription_until_it_was_used(world: World) -> None:
+    code = "c" * 43
+    now = world.authority.now()
+    async with world.store.transaction() as db:  # the welcome mail's claim, as its composer seals it
+        claim_id = await reserve_email_claim(db, world.bearer.subscription_id, expires_at=now + 3600, now=now)
+        reserved = await world.store.reserved_email_claim(db, claim_id)
+        assert reserved is not None
+        await world.store.seal_email_claim(db, reserved, claim_hash(code), expires_at=now + 3600, now=now)
+    location = await world.provider.authorize(world.client, AuthorizationParams(
+        state=None, scopes=None, code_challenge=CHALLENGE, redirect_uri=AnyUrl(REDIRECT),
+        redirect_uri_provided_explicitly=True, resource=RESOURCE))
+    request_id = location.split("request=")[1]
+    await world.sign_in.use_secret(request_id, f"https://kamiyo.test/claim?code={code}", SESSION)  # the whole link
+    view = await world.sign_in.consent(request_id, SESSION)
+    assert view.entitlement is not None and view.entitlement.subscription_id == world.bearer.subscription_id
+    assert view.email == "owner@example.com"
+
+    async with world.store.transaction() as db:
+        await db.execute("UPDATE claims SET redeemed_at = ? WHERE claim_id = ?", (now, claim_id))  # revealed
+    later = (await world.provider.authorize(world.client, AuthorizationParams(
+        state=None, scopes=None, code_challenge=CHALLENGE, redirect_uri=AnyUrl(REDIRECT),
+        redirect_uri_provided_explicitly=True, resource=RESOURCE))).split("request=")[1]
+    with pytest.raises(SignInError) as used:
+        await world.sign_in.use_secret(later, code, SESSION)
+    assert used.value.code == "invalid_claim_code"
