@@ -136,7 +136,7 @@ def test_the_tiers_file_drives_the_statement() -> None:
     assert isinstance(TABLE, TierTable)
 
 
-async def test_on_sqlite_a_trip_that_meters_a_call_commits_with_a_full_sync(tmp_path: object) -> None:
+async def test_on_sqlite_a_metered_call_commits_on_the_usage_thread_with_a_full_sync(tmp_path: object) -> None:
     from pathlib import Path
 
     from billing.store import SQLiteStore
@@ -145,15 +145,16 @@ async def test_on_sqlite_a_trip_that_meters_a_call_commits_with_a_full_sync(tmp_
     try:
         await subscriber(store)
 
-        async def synchronous() -> int:  # 1 NORMAL, 2 FULL: the usage connection's mode after the trip
+        async def thread_mode() -> int:  # 1 NORMAL, 2 FULL: the usage thread's connection after the trips
             return int(await store._usage.run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]))
 
-        await call(store, 0)
-        assert await synchronous() == 1
-        for n in range(1, 4):
-            await call(store, n)
-        assert await synchronous() == 2  # the metered call's trip ran (and committed) at FULL
-        await call(store, 4, now=T0 + 86_400)  # a new day: within the quota again
-        assert await synchronous() == 1
+        for n in range(3):
+            assert await call(store, n) is not None  # within the quota: on the loop's connection, no fsync
+        assert await thread_mode() == 1
+        metered = await call(store, 3)
+        assert metered is not None and metered.metered
+        assert await thread_mode() == 2  # the metered trip was handed to the thread and committed at FULL
+        assert store._on_loop is not None and store._on_loop.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert [e for e, _, _ in await store.meter_events_of(SUB)] == ["call_003"]
     finally:
         await store.close()
