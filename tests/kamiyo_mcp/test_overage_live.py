@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 
 from tests.fakes.fixtures import OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe
@@ -74,3 +75,8 @@ async def test_overage_calls_are_billed_exactly_once_through_a_kill_and_stripe_f
     shop.set_time(step + 10)  # past the new events' settle delay
     await until(lambda: sorted(fake.billed_identifiers()) == sorted(stored_events(shop)) and len(
         stored_events(shop)) == 10, message="the last overage calls were not delivered")
+    async with httpx.AsyncClient(base_url=restarted.url) as http:
+        metrics = (await http.get("/metrics")).text
+    assert 'kamiyo_meter_events{status="sent"} 10.0' in metrics
+    assert 'kamiyo_meter_events{status="pending"} 0.0' in metrics
+    assert 'kamiyo_meter_events{status="failed"} 0.0' in metrics
