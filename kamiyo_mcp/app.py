@@ -52,7 +52,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
-        on_tool_call=metrics.observe_tool_call,
+        on_tool_call=metrics.observe_tool_call, upgrades=metering.offers,
     )
     resource = protected_resource(settings, authorization_servers=(oauth.issuer,) if settings.oauth.enabled else ())
     server.streamable_http_app(  # creates the session manager with these options

@@ -102,6 +102,15 @@ _PATHS: dict[str, Any] = {
                       **_errors(400, 401, 405, 409, 413, 415, 500, 502, 503,
                                 e409="The token's account has no Stripe customer (an operator grant).")},
     }},
+    "/api/billing/overage-cap": {"post": {
+        "operationId": "setOverageCap",
+        "summary": "Set the bearer token's subscription's spend cap for metered overage (at most the plan's "
+                   "default); in force once Stripe's webhook arrives.",
+        "security": _BEARER,
+        "requestBody": _json_body("OverageCapRequest"),
+        "responses": {**_ok("The cap written to the Stripe subscription.", "OverageCapSet"),
+                      **_errors(400, 401, 405, 409, 413, 415, 500, 502, 503)},
+    }},
     "/api/billing/checkout-health": {"get": {
         "operationId": "getCheckoutHealth",
         "summary": "Whether checkout can work: Stripe mode, priced tiers, webhook secret, database.",

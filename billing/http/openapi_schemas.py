@@ -107,6 +107,22 @@ SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": False,
     },
+    "OverageCapRequest": {
+        "type": "object",
+        "required": ["cap_usd"],
+        "properties": {"cap_usd": {"type": "integer", "minimum": 0,
+                                   "description": "Whole dollars per billing period, at most the plan's default cap."}},
+    },
+    "OverageCapSet": {
+        "type": "object",
+        "required": ["cap_usd", "default_cap_usd", "in_force"],
+        "properties": {
+            "cap_usd": {"type": "integer"},
+            "default_cap_usd": {"type": "integer"},
+            "in_force": {"type": "string"},
+        },
+        "additionalProperties": False,
+    },
     "ClaimRequest": {
         "type": "object",
         "description": "Exactly one of the two: the Checkout Session id (the success page) or the emailed code.",
