@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.fakes.fixtures import METER_EVENT_NAME, OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe, FakeStripeServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stripe = FakeStripeServer()
     fake = stripe.start()
+    fake.add_metered_price(OVERAGE_PRICE, METER_EVENT_NAME)  # metered overage is sold: its cap route works
     with tempfile.TemporaryDirectory(prefix="kamiyo-contract-") as work:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -71,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "STRIPE_API_BASE": fake.base_url,
             "STRIPE_PRICE_MCP_PERSONAL": PERSONAL_PRICE,
             "STRIPE_PRICE_MCP_TEAM": TEAM_PRICE,
+            "STRIPE_PRICE_MCP_OVERAGE": OVERAGE_PRICE,
+            "STRIPE_METER_EVENT_NAME": METER_EVENT_NAME,
             # The fuzzer is one client sending hundreds of requests to each route; 429 is covered by the tests.
             **{f"KAMIYO_{limit}_RATE_PER_MINUTE": "100000"
                for limit in ("CHECKOUT", "CHECKOUT_LOOKUP", "CLAIM", "ROTATE", "WEBHOOK_UNVERIFIED")},
