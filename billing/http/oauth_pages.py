@@ -197,16 +197,29 @@ def oauth_page_routes(deps: PageDeps, *, clock: Callable[[], float] = time.time)
                          refresh_seconds=WAIT_SECONDS)
 
     return [
-        Route("/oauth/sign-in", _guarded(get_sign_in), methods=["GET", "HEAD"]),
-        Route("/oauth/sign-in", _guarded(post_email), methods=["POST"]),
-        Route("/oauth/sign-in/secret", _guarded(post_secret), methods=["POST"]),
-        Route("/oauth/link", _guarded(get_link), methods=["GET", "HEAD"]),
-        Route("/oauth/link", _guarded(post_link), methods=["POST"]),
-        Route("/oauth/consent", _guarded(get_consent), methods=["GET", "HEAD"]),
-        Route("/oauth/consent", _guarded(post_consent), methods=["POST"]),
-        Route("/oauth/checkout", _guarded(post_checkout), methods=["POST"]),
-        Route("/oauth/checkout/return", _guarded(checkout_return), methods=["GET", "HEAD"]),
+        _route("/oauth/sign-in", get=get_sign_in, post=post_email),
+        _route("/oauth/sign-in/secret", post=post_secret),
+        _route("/oauth/link", get=get_link, post=post_link),
+        _route("/oauth/consent", get=get_consent, post=post_consent),
+        _route("/oauth/checkout", post=post_checkout),
+        _route("/oauth/checkout/return", get=checkout_return),
     ]
+
+
+def _route(path: str, *, get: Endpoint | None = None, post: Endpoint | None = None) -> Route:
+    """One route for every method (GET also answers HEAD); a method the page has not is a 405 page."""
+    handlers = {method: handler for method, handler in (("GET", get), ("HEAD", get), ("POST", post)) if handler}
+    allow = ", ".join(sorted(handlers))
+
+    async def dispatch(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            response = html.page("Not allowed", html.error_body(f"{request.method} is not used here."), status=405)
+            response.headers["Allow"] = allow
+            return response
+        return await _guarded(handler)(request)
+
+    return Route(path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 
 async def _checkout(deps: PageDeps, view: ConsentView, tier: str, price: str, gateway: StripeGateway) -> str:

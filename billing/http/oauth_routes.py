@@ -30,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billing.errors import StoreError
 from billing.http import oauth_html as html
@@ -129,16 +129,31 @@ def oauth_server_routes(provider: Callable[[], OAuthProvider], *, issuer: str, r
         return Response(status_code=200, headers=NO_STORE)  # RFC 7009 §2.2: unknown tokens too
 
     return [
-        Route(METADATA_PATH, _cors(request_response(MetadataHandler(metadata).handle), ["GET", "OPTIONS"]),
-              methods=["GET", "OPTIONS"]),
-        Route("/authorize", _limited_body(request_response(_store_guard(authorize))), methods=["GET", "POST"]),
-        Route("/token", _cors(_limited_body(request_response(_store_guard(token))), ["POST", "OPTIONS"]),
-              methods=["POST", "OPTIONS"]),
-        Route("/register", _cors(_limited_body(request_response(_store_guard(register))), ["POST", "OPTIONS"]),
-              methods=["POST", "OPTIONS"]),
-        Route("/revoke", _cors(_limited_body(request_response(_store_guard(revoke))), ["POST", "OPTIONS"]),
-              methods=["POST", "OPTIONS"]),
+        Route(METADATA_PATH, _Only({"GET", "HEAD", "OPTIONS"},
+                                   _cors(request_response(MetadataHandler(metadata).handle), ["GET", "OPTIONS"]))),
+        Route("/authorize", _Only({"GET", "POST"}, _limited_body(request_response(_store_guard(authorize))))),
+        *(Route(path, _Only({"POST", "OPTIONS"}, _cors(_limited_body(request_response(_store_guard(handler))),
+                                                       ["POST", "OPTIONS"])))
+          for path, handler in (("/token", token), ("/register", register), ("/revoke", revoke))),
     ]
+
+
+class _Only:
+    """An endpoint for every method: the allowed ones reach `app`, others get 405 with `Allow` (a route that
+    matched only its own methods would let the app's catch-all mount answer the rest with a plain 404)."""
+
+    def __init__(self, methods: set[str], app: ASGIApp) -> None:
+        self._methods = methods
+        self._allow = ", ".join(sorted(methods))
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] in self._methods:
+            await self._app(scope, receive, send)
+            return
+        answer = _oauth_error(405, "invalid_request", f"{scope['method']} is not allowed here; use {self._allow}",
+                              headers={"Allow": self._allow})
+        await answer(scope, receive, send)
 
 
 def _store_guard(handler: Handler) -> Handler:

@@ -241,3 +241,28 @@ async def test_an_apps_revoked_token_gets_401_at_a_new_session_so_the_app_signs_
             **MCP_HEADERS, "Authorization": f"Bearer {tokens['access_token']}"})
         assert 'error="invalid_token"' in refused.headers["www-authenticate"]
         assert "revoked" in refused.json()["error_description"]
+
+
+async def test_malformed_requests_and_wrong_methods_get_a_clear_4xx_never_a_500(tmp_path: Path) -> None:
+    async with oauth_app(tmp_path) as server:
+        cases: list[tuple[str, str, dict[str, object], int]] = [
+            ("GET", "/authorize", {}, 400),
+            ("POST", "/token", {"data": {"grant_type": "authorization_code"}}, 401),
+            ("POST", "/token", {"data": {"grant_type": "refresh_token", "client_id": "x", "refresh_token": "y"}}, 401),
+            ("POST", "/register", {"content": b"not json"}, 400),
+            ("POST", "/register", {"json": {"redirect_uris": "x"}}, 400),
+            ("POST", "/revoke", {"data": {"token": "t"}}, 401),
+            ("PUT", "/token", {}, 405), ("GET", "/register", {}, 405), ("DELETE", "/authorize", {}, 405),
+            ("GET", "/oauth/sign-in?request=" + "x" * 5000, {}, 404),
+            ("POST", "/oauth/sign-in", {"data": {"request": "kar_x", "email": "a", "csrf": "b"}}, 404),
+            ("POST", "/oauth/link", {"data": {"code": "zz"}}, 403),
+            ("GET", "/oauth/link?code=ksl_" + "A" * 43, {}, 404),
+            ("POST", "/oauth/consent", {"data": {"decision": "allow"}}, 403),
+            ("GET", "/oauth/checkout", {}, 405),
+        ]
+        for method, url, options, status in cases:
+            answer = await server.browser.request(method, url, **options)  # type: ignore[arg-type]
+            assert answer.status_code == status, (method, url, answer.status_code, answer.text[:200])
+            assert "Traceback" not in answer.text
+            if status == 405:
+                assert answer.headers["allow"]
