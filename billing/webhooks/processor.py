@@ -69,9 +69,11 @@ class WebhookProcessor:
         self._writer = asyncio.Lock()
 
     async def process(self, event: StripeEvent, payload: str, *, source: str = "webhook") -> Outcome:
-        """Apply `event` (whose verified body is `payload`, delivered by `source`) unless it already was."""
-        if await self.store.event_status(event.id) in DONE_STATUSES:  # fast path; rechecked under the lock
-            return _duplicate(event)
+        """Apply `event` (whose verified body is `payload`, delivered by `source`) unless it already was.
+
+        A repeat is found inside the transaction (a repeat is rare; a read before it would cost every
+        event a trip to the store).
+        """
         item = _Pending(event, redact_session_ids(payload), source)
         self._queue.append(item)
         while item.outcome is None:
