@@ -9,7 +9,6 @@ in submission order; a driver error reaches the awaiting caller as `StoreError`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,9 +19,8 @@ from typing import Any, TypeVar
 from billing.errors import StoreError
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
 
-_Job = tuple[asyncio.Future[Any] | None, Callable[[sqlite3.Connection], Any]] | None
+_Job = tuple[asyncio.Future[Any], Callable[[sqlite3.Connection], Any]] | None
 
 
 class SQLiteThread:
@@ -71,15 +69,10 @@ class SQLiteThread:
         self._jobs.put((future, fn))
         return await future
 
-    def post(self, fn: Callable[[sqlite3.Connection], object]) -> None:
-        """Queue `fn(connection)` behind the work already queued, and do not wait for it (its errors are dropped)."""
-        if not self._closed:
-            self._jobs.put((None, fn))
-
     @property
     def connection(self) -> sqlite3.Connection:
         """The connection itself, for a caller that runs statements on its own thread between two jobs
-        (see `sqlite_batch`): only while it knows that no job of its runs or waits here."""
+        (see `sqlite_batch`): only while no job of its runs or waits here."""
         return self._connection
 
     async def close(self) -> None:
@@ -97,12 +90,6 @@ class SQLiteThread:
                 self._connection.close()
                 return
             future, fn = job
-            if future is None:
-                try:
-                    fn(self._connection)
-                except Exception:  # the top of posted work, which nobody awaits: logged, and the thread goes on
-                    logger.exception("posted SQLite work failed")
-                continue
             try:
                 result = fn(self._connection)
             except sqlite3.Error as exc:
