@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from billing.overage import cap_calls, effective_cap_cents
 from billing.quota import windows
-from billing.tiers import TIERS, TOP_RANK, Tier, allows, min_tier_for
+from billing.tiers import DEFAULT_TIERS, Tier, TierTable
 
 if TYPE_CHECKING:
     from billing.store.records import TokenState
@@ -30,6 +31,7 @@ class DenialCode(StrEnum):
     PAYMENT_REQUIRED = "payment_required"
     TIER_REQUIRED = "tier_required"
     DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+    OVERAGE_CAP_REACHED = "overage_cap_reached"
     RATE_LIMITED = "rate_limited"
     RETRY = "retry"
 
@@ -54,6 +56,12 @@ class Grant:
     minute_used: int
     day_used: int
     decided_at: int
+    # The call's id (its meter event's identifier), whether it is billed as overage (past the daily
+    # quota), and the subscription's overage calls this period (this one included) against its cap.
+    call_id: str = ""
+    metered: bool = False
+    overage_used: int = 0
+    overage_limit: int = 0
 
     @property
     def user_id(self) -> str:
@@ -69,7 +77,8 @@ class Denial:
     """The call is refused; `message` tells the user why and what to do.
 
     `http_status` is the answer where the refusal is an HTTP one; `retry_after` (seconds) and
-    `tier_needed` are the machine-readable parts of the message.
+    `tier_needed` are the machine-readable parts of the message; `upgrade_to` is the tier an upgrade
+    link in the refusal would move the subscription to (a tier or quota refusal with a tier above).
     """
 
     code: DenialCode
@@ -78,6 +87,7 @@ class Denial:
     retry_after: int | None = None
     tier_needed: str | None = None
     subscription_id: str | None = None
+    upgrade_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +97,13 @@ class Links:
     pricing_url: str
     portal_endpoint: str
     support_email: str
+    tiers: TierTable = DEFAULT_TIERS
+    overage_sold: bool = False  # the server sells metered overage (its price and meter are configured)
 
     def upgrade_url(self, state: TokenState) -> str | None:
         """The pricing page, unless the subscription is already on the top tier."""
-        tier = TIERS.get(state.tier)
-        return None if tier is not None and tier.rank >= TOP_RANK else self.pricing_url
+        tier = self.tiers.get(state.tier)
+        return None if tier is not None and self.tiers.next_above(tier) is None else self.pricing_url
 
     def manage_billing(self, state: TokenState) -> str | None:
         """How to manage a Stripe subscription's billing; None when there is no Stripe billing to manage
@@ -137,39 +149,71 @@ def account_refusal(state: TokenState | None, *, now: int, links: Links) -> Deni
 
 
 def diagnose(state: TokenState | None, *, tool: str, now: int, links: Links) -> Denial:
-    """Why a call that the store did not admit was refused."""
+    """Why a call that the store did not admit was refused (against the tier table of `links`)."""
     refusal = account_refusal(state, now=now, links=links)
     if refusal is not None:
         return refusal
     assert state is not None
-    if not allows(state.tier, tool):
+    tiers = links.tiers
+    tier = tiers.get(state.tier)
+    if tier is None or not tiers.allows(tier, tool):
         return _tier_required(state, tool, links)
-    tier = TIERS.get(state.tier)
-    if tier is not None:
-        current = windows(now)
-        if current.day_used(state.day_start, state.day_count) >= tier.calls_per_day:
-            reset = current.day_resets_at
-            return Denial(
-                DenialCode.DAILY_QUOTA_EXHAUSTED,
-                f"The daily quota of {tier.calls_per_day:,} calls on the {tier.name} tier is used up. "
-                f"It resets at {_time(reset)} (in {_duration(reset - now)}).{_more(state, links)}",
-                429, retry_after=reset - now, subscription_id=state.subscription_id,
-            )
-        if current.minute_used(state.minute_start, state.minute_count) >= tier.calls_per_minute:
-            reset = current.minute_resets_at
-            return Denial(
-                DenialCode.RATE_LIMITED,
-                f"The limit of {tier.calls_per_minute} calls per minute on the {tier.name} tier is "
-                f"reached. It resets at {_time(reset)} (in {reset - now} s).{_more(state, links)}",
-                429, retry_after=reset - now, subscription_id=state.subscription_id,
-            )
+    current = windows(now)
+    if current.day_used(state.day_start, state.day_count) >= tier.calls_per_day:
+        day_refusal = _daily_quota(state, tier, now, links)
+        if day_refusal is not None:
+            return day_refusal
+    if current.minute_used(state.minute_start, state.minute_count) >= tier.calls_per_minute:
+        reset = current.minute_resets_at
+        return Denial(
+            DenialCode.RATE_LIMITED,
+            f"The limit of {tier.calls_per_minute} calls per minute on the {tier.name} tier is "
+            f"reached. It resets at {_time(reset)} (in {reset - now} s).{_more(state, links)}",
+            429, retry_after=reset - now, subscription_id=state.subscription_id,
+        )
     # The state changed between the refused statement and the read it was diagnosed from: a retry will tell.
     return Denial(DenialCode.RETRY, "The call could not be admitted right now; please retry.", 503, retry_after=1,
                   subscription_id=state.subscription_id)
 
 
+def _daily_quota(state: TokenState, tier: Tier, now: int, links: Links) -> Denial | None:
+    """The day is full: the refusal, or None while overage is on and its spend cap for the period allows more."""
+    reset = windows(now).day_resets_at
+    above = links.tiers.next_above(tier)
+    upgrade = above.name if above is not None else None
+    resets = f"It resets at {_time(reset)} (in {_duration(reset - now)})."
+    if state.kind == "stripe" and state.overage_item_id is not None and tier.overage:
+        cap = effective_cap_cents(tier, state.overage_cap_cents)
+        period = state.current_period_end or 0
+        used = state.overage_count if state.overage_period == period else 0
+        if used >= cap_calls(tier, cap):
+            ends = f"the billing period ends on {_date(period)}" if period else "the billing period ends"
+            lower = state.overage_cap_cents is not None and state.overage_cap_cents < tier.overage_cap_usd * 100
+            raise_it = ("raise your cap (you set it below the default)" if lower
+                        else f"ask {links.support_email} about a higher cap")
+            return Denial(
+                DenialCode.OVERAGE_CAP_REACHED,
+                f"The daily quota of {tier.calls_per_day:,} calls on the {tier.name} tier is used up, and this "
+                f"subscription's overage spend cap of ${cap / 100:,.2f} for the billing period is reached "
+                f"({used:,} overage calls), so overage is off until {ends}. {resets} To go on now, "
+                f"{raise_it}{' or upgrade' if upgrade else ''}.",
+                429, retry_after=reset - now, subscription_id=state.subscription_id, upgrade_to=upgrade,
+            )
+        return None
+    overage = ""
+    if state.kind == "stripe" and tier.overage and links.overage_sold:
+        overage = (f" To keep working past the quota, turn on metered overage (${tier.overage_usd_per_1000_calls:,.2f} "
+                   "per 1,000 extra calls) in the billing portal.")
+    return Denial(
+        DenialCode.DAILY_QUOTA_EXHAUSTED,
+        f"The daily quota of {tier.calls_per_day:,} calls on the {tier.name} tier is used up. {resets}{overage}"
+        f"{_more(state, links)}",
+        429, retry_after=reset - now, subscription_id=state.subscription_id, upgrade_to=upgrade,
+    )
+
+
 def _tier_required(state: TokenState, tool: str, links: Links) -> Denial:
-    needed = min_tier_for(tool)
+    needed = links.tiers.min_tier_for(tool)
     name = needed.name if needed else "a higher"
     if state.kind == "stripe":
         portal = links.manage_billing(state)
@@ -180,6 +224,7 @@ def _tier_required(state: TokenState, tool: str, links: Links) -> Denial:
         DenialCode.TIER_REQUIRED,
         f"{tool} needs the {name} tier or higher; this token's tier is {state.tier}. {how}.",
         403, tier_needed=needed.name if needed else None, subscription_id=state.subscription_id,
+        upgrade_to=needed.name if needed else None,
     )
 
 

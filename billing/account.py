@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from billing.access import Grant, Links, subscription_grants_access
+from billing.overage import overage_status
 from billing.quota import windows
 
 
@@ -47,6 +48,13 @@ def account_status(grant: Grant, links: Links) -> dict[str, object]:
             "search_results_per_call": tier.search_results_per_call,
             "monitor_wallet": tier.monitor_wallet,
             "risk_detail": tier.risk_detail,
+        },
+        "overage": {
+            **overage_status(tier, sold=links.overage_sold, opted_in=state.kind == "stripe"
+                             and state.overage_item_id is not None, customer_cap_cents=state.overage_cap_cents,
+                             calls=grant.overage_used),
+            "this_call_metered": grant.metered,
+            "period_ends_at": iso(state.current_period_end),
         },
         "upgrade_url": links.upgrade_url(state),
         "manage_billing": links.manage_billing(state),

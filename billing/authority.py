@@ -19,8 +19,17 @@ from billing.account import account_status, iso
 from billing.errors import ConfigurationError, InvalidTokenError, NotFoundError
 from billing.quota import windows
 from billing.store import Store
-from billing.store.records import Admission, AuditEntry, NewToken, TokenRow, TokenState, new_grant_id, new_user_id
-from billing.tiers import TIERS, get_tier, is_tier, required_rank
+from billing.store.records import (
+    Admission,
+    AuditEntry,
+    NewToken,
+    TokenRow,
+    TokenState,
+    new_call_id,
+    new_grant_id,
+    new_user_id,
+)
+from billing.tiers import DEFAULT_TIERS, TIERS, TierTable, is_tier
 from billing.tokens import EXPIRED, Credential, TokenCodec, token_hash
 
 SECONDS_PER_DAY = 86_400
@@ -50,16 +59,20 @@ class IssuedToken:
 
 class Authority:
     def __init__(self, store: Store, codec: TokenCodec, *, public_url: str, token_expiry_days: int = 365,
-                 support_email: str = DEFAULT_SUPPORT_EMAIL, clock: Callable[[], float] = time.time) -> None:
+                 support_email: str = DEFAULT_SUPPORT_EMAIL, clock: Callable[[], float] = time.time,
+                 tiers: TierTable = DEFAULT_TIERS, overage_sold: bool = False) -> None:
         self.store = store
         self._codec = codec
         self._expiry_days = token_expiry_days
         self._clock = clock
+        self.tiers = tiers
         base = public_url.rstrip("/")
         self.links = Links(
             pricing_url=f"{base}/pricing",
             portal_endpoint=f"{base}/api/billing/create-portal-session",
             support_email=support_email,
+            tiers=tiers,
+            overage_sold=overage_sold,
         )
 
     def now(self) -> int:
@@ -103,8 +116,11 @@ class Authority:
         """Admit and count one call of `tool`, or say why not: one trip to the store decides, counts
         and reads what the grant shows (or what the refusal explains)."""
         now = self.now()
-        admission = await self.store.admit_call(credential.token_hash, now=now, min_rank=required_rank(tool))
-        return await self._decision(admission, credential, tool, now)
+        needed = self.tiers.min_tier_for(tool)
+        call_id = new_call_id()
+        admission = await self.store.admit_call(credential.token_hash, now=now,
+                                                min_rank=int(needed.rank) if needed else 0, call_id=call_id)
+        return await self._decision(admission, credential, tool, now, call_id)
 
     async def authorize(self, token: str, tool: str) -> Grant | Denial:
         """`admit(verify(token), tool)`, with a token that does not verify as a denial."""
@@ -127,17 +143,28 @@ class Authority:
         return account_refusal(identity.state, now=self.now(), links=self.links)
 
     async def refund(self, grant: Grant) -> None:
-        """Give back a counted call that never reached its tool (a request refused after it was admitted)."""
-        await self.store.refund_call(grant.subscription_id, windows(grant.decided_at))
+        """Give back a counted call that never reached its tool (a request refused after it was admitted);
+        a metered one is not billed either."""
+        await self.store.refund_call(grant.subscription_id, windows(grant.decided_at),
+                                     metered_call=grant.call_id if grant.metered else None, now=self.now())
+
+    async def void(self, grant: Grant) -> None:
+        """The call reached its tool and failed there: it stays counted, but a metered one is not billed
+        (its meter event is not sent, or is cancelled at Stripe)."""
+        if grant.metered:
+            await self.store.void_meter_event(grant.call_id, now=self.now())
 
     def account_status(self, grant: Grant) -> dict[str, object]:
         """What `get_account_status` shows: a pure view of the call's grant."""
         return account_status(grant, self.links)
 
-    async def _decision(self, admission: Admission, credential: Credential, tool: str, now: int) -> Grant | Denial:
+    async def _decision(self, admission: Admission, credential: Credential, tool: str, now: int,
+                        call_id: str) -> Grant | Denial:
         counted, state = admission.counted, admission.state
         if counted is not None and state is not None:
-            return Grant(state, get_tier(counted.tier), counted.minute_count, counted.day_count, now)
+            return Grant(state, self.tiers[counted.tier], counted.minute_count, counted.day_count, now,
+                         call_id=call_id, metered=counted.metered, overage_used=counted.overage_count,
+                         overage_limit=counted.overage_limit)
         denial = diagnose(state, tool=tool, now=now, links=self.links)
         if denial.code == DenialCode.RETRY:
             # The state read with the refusal predates a concurrent commit that refused it (PostgreSQL's

@@ -23,6 +23,9 @@ class BillingConfig:
     allowed_redirect_origins: tuple[str, ...] = ()
     checkout_automatic_tax: bool = False
     checkout_rate_per_minute: int = 10
+    checkout_lookup_rate_per_minute: int = 30
+    claim_rate_per_minute: int = 20
+    rotate_rate_per_minute: int = 10
     webhook_unverified_rate_per_minute: int = 30
     webhook_tolerance_seconds: int = 300
     support_email: str = "support@kamiyo.ai"

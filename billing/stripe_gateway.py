@@ -7,9 +7,8 @@ HTTP or network, surfaces as one exception type::
         .not_found              404 / resource_missing: the id does not exist
         .transient              worth retrying later: network, 409, 429, 5xx (or a key being fixed)
 
-The bulk reads of a reconciliation (`list_subscriptions`, `list_events`, `read_subscription`) go
-through a `Pacer` (below Stripe's rate limit, patient with 429) and are dated in Stripe's clock
-(`observed_at`, see `billing.stripe_pacing`).
+`get_raw` serves the bulk reads of a reconciliation (`billing.stripe_reads`): the body as Stripe
+sent it and the response headers (Stripe's `Date` dates the read), without building SDK objects.
 
 The API base URL is a constructor argument so tests point the gateway at a local fake.
 The secret key is never logged and is scrubbed from any message that could echo it.
@@ -17,19 +16,15 @@ The secret key is never logged and is scrubbed from any message that could echo 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import stripe
-from stripe.params import EventListParams, SubscriptionListParams, SubscriptionRetrieveParams
 
 from billing.errors import BillingError
-from billing.stripe_pacing import Pacer, RateLimited, observed_at, retry_after_seconds
 
 if TYPE_CHECKING:
     from stripe import RequestOptions
@@ -62,6 +57,7 @@ class StripeGatewayError(BillingError):
         not_found: bool = False,
         error_type: str | None = None,
         should_retry: bool | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -71,6 +67,7 @@ class StripeGatewayError(BillingError):
         self.not_found = not_found
         self.error_type = error_type
         self.should_retry = should_retry  # Stripe's Stripe-Should-Retry header, when it sent one
+        self.headers: Mapping[str, str] = headers or {}  # the response's (Date, Retry-After, Request-Id)
 
     @property
     def transient(self) -> bool:
@@ -83,20 +80,11 @@ class StripeGatewayError(BillingError):
 
 
 @dataclass(frozen=True, slots=True)
-class StripePage:
-    """One page of a Stripe list; it reflects every event created before the second `observed_at`."""
+class RawResponse:
+    """A response as Stripe sent it: the JSON body and the headers."""
 
-    data: list[dict[str, Any]]
-    has_more: bool
-    observed_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class StripeRead:
-    """One object as Stripe has it now (None: Stripe does not know the id), dated like a page."""
-
-    object: dict[str, Any] | None
-    observed_at: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
 
 
 def stripe_mode(secret_key: str) -> Literal["test", "live"]:
@@ -124,11 +112,8 @@ class _FormHTTPXClient(stripe.HTTPXClient):
 class StripeGateway:
     """Async access to the few Stripe endpoints billing needs; close with ``aclose()``."""
 
-    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20,
-                 pacer: Pacer | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, secret_key: str, api_base: str | None = None, *, timeout: float = 20) -> None:
         self._secret_key = secret_key
-        self.pacer = pacer or Pacer()
-        self._monotonic = monotonic
         self._http: stripe.HTTPXClient = _FormHTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
@@ -218,82 +203,27 @@ class StripeGateway:
         """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))
 
-    # ---- bulk reads (paced) ----------------------------------------------------------------
-
-    async def list_subscriptions(self, *, price: str | None, created_gte: int | None = None,
-                                 starting_after: str | None = None, limit: int = 100) -> StripePage:
-        """One page of GET /v1/subscriptions (every status, newest first, customers expanded).
+    async def get_raw(self, path: str, params: dict[str, Any]) -> RawResponse:
+        """GET `path` with `params`; the body as Stripe sent it (no SDK objects: a page of 100 expanded
+        subscriptions costs more to build as objects than to fetch).
 
         Raises:
-            StripeGatewayError: Stripe refused the call (e.g. 401 key, 403 permission) or could not be reached.
+            StripeGatewayError: refused (with the response's ``headers``) or unreachable. Not logged: the
+                caller reports it once.
         """
-        params: SubscriptionListParams = {"status": "all", "limit": limit, "expand": ["data.customer"]}
-        if price is not None:
-            params["price"] = price
-        if created_gte is not None:
-            params["created"] = {"gte": created_gte}
-        if starting_after is not None:
-            params["starting_after"] = starting_after
-        body, seen_at = await self._paced(lambda: self._client.v1.subscriptions.list_async(params=params))
-        return StripePage(list(body.get("data", [])), bool(body.get("has_more")), seen_at)
-
-    async def list_events(self, *, types: Sequence[str], created_gte: int | None = None,
-                          delivery_success: bool | None = None, starting_after: str | None = None,
-                          limit: int = 100) -> StripePage:
-        """One page of GET /v1/events of `types` (newest first). Raises StripeGatewayError."""
-        params: EventListParams = {"types": list(types), "limit": limit}
-        if created_gte is not None:
-            params["created"] = {"gte": created_gte}
-        if delivery_success is not None:
-            params["delivery_success"] = delivery_success
-        if starting_after is not None:
-            params["starting_after"] = starting_after
-        body, seen_at = await self._paced(lambda: self._client.v1.events.list_async(params=params))
-        return StripePage(list(body.get("data", [])), bool(body.get("has_more")), seen_at)
-
-    async def read_subscription(self, subscription_id: str) -> StripeRead:
-        """GET /v1/subscriptions/{id} with its customer expanded; ``object`` is None when Stripe has no such id.
-
-        Raises:
-            StripeGatewayError: any other refusal, or Stripe could not be reached.
-        """
-        params: SubscriptionRetrieveParams = {"expand": ["customer"]}
         try:
-            body, seen_at = await self._paced(
-                lambda: self._client.v1.subscriptions.retrieve_async(subscription_id, params=params))
-        except _NotFound as missing:
-            return StripeRead(None, missing.observed_at)
-        return StripeRead(body, seen_at)
-
-    async def _paced(self, request: Callable[[], Awaitable[stripe.StripeObject]]) -> tuple[dict[str, Any], int]:
-        sent = self._monotonic()
-
-        async def attempt() -> stripe.StripeObject:
-            try:
-                return await request()
-            except stripe.RateLimitError as exc:
-                raise RateLimited(retry_after_seconds(exc.headers)) from None
-
-        try:
-            result = await self.pacer.call(attempt)
-        except RateLimited:
-            raise StripeGatewayError("Stripe kept answering 429 (rate limited); try again later",
-                                     http_status=429) from None
+            response = await self._client.raw_request_async("get", path, **params)
         except stripe.APIConnectionError as exc:
-            # The caller reports it (a run's one line, or the schedule's log): no second line here.
             logger.debug("Stripe could not be reached: %s", type(exc.__cause__).__name__)
             raise StripeGatewayError(_UNREACHABLE) from None
         except stripe.StripeError as exc:
-            error = self._translate(exc, level=logging.DEBUG)
-            if error.not_found and error.http_status == 404:
-                raise _NotFound(observed_at(exc.headers, sent, self._monotonic())) from None
-            raise error from None
-        response = result.last_response
-        seen_at = observed_at(response.headers if response else None, sent, self._monotonic())
-        # The body exactly as Stripe sent it: `to_dict()` turns decimal strings into Decimal, which
-        # neither JSON output nor a stored event payload can hold.
-        body = json.loads(response.body) if response is not None and response.body else result.to_dict()
-        return dict(body), seen_at
+            raise self._translate(exc, level=logging.DEBUG) from None
+        if not isinstance(response, stripe.StripeResponse):
+            raise StripeGatewayError(f"Stripe answered GET {path} with a stream")
+        body = response.data  # the SDK has parsed the JSON once already (OrderedDicts: plain dicts to us)
+        if not isinstance(body, dict):
+            raise StripeGatewayError(f"Stripe answered GET {path} with a body that is not an object")
+        return RawResponse(body, response.headers)
 
     async def _call(self, pending: Awaitable[stripe.StripeObject]) -> dict[str, Any]:
         try:
@@ -326,6 +256,7 @@ class StripeGateway:
             not_found=status == 404 or code == "resource_missing",
             error_type=getattr(error, "type", None) if error is not None else None,
             should_retry=_should_retry(exc),
+            headers=exc.headers or {},
         )
 
 
@@ -334,8 +265,3 @@ def _should_retry(exc: stripe.StripeError) -> bool | None:
     value = next((str(v).lower() for k, v in headers.items() if k.lower() == "stripe-should-retry"), None)
     return None if value not in ("true", "false") else value == "true"
 
-
-class _NotFound(Exception):
-    def __init__(self, observed_at: int) -> None:
-        super().__init__("not found")
-        self.observed_at = observed_at

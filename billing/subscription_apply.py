@@ -53,12 +53,12 @@ class SubscriptionApplied:
 async def apply_subscription(tx: WebhookTransaction, config: BillingConfig, snapshot: SubscriptionSnapshot,
                              customer: CustomerSnapshot | None, *, stripe_object: Mapping[str, Any],
                              observed_at: int, read: bool, actor: str, action: str,
-                             reference: str) -> SubscriptionApplied:
+                             reference: str, rank: int | None = None) -> SubscriptionApplied:
     """Apply `snapshot` (parsed from `stripe_object`, seen at `observed_at`; `read`: a reconcile read, else
-    an event) to the store."""
+    an event, of lifecycle `rank`) to the store."""
     subscription_id = snapshot.subscription_id
     current = await tx.subscription(subscription_id)
-    state = next_subscription_state(current, snapshot, observed_at, read=read)
+    state = next_subscription_state(current, snapshot, observed_at, read=read, rank=rank)
     if state is None and current is None:
         return SubscriptionApplied("not_ours", f"subscription {subscription_id} has no MCP tier "
                                                f"(price {snapshot.price_id})")

@@ -7,7 +7,9 @@ subscription is `parent.subscription_details.subscription` now, top-level `subsc
 
 Ordering: Stripe delivers events out of order and more than once. A subscription remembers the
 `created` time of the last subscription event applied (`last_event_created`); an older one changes
-nothing. A subscription created from a Checkout Session or an invoice alone is *provisional*
+nothing. Events of the same second (a fast lifecycle) apply in lifecycle order, created < updated <
+deleted (`last_event_rank`): a creation arriving after an update of its second changes nothing.
+A subscription created from a Checkout Session or an invoice alone is *provisional*
 (`last_event_created` is NULL): any subscription event overrides it. `canceled` and
 `incomplete_expired` are final in Stripe, so no event brings such a subscription back.
 
@@ -28,6 +30,12 @@ from typing import Any, Protocol
 from billing.tiers import is_tier
 
 TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
+# Within one `created` second, subscription events apply in this order, whatever order they arrive in.
+LIFECYCLE_RANK = {
+    "customer.subscription.created": 0,
+    "customer.subscription.updated": 1,
+    "customer.subscription.deleted": 2,
+}
 PAYMENT_PAID = "paid"
 PAYMENT_PAST_DUE = "past_due"
 
@@ -95,6 +103,7 @@ class SubscriptionRow:
     payment_state: str | None
     last_event_created: int | None
     payment_event_created: int | None
+    last_event_rank: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,7 @@ class SubscriptionState:
     current_period_end: int | None
     cancel_at_period_end: bool
     last_event_created: int | None
+    last_event_rank: int | None = None
 
 
 # ---- parsing ---------------------------------------------------------------------------------
@@ -211,15 +221,30 @@ def metadata_tier(obj: Mapping[str, Any]) -> str | None:
 
 # ---- decisions -------------------------------------------------------------------------------
 
-def is_stale(event_created: int, last_applied: int | None) -> bool:
-    """True when a newer event has already been applied (same second: the later arrival wins)."""
-    return last_applied is not None and event_created < last_applied
+def lifecycle_rank(event_type: str) -> int | None:
+    """Where a subscription event type stands in the lifecycle (None: not a subscription event)."""
+    return LIFECYCLE_RANK.get(event_type)
+
+
+def is_stale(event_created: int, last_applied: int | None, *, rank: int | None = None,
+             last_rank: int | None = None) -> bool:
+    """True when a newer event has already been applied.
+
+    In the same second the lifecycle decides (a creation after an update is stale); between events of
+    the same rank, or of unknown rank, the later arrival wins.
+    """
+    if last_applied is None or event_created > last_applied:
+        return False
+    if event_created < last_applied:
+        return True
+    return rank is not None and last_rank is not None and rank < last_rank
 
 
 def next_subscription_state(current: SubscriptionRow | None, snapshot: SubscriptionSnapshot,
-                            event_created: int, *, read: bool = False) -> SubscriptionState | None:
-    """The state a subscription event (or a `read`, see the module doc) leads to, or None when it
-    changes nothing (stale or final).
+                            event_created: int, *, read: bool = False,
+                            rank: int | None = None) -> SubscriptionState | None:
+    """The state a subscription event (of lifecycle `rank`; or a `read`, see the module doc) leads to, or
+    None when it changes nothing (stale or final).
 
     The tier falls back to the stored one when the price is not one of ours; a new subscription
     without a tier is the caller's to refuse.
@@ -230,13 +255,13 @@ def next_subscription_state(current: SubscriptionRow | None, snapshot: Subscript
                 return None
         elif current.status in TERMINAL_STATUSES and snapshot.status not in TERMINAL_STATUSES:
             return None
-        elif is_stale(event_created, current.last_event_created):
+        elif is_stale(event_created, current.last_event_created, rank=rank, last_rank=current.last_event_rank):
             return None
     tier = snapshot.tier or (current.tier if current is not None else None)
     if tier is None:
         return None
     return SubscriptionState(tier, snapshot.status, snapshot.current_period_end, snapshot.cancel_at_period_end,
-                             event_created)
+                             event_created, rank)
 
 
 def provisional_state(current: SubscriptionRow | None, tier: str | None, status: str) -> SubscriptionState | None:

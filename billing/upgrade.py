@@ -77,6 +77,10 @@ class UpgradeLinks:
     def now(self) -> int:
         return int(self._clock())
 
+    def can_offer(self, target_tier: str) -> bool:
+        """Whether a link to `target_tier` could be followed here: billing is on and the tier has a price."""
+        return self._config.billing_enabled and self._config.price_for_tier(target_tier) is not None
+
     async def issue(self, subscription_id: str, target_tier: str, *, reason: str) -> IssuedLink:
         """A link that upgrades `subscription_id` to `target_tier`."""
         now = self.now()

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
@@ -19,6 +21,7 @@ from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
 from kamiyo_mcp.http.core_routes import core_routes
+from kamiyo_mcp.http.operator_access import OperatorAccess
 from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.intel_refresh import IntelRefreshWiring
 from kamiyo_mcp.metering import MeteringWiring
@@ -49,7 +52,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     server = build_server(
         runtime, caller_from_request,
         missing_token_hint="Send your KAMIYO token as 'Authorization: Bearer <token>'.",
-        on_tool_call=metrics.observe_tool_call,
+        on_tool_call=metrics.observe_tool_call, upgrades=metering.offers,
     )
     resource = protected_resource(settings, authorization_servers=(oauth.issuer,) if settings.oauth.enabled else ())
     server.streamable_http_app(  # creates the session manager with these options
@@ -69,13 +72,18 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
                               server.catalog, path=MCP_PATH, resource=resource,
                               session_idle_timeout=settings.session_idle_timeout)
     app = Starlette(
+        # Only KAMIYO_TRUSTED_PROXIES may name the client (X-Forwarded-For): every per-client limit reads it.
+        middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+        if settings.trusted_proxies else [],
         routes=[
             Route(MCP_PATH, endpoint=mcp_endpoint),
             *core_routes(runtime, resource, reconciliation=reconciliation.health, intel=intel_refresh.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
                             on_applied=delivery.wake),
-            *metrics_routes(metrics, lambda: runtime.store),
+            *metrics_routes(metrics, lambda: runtime.store, access=OperatorAccess(
+                token=settings.metrics_token,
+                own_hosts=[urlsplit(settings.public_url).hostname or "", *settings.allowed_hosts])),
             *delivery.routes(),
             *metering.routes(),
             *oauth.routes(),

@@ -144,8 +144,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)
     # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).
+    # proxy_headers=False: the app applies KAMIYO_TRUSTED_PROXIES itself; uvicorn's default would trust
+    # X-Forwarded-For from any process on 127.0.0.1.
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), log_config=None,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+                access_log=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=5)
     return 0
 
 

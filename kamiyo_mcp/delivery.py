@@ -71,10 +71,13 @@ class DeliveryWiring:
 
     def routes(self) -> list[Route]:
         return [
-            *delivery_routes(self.delivery, lambda: self.runtime.authority),
+            *delivery_routes(self.delivery, lambda: self.runtime.authority,
+                             claim_rate_per_minute=self.runtime.settings.billing.claim_rate_per_minute,
+                             rotate_rate_per_minute=self.runtime.settings.billing.rotate_rate_per_minute),
             *page_routes(support_email=self.runtime.settings.billing.support_email,
                          tiers=self.runtime.settings.billing.tiers,
-                         overage_sold=self.runtime.settings.billing.overage_enabled),
+                         overage_sold=self.runtime.settings.billing.overage_enabled,
+                         billing_enabled=self.runtime.settings.billing.billing_enabled),
         ]
 
     @asynccontextmanager

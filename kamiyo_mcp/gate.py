@@ -5,6 +5,10 @@ or the stdio process's), takes the decision already made for this call or asks t
 and either refuses the call with a tool error that says why and what to do, or runs the tool with
 the grant in a context variable. Only calls that reach their tool are counted: arguments the tool's
 input model rejects get the SDK's validation error and spend nothing.
+
+A tier or quota refusal carries a one-time upgrade link (`UpgradeOffers`: as a URL elicitation to
+clients that take one, else in the text), and a call whose upgrade lands while it waits runs at the
+new tier. A metered call (overage, past the daily quota) that fails inside its tool is not billed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
 from mcp.shared.exceptions import MCPError
@@ -26,6 +31,7 @@ from billing.authority import Authority
 from billing.errors import StoreError
 from kamiyo_mcp.caller import Caller, caller_in
 from kamiyo_mcp.catalog import ToolCatalog
+from kamiyo_mcp.upgrade_prompt import UpgradeOffers
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +102,14 @@ class AuthorizationGate(Extension):
     identifier = "ai.kamiyo/authorization"
 
     def __init__(self, authority: Callable[[], Authority], caller: CallerSource, catalog: ToolCatalog, *,
-                 missing_token_hint: str, on_call: ToolCallObserver | None = None) -> None:
+                 missing_token_hint: str, on_call: ToolCallObserver | None = None,
+                 upgrades: UpgradeOffers | None = None) -> None:
         self._authority = authority
         self._caller = caller
         self._catalog = catalog
         self._missing_token_hint = missing_token_hint
         self._on_call = on_call or (lambda tool, tier, outcome: None)
+        self._upgrades = upgrades
 
     async def intercept_tool_call(self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any],
                                   call_next: CallNext) -> HandlerResult:
@@ -127,15 +135,43 @@ class AuthorizationGate(Extension):
                 return refusal("The account service is unavailable right now, so this call was not run. "
                                "Please retry in a few seconds.")
         if isinstance(decision, Denial):
-            return self._refuse(name, decision)
+            if self._upgrades is None or (decision.upgrade_to is None and params.request_state is None):
+                return self._refuse(name, decision)
+            credential = caller.credential
+            answer = await self._upgrades.answer(ctx, params, decision,
+                                                 readmit=lambda: self._authority().admit(credential, name),
+                                                 refuse=lambda text, denial: self._refuse(name, denial, text))
+            if not isinstance(answer, Grant):
+                return answer
+            decision = answer
         self._on_call(name, decision.tier.name, "granted")
         with running_with(decision):
-            return await call_next(ctx)
+            if not decision.metered:
+                return await call_next(ctx)
+            return await self._metered(decision, ctx, call_next)
 
-    def _refuse(self, name: str, denial: Denial) -> CallToolResult:
+    async def _metered(self, grant: Grant, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Run an overage call; if it fails inside its tool it is not billed."""
+        try:
+            result = await call_next(ctx)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._void(grant)
+            raise
+        if _failed(result):
+            await self._void(grant)
+        return result
+
+    async def _void(self, grant: Grant) -> None:
+        try:
+            await self._authority().void(grant)
+        except StoreError:
+            logger.exception("call %s failed in its tool but could not be voided; it will be billed", grant.call_id)
+
+    def _refuse(self, name: str, denial: Denial, text: str | None = None) -> CallToolResult:
         self._on_call(name, "none", str(denial.code))
         logger.info("tool %s refused for subscription %s: %s", name, denial.subscription_id or "-", denial.code)
-        return refusal(denial.message, denial)
+        return refusal(denial.message if text is None else text, denial)
 
     async def admit_message(self, name: str, ctx: ServerRequestContext[Any, Any]) -> Grant:
         """The grant for a request that counts as a call of tool `name` (a resource read, a prompt).
@@ -188,3 +224,10 @@ class MessageGate:
             return await call_next(ctx)
         with running_with(await self._gate.admit_message(tool, ctx)):
             return await call_next(ctx)
+
+
+def _failed(result: HandlerResult) -> bool:
+    """Whether a tool's result is an error (the tool failed, or refused its input)."""
+    if isinstance(result, CallToolResult):
+        return result.is_error
+    return isinstance(result, dict) and bool(result.get("isError") or result.get("is_error"))

@@ -18,11 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from billing.http.endpoint import json_route
 from billing.reconcile.drift import DriftKind
 from billing.reconcile.report import Report
 from billing.reconcile.schedule import JOB as RECONCILE_JOB
 from billing.store import Store
 from billing.tiers import TIER_NAMES
+from kamiyo_mcp.http.operator_access import OperatorAccess
 
 # Webhook processing is a few milliseconds; the upper buckets catch a store under contention.
 SECONDS_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -128,15 +130,18 @@ def create_metrics() -> Metrics:
     return Metrics()
 
 
-def metrics_routes(metrics: Metrics, store: Callable[[], Store], *,
+def metrics_routes(metrics: Metrics, store: Callable[[], Store], *, access: OperatorAccess,
                    clock: Callable[[], float] = time.time) -> list[Route]:
-    """`GET /metrics` in the Prometheus text format; `store` gives the open store at scrape time."""
+    """`GET /metrics` in the Prometheus text format, for whom `access` lets in; `store` gives the open store."""
 
     async def scrape(request: Request) -> Response:
+        refused = access.refusal(request)
+        if refused is not None:
+            return refused
         await metrics.refresh(store(), int(clock()))
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/metrics", scrape, methods=["GET"])]
+    return [json_route("/metrics", scrape, {"GET", "HEAD"})]
 
 
 def _json_object(text: str | None) -> dict[str, object]:

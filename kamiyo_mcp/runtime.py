@@ -63,15 +63,17 @@ class Runtime:
         """Open the stores and the authority for the duration of the block."""
         codec = TokenCodec(resolve_jwt_secret(self.settings), audiences=(AUDIENCE, self.settings.resource_url))
         async with AsyncExitStack() as stack:
+            billing = self.settings.billing
             store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,
-                                     pool_max=self.settings.database_pool_max)
+                                     pool_max=self.settings.database_pool_max, tiers=billing.tiers)
             stack.push_async_callback(store.close)
             intel = await IntelStore.open(self.settings.intel_path)
             stack.push_async_callback(intel.close)
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,
                 token_expiry_days=self.settings.token_expiry_days,
-                support_email=self.settings.billing.support_email, clock=self.clock,
+                support_email=billing.support_email, clock=self.clock, tiers=billing.tiers,
+                overage_sold=billing.overage_enabled,
             )
             self._intel = intel
             self._codec = codec

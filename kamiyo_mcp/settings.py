@@ -78,6 +78,10 @@ class Settings:
     billing: BillingConfig = field(default_factory=lambda: BillingConfig(DEFAULT_PUBLIC_URL))
     mail: MailConfig = field(default_factory=MailConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    # Proxies (CIDRs) whose X-Forwarded-For names the client, for every per-client limit; none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # The bearer token /metrics requires; None: /metrics answers local scrapers only.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def secret_file(self) -> Path:
@@ -177,6 +181,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mail=load_mail(env),
         oauth=load_oauth(env),
         reconcile_interval=_duration(env, "KAMIYO_RECONCILE_INTERVAL", DEFAULT_RECONCILE_INTERVAL),
+        trusted_proxies=_networks(env, "KAMIYO_TRUSTED_PROXIES"),
+        metrics_token=_operator_token(env, "KAMIYO_METRICS_TOKEN"),
         intel_refresh_interval=_duration(env, "KAMIYO_INTEL_REFRESH_INTERVAL", DEFAULT_INTEL_REFRESH_INTERVAL),
     )
 
@@ -209,6 +215,10 @@ def load_billing(env: Mapping[str, str], public_url: str) -> BillingConfig:
         allowed_redirect_origins=origins or (_origin(public_url, "KAMIYO_PUBLIC_URL"),),
         checkout_automatic_tax=_bool(env, "KAMIYO_CHECKOUT_AUTOMATIC_TAX", False),
         checkout_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_RATE_PER_MINUTE", 10, low=1, high=100_000),
+        checkout_lookup_rate_per_minute=_int(env, "KAMIYO_CHECKOUT_LOOKUP_RATE_PER_MINUTE", 30, low=1,
+                                             high=100_000),
+        claim_rate_per_minute=_int(env, "KAMIYO_CLAIM_RATE_PER_MINUTE", 20, low=1, high=100_000),
+        rotate_rate_per_minute=_int(env, "KAMIYO_ROTATE_RATE_PER_MINUTE", 10, low=1, high=100_000),
         support_email=_get(env, "KAMIYO_SUPPORT_EMAIL") or "support@kamiyo.ai",
         webhook_unverified_rate_per_minute=_int(env, "KAMIYO_WEBHOOK_UNVERIFIED_RATE_PER_MINUTE", 30,
                                                 low=1, high=100_000),
@@ -324,6 +334,26 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise SettingsError(name, f"must be between {low} and {high} (got {value})")
     return value
+
+
+def _operator_token(env: Mapping[str, str], name: str) -> str | None:
+    token = _get(env, name)
+    if token is not None and (len(token) < 24 or any(c.isspace() for c in token)):
+        raise SettingsError(name, "must be at least 24 characters without spaces; generate one with: "
+                                  "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return token
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDRs, normalized (`10.0.0.1` → `10.0.0.1/32`)."""
+    networks = []
+    for part in _csv(env, name):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(name, f"must be IP addresses or CIDRs such as 10.0.0.0/8, comma-separated "
+                                      f"(got {part!r})") from None
+    return tuple(networks)
 
 
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:

@@ -11,7 +11,9 @@ import logging
 
 from billing.access import Denial
 from billing.errors import InvalidTokenError
+from billing.http.checkout import StripeGatewaySlot
 from kamiyo_mcp.caller import Caller
+from kamiyo_mcp.metering import MeteringWiring
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings
@@ -27,9 +29,11 @@ MISSING_TOKEN = (
 async def run_stdio(settings: Settings) -> None:
     runtime = Runtime(settings)
     caller: Caller | Denial | None = None
+    # Refusals carry upgrade links to the public server's pages, as over HTTP.
+    offers = MeteringWiring(runtime, StripeGatewaySlot(settings.billing)).offers
     # Read when a call arrives, so it sees the caller set once the runtime is open.
-    server = build_server(runtime, lambda ctx: caller, missing_token_hint=MISSING_TOKEN)
-    async with runtime.opened():
+    server = build_server(runtime, lambda ctx: caller, missing_token_hint=MISSING_TOKEN, upgrades=offers)
+    async with runtime.opened(), offers.notices.running():
         caller = await process_caller(runtime, settings.kamiyo_token)
         await server.run_stdio_async()
 

@@ -33,11 +33,11 @@ from billing.checkout_request import (
     parse_portal_return_url,
 )
 from billing.config import BillingConfig
-from billing.errors import InvalidTokenError, StoreError
+from billing.errors import InvalidRequestError, InvalidTokenError, StoreError
 from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
-from billing.http.ip_rate_limit import PerIPLimiter
+from billing.http.ip_rate_limit import PerIPLimiter, limit_or_refuse
 from billing.http.openapi import openapi_routes
 from billing.stripe_gateway import StripeGateway, StripeGatewayError, stripe_mode
 from billing.tiers import TIER_NAMES, is_tier
@@ -80,6 +80,8 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
                    clock: Callable[[], float] = time.time) -> list[Route]:
     """The billing routes and `/openapi.json`; `authority` and `gateway` give what the lifespan opened."""
     limiter = PerIPLimiter(config.checkout_rate_per_minute, clock=clock)
+    # Every lookup is a call on the merchant's Stripe rate limit: a client gets a few a minute.
+    lookup_limiter = PerIPLimiter(config.checkout_lookup_rate_per_minute, clock=clock)
 
     def stripe() -> StripeGateway:
         if not config.billing_enabled:
@@ -92,11 +94,7 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
 
     async def create_checkout_session(request: Request) -> Response:
         stripe_gateway = stripe()
-        retry_after = limiter.hit(_client_ip(request))
-        if retry_after is not None:
-            raise Refusal(429, "rate_limited",
-                          f"too many checkout attempts from this address; retry in {retry_after} s",
-                          headers={"Retry-After": str(retry_after)})
+        limit_or_refuse(limiter, request, "checkout attempts")
         idempotency_key = check_idempotency_key(request.headers.get("idempotency-key"))
         checkout = parse_checkout_request(await read_json_object(request), config)
         known = await authority().store.customer_for_email(checkout.email)
@@ -125,7 +123,14 @@ def billing_routes(authority: AuthorityProvider, config: BillingConfig, gateway:
 
     async def checkout_session(request: Request) -> Response:
         stripe_gateway = stripe()
+        limit_or_refuse(lookup_limiter, request, "checkout lookups")
         session_id = check_session_id(request.path_params["session_id"])
+        assert config.stripe_secret_key is not None  # stripe() refused otherwise
+        mode = stripe_mode(config.stripe_secret_key)
+        if not session_id.startswith(f"cs_{mode}_"):
+            other = "live" if mode == "test" else "test"
+            raise InvalidRequestError("invalid_session_id", f"{session_id} is a {other}-mode Checkout Session id, "
+                                      f"but this server uses a {mode}-mode Stripe key: no such session exists here")
         try:
             session = await stripe_gateway.retrieve_checkout_session(session_id)
         except StripeGatewayError as exc:
@@ -227,9 +232,6 @@ async def _database_state(authority: AuthorityProvider) -> str:
         logger.exception("billing health: the store is unavailable")
         return "unavailable"
 
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _object_id(value: object) -> str | None:

@@ -30,7 +30,7 @@ from billing.errors import InvalidRequestError, InvalidTokenError, NotFoundError
 from billing.http.bearer_header import parse_bearer
 from billing.http.body import read_json_object
 from billing.http.endpoint import Refusal, json_route
-from billing.http.ip_rate_limit import PerIPLimiter
+from billing.http.ip_rate_limit import PerIPLimiter, limit_or_refuse
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def delivery_routes(delivery: Callable[[], Delivery], authority: Callable[[], Au
     rotate_limiter = PerIPLimiter(rotate_rate_per_minute, clock=clock)
 
     async def claim(request: Request) -> Response:
-        _limit(claim_limiter, request, "claim attempts")
+        limit_or_refuse(claim_limiter, request, "claim attempts")
         body = await read_json_object(request)
         session_id, claim_code = body.get("session_id"), body.get("claim_code")
         if (session_id is None) == (claim_code is None):
@@ -68,7 +68,7 @@ def delivery_routes(delivery: Callable[[], Delivery], authority: Callable[[], Au
         return _token_answer(current, issued)
 
     async def rotate(request: Request) -> Response:
-        _limit(rotate_limiter, request, "rotation attempts")
+        limit_or_refuse(rotate_limiter, request, "rotation attempts")
         token = parse_bearer(request.headers.get("authorization"))
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         if token is None:
@@ -114,12 +114,3 @@ def _token_answer(delivery: Delivery, issued: IssuedToken, **extra: object) -> J
         "claude_desktop_config": delivery.claude_config(issued.token),
     }
     return JSONResponse(body, headers=NO_STORE)
-
-
-def _limit(limiter: PerIPLimiter, request: Request, what: str) -> None:
-    retry_after = limiter.hit(request.client.host if request.client else "unknown")
-    if retry_after is not None:
-        raise Refusal(429, "rate_limited", f"too many {what} from this address; retry in {retry_after} s",
-                      headers={"Retry-After": str(retry_after)})
-
-

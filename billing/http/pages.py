@@ -5,12 +5,17 @@
     GET /claim?code=                  the emailed link: "Reveal my token" (a GET never redeems)
     GET /static/style.css, /static/app.js
 
+Without billing (no Stripe key) the pricing and success pages say subscriptions are not available
+right now and disable what cannot work; the reason for the operator stays in the API's error and
+the log. The emailed claim link needs no Stripe and keeps working.
+
 Every page is `no-store`, sends no referrer (the query holds a claim secret) and runs under a
 CSP that allows only this origin's script and style: no inline script anywhere.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from html import escape
 from importlib import resources
@@ -34,19 +39,36 @@ SECURITY_HEADERS = {
 # A mark for the tab (kept here: package data ships only .html/.css/.js); without it browsers ask for /favicon.ico.
 FAVICON_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
                'fill="#3a4bd8"/><path d="M4 3h2v4l4-4h2.5l-4.5 4.6L12.8 13H10.3L6.9 9.1 6 10v3H4z" fill="#fff"/></svg>')
+UNAVAILABLE = "Subscriptions are not available right now."
+_BODY = re.compile(r'<body data-page="[a-z]+">')
 _RISK = {"basic": "risk score and level", "summary": "risk score, exploit summary, recent incidents",
          "full": "full risk report: factors, recommendations, peer comparison"}
 
 
-def page_routes(*, support_email: str, tiers: TierTable = DEFAULT_TIERS, overage_sold: bool = False) -> list[Route]:
+def page_routes(*, support_email: str, tiers: TierTable = DEFAULT_TIERS, overage_sold: bool = False,
+                billing_enabled: bool = True) -> list[Route]:
     """The page and static-file routes; the pricing page shows `tiers` (and overage when it is sold)."""
-    reveal = _static("reveal.html").replace("SUPPORT_EMAIL", escape(support_email, quote=True))
-    cards = "\n".join(_tier_card(t, overage_sold=overage_sold) for t in tiers)
+    support = escape(support_email, quote=True)
+    reveal = _static("reveal.html").replace("SUPPORT_EMAIL", support)
+    cards = "\n".join(_tier_card(t, overage_sold=overage_sold, enabled=billing_enabled) for t in tiers)
+    notice = "" if billing_enabled else (
+        f'<p id="billing-notice" class="notice" role="status">{UNAVAILABLE} Questions to '
+        f'<a href="mailto:{support}">{support}</a>. A token you already have keeps working.</p>')
+    summary = "Looking up your checkout…" if billing_enabled else (
+        f'{UNAVAILABLE} If you paid, the link in your welcome email reveals your token; questions to '
+        f'<a href="mailto:{support}">{support}</a>.')
+    off = "" if billing_enabled else " disabled"
+    success_reveal = reveal.replace('id="reveal-button"', 'id="reveal-button"' + off)
     pages = {
-        "/pricing": _static("pricing.html").replace("<!--TIERS-->", cards),
-        "/billing/success": _static("success.html").replace("<!--REVEAL-->", reveal),
+        "/pricing": _static("pricing.html").replace("<!--TIERS-->", cards).replace("<!--NOTICE-->", notice)
+                                           .replace('<input id="email"', '<input id="email"' + off),
+        "/billing/success": _static("success.html").replace("<!--REVEAL-->", success_reveal)
+                                                   .replace("<!--SUMMARY-->", summary),
         "/claim": _static("claim.html").replace("<!--REVEAL-->", reveal),
     }
+    # What the page script needs to word its messages: the support address and whether billing is on.
+    data = f' data-support="{support}" data-billing="{"on" if billing_enabled else "off"}"'
+    pages = {path: _BODY.sub(lambda match: match[0][:-1] + data + ">", html, count=1) for path, html in pages.items()}
     assets = {
         "/static/style.css": (_static("style.css"), "text/css; charset=utf-8"),
         "/static/app.js": (_static("app.js"), "text/javascript; charset=utf-8"),
@@ -80,7 +102,7 @@ def tier_features(tier: Tier) -> list[str]:
     ]
 
 
-def _tier_card(tier: Tier, *, overage_sold: bool = False) -> str:
+def _tier_card(tier: Tier, *, overage_sold: bool = False, enabled: bool = True) -> str:
     features = tier_features(tier)
     offers_overage = overage_sold and tier.overage
     if offers_overage:
@@ -92,7 +114,8 @@ def _tier_card(tier: Tier, *, overage_sold: bool = False) -> str:
               "quota (metered)</label>") if offers_overage else ""
     return (f'<article class="tier" aria-labelledby="tier-{name}"><h2 id="tier-{name}">{name}</h2>'
             f'<p class="price">${tier.price_usd_month}<span>/month</span></p><ul>{items}</ul>{option}'
-            f'<button type="button" data-tier="{name}">Subscribe to {name}</button></article>')
+            f'<button type="button" data-tier="{name}"{"" if enabled else " disabled"}>Subscribe to {name}</button>'
+            '</article>')
 
 
 def _static(name: str) -> str:

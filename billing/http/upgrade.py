@@ -84,7 +84,7 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         return _page(f"Upgrade to {link.target_tier}", body)
 
     async def follow(request: Request) -> Response:
-        retry_after = limiter.hit(request.client.host if request.client else "unknown")
+        retry_after = limiter.hit_request(request)
         if retry_after is not None:
             return _page("Too many attempts", f"<p>Too many attempts from this address. Try again in {retry_after} s."
                          "</p>", status=429, extra={"Retry-After": str(retry_after)})

@@ -50,7 +50,7 @@ def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registr
     observe = on_delivery or (lambda event_type, outcome, seconds: None)
 
     def reject(request: Request, started: float, status: int, code: str, message: str) -> Response:
-        retry_after = limiter.hit(request.client.host if request.client else "unknown")
+        retry_after = limiter.hit_request(request)
         if retry_after is not None:
             status, code = 429, "rate_limited"
             message = f"too many unverified webhook requests from this address; retry in {retry_after} s"

@@ -9,6 +9,7 @@ Healing never calls Stripe: everything it needs was read by the scan.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from billing.config import BillingConfig
-from billing.reconcile.drift import DriftKind, Finding, agrees
+from billing.reconcile.drift import DriftKind, Finding, agrees, compare
 from billing.reconcile.scan import MissedEvent
 from billing.store import Store
 from billing.store.billing_sql import WebhookTransaction
@@ -74,6 +75,21 @@ class Healer:
                 continue
             outcomes.append(await self._processor.process(parsed, payload, source="recovery"))
         return outcomes
+
+    async def recheck(self, watched: Sequence[Finding], now: int) -> list[Finding]:
+        """The watched subscriptions that no longer agree with what Stripe said (a recovered event of the
+        same second as a newer state can undo it): new findings, healed like the others."""
+        found = []
+        for start in range(0, len(watched), BATCH):
+            batch = watched[start:start + BATCH]
+            stored = await self._store.stored_subscriptions([w.subscription_id for w in batch])
+            for agreed in batch:
+                assert agreed.snapshot is not None
+                now_stored = stored.get(agreed.subscription_id)
+                kinds = compare(agreed.snapshot, agreed.customer, now_stored, now)
+                if kinds:
+                    found.append(dataclasses.replace(agreed, kinds=kinds, stored=now_stored))
+        return found
 
     async def _heal_in_savepoint(self, tx: WebhookTransaction, finding: Finding) -> HealResult:
         if not finding.healable:

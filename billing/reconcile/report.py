@@ -7,10 +7,11 @@ is a claim secret.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from billing.reconcile.drift import DriftKind, Finding
 from billing.reconcile.heal import HealResult
@@ -82,16 +83,20 @@ class Report:
             "rate_limited": self.rate_limited,
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """Everything: each drifted subscription with the Stripe object and the store row."""
+    def write_json(self, out: TextIO) -> None:
+        """Everything, as one JSON object: the counts, then each drifted subscription with the Stripe object
+        and the store row. Written a subscription at a time (Stripe's objects as their stored JSON), so a
+        report of thousands of drifted subscriptions needs no memory beyond the findings themselves."""
         heals = {r.subscription_id: r for r in self.healed}
         outcomes = {o.event_id: o for o in self.recovered}
-        return {
-            **self.summary(),
-            "since": iso(self.since),
-            "subscriptions": [_finding_json(f, heals.get(f.subscription_id)) for f in self.findings],
-            "missed_events": [_missed_json(m, outcomes.get(m.event_id)) for m in self.missed],
-        }
+        head = json.dumps({**self.summary(), "since": iso(self.since)}, indent=2)
+        out.write(head[:-2] + ',\n  "subscriptions": [')
+        for index, finding in enumerate(self.findings):
+            shown = json.dumps(_finding_json(finding, heals.get(finding.subscription_id)))
+            out.write(("," if index else "") + "\n    " + shown[:-1] + f', "stripe": {finding.stripe_json or "null"}}}')
+        missed = [_missed_json(m, outcomes.get(m.event_id)) for m in self.missed]
+        out.write(("\n  " if self.findings else "") + '],\n  "missed_events": '
+                  + json.dumps(missed, indent=2).replace("\n", "\n  ") + "\n}\n")
 
     def lines(self) -> list[str]:
         """A human summary: one line for the run, one per drifted subscription or missed event."""
@@ -131,7 +136,6 @@ def _finding_json(finding: Finding, heal: HealResult | None) -> dict[str, Any]:
         "subscription_id": finding.subscription_id,
         "kinds": [k.value for k in finding.kinds],
         "observed_at": iso(finding.observed_at),
-        "stripe": finding.stripe_object,
         "store": stored_json(finding.stored),
     }
     if heal is not None:

@@ -7,9 +7,11 @@ subscriptions that no listing returned; some 50 bytes each in a set) and the fin
     1. GET /v1/subscriptions?price=P&status=all, per configured price, customers expanded: each page
        is compared with its stored rows (one statement per page).
     2. Stored Stripe subscriptions that no listing returned (moved to another price, or unknown to
-       Stripe) are read one by one: GET /v1/subscriptions/{id}.
+       Stripe) and that have not ended here are read one by one: GET /v1/subscriptions/{id}.
     3. GET /v1/events?delivery_success=false of the types we handle, the last 30 days: events Stripe
-       could not deliver that the store has not applied.
+       could not deliver that the store has not applied. Read first: the subscriptions (or customers)
+       they are about are *watched*, i.e. kept even when they agree now, because applying such an
+       event later can undo a newer state of the same second (Stripe's seconds do not order them).
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from billing.config import BillingConfig
 from billing.reconcile.drift import DriftKind, Finding, compare, unknown_to_stripe
 from billing.store import Store
 from billing.store.billing_sql import DONE_STATUSES
-from billing.stripe_gateway import StripeGateway, StripePage
-from billing.subscription_state import parse_customer, parse_subscription
+from billing.stripe_reads import StripePage, StripeReads
+from billing.subscription_state import (
+    TERMINAL_STATUSES,
+    parse_checkout_session,
+    parse_customer,
+    parse_invoice,
+    parse_subscription,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,8 @@ class MissedEvent:
     created: int
     payload: dict[str, Any] = field(repr=False)
     stored_status: str | None
+    subscription_id: str | None = None  # what the event is about, to watch it
+    customer_id: str | None = None
 
     @property
     def kinds(self) -> tuple[DriftKind, ...]:
@@ -79,9 +89,9 @@ class ScanStats:
 class Scanner:
     """One pass over Stripe and the store; `since` limits it to subscriptions created from then on."""
 
-    def __init__(self, gateway: StripeGateway, store: Store, config: BillingConfig, *, now: Callable[[], int],
+    def __init__(self, reads: StripeReads, store: Store, config: BillingConfig, *, now: Callable[[], int],
                  since: int | None, event_types: Sequence[str]) -> None:
-        self._gateway = gateway
+        self._reads = reads
         self._store = store
         self._config = config
         self._now = now
@@ -89,6 +99,10 @@ class Scanner:
         self._event_types = tuple(event_types)
         self.stats = ScanStats()
         self._seen = SeenIds()
+        # Subscriptions that agree with Stripe but that a missed event is about: kept to recheck after it.
+        self.watched: dict[str, Finding] = {}
+        self._watch_subscriptions: set[str] = set()
+        self._watch_customers: set[str] = set()
 
     async def subscriptions(self) -> AsyncIterator[Finding]:
         """The drifted subscriptions: first those Stripe lists for our prices, then the stored rest.
@@ -115,7 +129,7 @@ class Scanner:
         missed: list[MissedEvent] = []
         after: str | None = None
         while True:
-            page = await self._gateway.list_events(types=self._event_types, created_gte=created_gte,
+            page = await self._reads.list_events(types=self._event_types, created_gte=created_gte,
                                                    delivery_success=False, starting_after=after)
             self.stats.pages += 1
             self.stats.events_listed += len(page.data)
@@ -126,7 +140,11 @@ class Scanner:
                     continue
                 status = statuses.get(event_id)
                 if status not in DONE_STATUSES:
-                    missed.append(MissedEvent(event_id, event_type, created, event, status))
+                    subscription_id, customer_id = self._subjects(event_type, event)
+                    missed.append(MissedEvent(event_id, event_type, created, event, status, subscription_id,
+                                              customer_id))
+                    self._watch_subscriptions.update([subscription_id] if subscription_id else [])
+                    self._watch_customers.update([customer_id] if customer_id else [])
             if not page.has_more or not page.data:
                 break
             after = page.data[-1]["id"]
@@ -136,7 +154,7 @@ class Scanner:
     async def _listing(self, price: str | None) -> AsyncIterator[StripePage]:
         after: str | None = None
         while True:
-            page = await self._gateway.list_subscriptions(price=price, created_gte=self._since, starting_after=after)
+            page = await self._reads.list_subscriptions(price=price, created_gte=self._since, starting_after=after)
             self.stats.pages += 1
             yield page
             if not page.has_more or not page.data:
@@ -157,10 +175,12 @@ class Scanner:
                 continue
             customer = parse_customer(obj.get("customer"))
             row = stored.get(snapshot.subscription_id)
-            kinds = compare(snapshot, customer, row, now)
-            if kinds:
-                findings.append(Finding(snapshot.subscription_id, kinds, obj, row, page.observed_at, snapshot,
-                                        customer))
+            finding = Finding.of(obj, compare(snapshot, customer, row, now), row, page.observed_at, snapshot,
+                                 customer)
+            if finding.kinds:
+                findings.append(finding)
+            else:
+                self._watch(finding)
         return findings
 
     async def _unlisted(self) -> AsyncIterator[Finding]:
@@ -172,9 +192,11 @@ class Scanner:
             after = batch[-1].row.subscription_id
             for stored in batch:
                 self.stats.stored_checked += 1
-                if stored.row.subscription_id in self._seen:
+                # Listed already, or ended here: Stripe's canceled is final, so nothing about an ended
+                # subscription that no listing returned can give access back.
+                if stored.row.subscription_id in self._seen or stored.row.status in TERMINAL_STATUSES:
                     continue
-                read = await self._gateway.read_subscription(stored.row.subscription_id)
+                read = await self._reads.read_subscription(stored.row.subscription_id)
                 if read.object is None:
                     finding = unknown_to_stripe(stored, read.observed_at)
                     if finding is not None:
@@ -187,10 +209,36 @@ class Scanner:
                                    stored.row.subscription_id, exc)
                     continue
                 customer = parse_customer(read.object.get("customer"))
-                kinds = compare(snapshot, customer, stored, self._now())
-                if kinds:
-                    yield Finding(snapshot.subscription_id, kinds, read.object, stored, read.observed_at, snapshot,
-                                  customer)
+                finding = Finding.of(read.object, compare(snapshot, customer, stored, self._now()), stored,
+                                     read.observed_at, snapshot, customer)
+                if finding.kinds:
+                    yield finding
+                else:
+                    self._watch(finding)
+
+    def _watch(self, agreeing: Finding) -> None:
+        snapshot = agreeing.snapshot
+        if snapshot is not None and (snapshot.subscription_id in self._watch_subscriptions
+                                     or snapshot.customer_id in self._watch_customers):
+            self.watched[snapshot.subscription_id] = agreeing
+
+    def _subjects(self, event_type: str, event: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The subscription (or, for a customer event, the customer) an event is about."""
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            return None, None
+        try:
+            if event_type.startswith("customer.subscription."):
+                return parse_subscription(obj, self._config).subscription_id, None
+            if event_type.startswith("checkout.session."):
+                return parse_checkout_session(obj, self._config).subscription_id, None
+            if event_type.startswith("invoice."):
+                return parse_invoice(obj, self._config).subscription_id, None
+        except ValueError:
+            return None, None
+        customer_id = obj.get("id")
+        return None, customer_id if event_type.startswith("customer.") and isinstance(customer_id, str) else None
 
 
 def _digest(subscription_id: str) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing.config import BillingConfig
+from billing.errors import BillingError
 from billing.reconcile.report import Report, iso
 from billing.reconcile.runner import Reconciler
 from billing.store import Store
@@ -40,7 +41,7 @@ RETRY_FAILED_SECONDS = 300
 RunObserver = Callable[["Report | None", "BaseException | None", float], None]  # (report, error, seconds)
 
 
-class LeaseHeld(Exception):
+class LeaseHeld(BillingError):
     """Another process is running the reconciliation."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from billing.errors import ConfigurationError
 from billing.store.postgres import DEFAULT_POOL_MAX, DEFAULT_POOL_MIN, PostgresStore
 from billing.store.sqlite import SQLiteStore
+from billing.tiers import DEFAULT_TIERS, TierTable
 
 # The store behind the authority: either backend, same interface, chosen by `open_store`.
 AnyStore = SQLiteStore | PostgresStore
@@ -45,13 +46,15 @@ def sqlite_path(url: str) -> Path:
     return Path(url).expanduser()
 
 
-async def open_store(url: str, *, pool_min: int = DEFAULT_POOL_MIN, pool_max: int = DEFAULT_POOL_MAX) -> AnyStore:
-    """Open the store a database URL names (pool sizes apply to PostgreSQL only).
+async def open_store(url: str, *, pool_min: int = DEFAULT_POOL_MIN, pool_max: int = DEFAULT_POOL_MAX,
+                     tiers: TierTable = DEFAULT_TIERS) -> AnyStore:
+    """Open the store a database URL names (pool sizes apply to PostgreSQL only); calls are admitted
+    against the tier table `tiers` (the settings' one: KAMIYO_TIERS_FILE applied).
 
     Raises:
         ConfigurationError: the URL names no supported database.
         StoreError: the database cannot be opened.
     """
     if is_postgres_url(url):
-        return await PostgresStore.open(url.strip(), pool_min=pool_min, pool_max=pool_max)
-    return await SQLiteStore.open(sqlite_path(url))
+        return await PostgresStore.open(url.strip(), pool_min=pool_min, pool_max=pool_max, tiers=tiers)
+    return await SQLiteStore.open(sqlite_path(url), tiers=tiers)

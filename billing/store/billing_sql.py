@@ -27,7 +27,7 @@ _EVENT_COLUMNS = ("event_id, type, created, livemode, status, attempts, last_err
                   " processed_at, source")
 EVENT_SOURCES = ("webhook", "recovery")
 _SUBSCRIPTION_COLUMNS = ("subscription_id, user_id, tier, status, current_period_end, cancel_at_period_end,"
-                         " payment_state, last_event_created, payment_event_created")
+                         " payment_state, last_event_created, payment_event_created, last_event_rank")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,14 +164,15 @@ class WebhookTransaction:
         """Create or update a Stripe subscription (our id is the Stripe id) with `state`."""
         await self._db.execute(
             "INSERT INTO subscriptions (subscription_id, kind, stripe_subscription_id, user_id, tier, status,"
-            " current_period_end, cancel_at_period_end, last_event_created, created_at, updated_at)"
-            " VALUES (?, 'stripe', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " current_period_end, cancel_at_period_end, last_event_created, last_event_rank, created_at, updated_at)"
+            " VALUES (?, 'stripe', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (subscription_id) DO UPDATE SET tier = excluded.tier, status = excluded.status,"
             " current_period_end = excluded.current_period_end,"
             " cancel_at_period_end = excluded.cancel_at_period_end,"
-            " last_event_created = excluded.last_event_created, updated_at = excluded.updated_at",
+            " last_event_created = excluded.last_event_created, last_event_rank = excluded.last_event_rank,"
+            " updated_at = excluded.updated_at",
             (subscription_id, subscription_id, user_id, state.tier, state.status, state.current_period_end,
-             int(state.cancel_at_period_end), state.last_event_created, self.now, self.now))
+             int(state.cancel_at_period_end), state.last_event_created, state.last_event_rank, self.now, self.now))
 
     async def set_payment_state(self, subscription_id: str, payment_state: str, *, event_created: int) -> bool:
         """Record an invoice's outcome on its subscription; False if a newer invoice event was applied."""

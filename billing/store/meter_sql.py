@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from billing.quota import Windows
+from billing.store.call_sql import REFUND_SQL, refund_params
 from billing.store.connection import Connection, SQLMixin
 
 MAX_ERROR_CHARS = 1000
@@ -67,6 +69,24 @@ class OverageUsage:
     sent: int
     failed: int
     voided: int
+
+
+async def void_meter_event(db: Connection, identifier: str, *, now: int) -> str | None:
+    """Inside the open transaction `db`: `MeterSQL.void_meter_event`, and the call no longer counts
+    against its subscription's spend cap."""
+    rows = list(await db.execute_fetchall(
+        "UPDATE meter_events SET"
+        " status = CASE WHEN status = 'pending' AND attempts = 0 THEN 'voided' ELSE 'cancel_pending' END,"
+        " cancelled_at = CASE WHEN status = 'pending' AND attempts = 0 THEN ? ELSE cancelled_at END,"
+        " next_attempt_at = CASE WHEN status = 'sent' THEN ? ELSE next_attempt_at END"
+        " WHERE identifier = ? AND status IN ('pending', 'sent') RETURNING status, subscription_id, period_end",
+        (now, now, identifier)))
+    if not rows:
+        return None
+    status, subscription_id, period_end = rows[0]
+    await db.execute("UPDATE usage SET overage_count = overage_count - 1 WHERE subscription_id = ?"
+                     " AND overage_period = ? AND overage_count > 0", (subscription_id, period_end or 0))
+    return str(status)
 
 
 async def write_overage(db: Connection, subscription_id: str, *, item_id: str | None, cap_cents: int | None,
@@ -142,6 +162,13 @@ class MeterSQL(SQLMixin):
 
     # ---- calls that failed inside the tool ---------------------------------------------------
 
+    async def refund_metered_call(self, subscription_id: str, counted_in: Windows, identifier: str, *,
+                                  now: int) -> None:
+        """A metered call counted but never run: give back its counts and do not bill it, in one transaction."""
+        async with self.transaction() as db:
+            await db.execute(REFUND_SQL, refund_params(subscription_id, counted_in))
+            await void_meter_event(db, identifier, now=now)
+
     async def void_meter_event(self, identifier: str, *, now: int) -> str | None:
         """The call `identifier` failed inside its tool: do not bill it. Returns its new status, or None.
 
@@ -150,13 +177,7 @@ class MeterSQL(SQLMixin):
         sender cancels it with a meter event adjustment.
         """
         async with self.transaction() as db:
-            rows = list(await db.execute_fetchall(
-                "UPDATE meter_events SET"
-                " status = CASE WHEN status = 'pending' AND attempts = 0 THEN 'voided' ELSE 'cancel_pending' END,"
-                " cancelled_at = CASE WHEN status = 'pending' AND attempts = 0 THEN ? ELSE cancelled_at END,"
-                " next_attempt_at = CASE WHEN status = 'sent' THEN ? ELSE next_attempt_at END"
-                " WHERE identifier = ? AND status IN ('pending', 'sent') RETURNING status", (now, now, identifier)))
-        return str(rows[0][0]) if rows else None
+            return await void_meter_event(db, identifier, now=now)
 
     # ---- overage accounts ------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from billing.store.pg_connection import FAILURES, PgConnection, PgPoolReader, st
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.upgrade_sql import UpgradeSQL
+from billing.tiers import DEFAULT_TIERS, TierTable
 
 # Advisory lock keys (64-bit) no other application on the database is likely to use: "KAMIYOwr".
 WRITE_LOCK_KEY = 0x4B414D49594F7772
@@ -57,10 +58,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
 
     dialect = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, tiers: TierTable = DEFAULT_TIERS) -> None:
         self._pool = pool
         self._read = PgPoolReader(pool)
-        self._calls = PgCallCounter(pool)
+        self._calls = PgCallCounter(pool, tiers)
         # Writers of this process queue here rather than each holding a pooled connection while it
         # waits for the advisory lock, which would starve readers and the call counter.
         self._write_lock = asyncio.Lock()
@@ -68,9 +69,10 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
     # ---- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, *, pool_min: int = DEFAULT_POOL_MIN,
-                   pool_max: int = DEFAULT_POOL_MAX) -> PostgresStore:
-        """Connect a pool to the database at `url` and apply pending migrations.
+    async def open(cls, url: str, *, pool_min: int = DEFAULT_POOL_MIN, pool_max: int = DEFAULT_POOL_MAX,
+                   tiers: TierTable = DEFAULT_TIERS) -> PostgresStore:
+        """Connect a pool to the database at `url` and apply pending migrations; calls are admitted
+        against `tiers`.
 
         Raises:
             StoreError: the database cannot be reached or refuses the connection.
@@ -83,7 +85,7 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
         except FAILURES as exc:
             # The URL may hold a password: name the failure, never the URL.
             raise StoreError(f"cannot connect to the PostgreSQL database: {type(exc).__name__}: {exc}") from None
-        store = cls(pool)
+        store = cls(pool, tiers)
         try:
             await migrations.apply(store.transaction, store.dialect, now=int(time.time()))
         except BaseException:
@@ -119,10 +121,16 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one round trip."""
-        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one round trip; a
+        metered call's meter event (identifier `call_id`) is written by the same statement."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
 
-    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
-        """Give back one counted call that never reached its tool (while its windows are current)."""
+    async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,
+                          now: int = 0) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current); a
+        metered one is not billed either (its meter event voided in the same transaction)."""
+        if metered_call is not None:
+            await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
+            return
         await self._calls.refund(subscription_id, counted_in)

@@ -35,6 +35,13 @@ class TokenState:
     day_start: int | None
     day_count: int
     credential: str = "bearer"  # the token's kind: 'bearer' (minted from a claim or grant) or 'oauth'
+    # Metered overage: the subscription's metered item (None: not opted in), the customer's cap in
+    # cents (None: the tier's default), and the overage calls counted in the billing period ending at
+    # `overage_period` (0: unknown).
+    overage_item_id: str | None = None
+    overage_cap_cents: int | None = None
+    overage_period: int = 0
+    overage_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,10 @@ class CallCount:
     minute_limit: int
     day_count: int
     day_limit: int
+    metered: bool = False  # past the daily quota: billed as overage (its meter event is written)
+    overage_period: int = 0
+    overage_count: int = 0  # overage calls in the billing period, this one included
+    overage_limit: int = 0  # overage calls the spend cap allows in the period (0: no overage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,11 @@ class AuditEntry:
 
 def new_user_id() -> str:
     return "usr_" + uuid.uuid4().hex
+
+
+def new_call_id() -> str:
+    """A tool call's id: its meter event's identifier at Stripe when the call is metered."""
+    return "call_" + uuid.uuid4().hex
 
 
 def new_grant_id() -> str:

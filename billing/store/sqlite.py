@@ -51,6 +51,7 @@ from billing.store.sqlite_batch import BatchWriter
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
+from billing.tiers import DEFAULT_TIERS, TierTable
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
@@ -64,7 +65,8 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection, batch: BatchWriter, on_loop: sqlite3.Connection | None = None) -> None:
+                 read: aiosqlite.Connection, batch: BatchWriter, on_loop: sqlite3.Connection | None = None,
+                 tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
@@ -72,14 +74,15 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
         self._on_loop = on_loop
         self._batch = batch
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage, on_loop)
+        self._calls = CallCounter(usage, on_loop, tiers)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteStore:
-        """Open (creating if needed) the database at `path` and apply pending migrations.
+    async def open(cls, path: str | Path, *, tiers: TierTable = DEFAULT_TIERS) -> SQLiteStore:
+        """Open (creating if needed) the database at `path` and apply pending migrations; calls are
+        admitted against `tiers`.
 
         Raises:
             StoreError: the file cannot be opened or migrated.
@@ -114,7 +117,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
                 await conn.close()
             raise
         write, read = opened
-        store = cls(path, write, usage, read, batch, on_loop)
+        store = cls(path, write, usage, read, batch, on_loop, tiers)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -183,12 +186,18 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int) -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one trip."""
-        return await self._calls.admit(token_hash, now=now, min_rank=min_rank)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one trip; a metered
+        call's meter event (identifier `call_id`) is written in the same transaction."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
 
-    async def refund_call(self, subscription_id: str, counted_in: Windows) -> None:
-        """Give back one counted call that never reached its tool (while its windows are current)."""
+    async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,
+                          now: int = 0) -> None:
+        """Give back one counted call that never reached its tool (while its windows are current); a
+        metered one is not billed either (its meter event voided in the same transaction)."""
+        if metered_call is not None:
+            await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
+            return
         await self._calls.refund(subscription_id, counted_in)
 
 def _connect_on_loop(path: Path) -> sqlite3.Connection:

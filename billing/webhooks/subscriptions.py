@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from billing.subscription_apply import ENDED_REASON, apply_subscription
-from billing.subscription_state import parse_customer, parse_subscription
+from billing.subscription_state import lifecycle_rank, parse_customer, parse_subscription
 from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
 
 __all__ = ["ENDED_REASON", "HANDLERS", "on_subscription_event"]
@@ -20,8 +20,8 @@ async def on_subscription_event(ctx: EventContext) -> Applied:
         snapshot = dataclasses.replace(snapshot, status="canceled")
     applied = await apply_subscription(
         tx, ctx.config, snapshot, parse_customer(event.object.get("customer")), stripe_object=event.object,
-        observed_at=event.created, read=False, actor=ACTOR, action=event.type.removeprefix("customer."),
-        reference=f"event={event.id}")
+        observed_at=event.created, read=False, rank=lifecycle_rank(event.type), actor=ACTOR,
+        action=event.type.removeprefix("customer."), reference=f"event={event.id}")
     if applied.outcome == "not_ours":
         return ignored(applied.message)
     return processed(applied.message)

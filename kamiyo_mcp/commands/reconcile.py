@@ -9,17 +9,14 @@ Without --fix nothing is written, so it is safe to run at any time.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from billing.errors import BillingError
 from billing.reconcile.runner import Reconciler
-from billing.reconcile.schedule import LeaseHeld, new_holder, run_leased
+from billing.reconcile.schedule import new_holder, run_leased
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from kamiyo_mcp.commands.base import run
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, SettingsError
 
@@ -60,31 +57,26 @@ def reconcile_handler(settings: Settings, args: argparse.Namespace) -> int:
     if not billing.prices:
         raise SettingsError("STRIPE_PRICE_MCP_PERSONAL", "no STRIPE_PRICE_MCP_* price is configured: "
                                                          "there is nothing to reconcile")
-    try:
-        return asyncio.run(_reconcile(settings, args, sys.stdout))
-    except StripeGatewayError as exc:
-        print(f"kamiyo-mcp: reconcile: {describe_stripe_failure(exc)}; nothing was applied", file=sys.stderr)
-        return 1
-    except (LeaseHeld, BillingError) as exc:
-        print(f"kamiyo-mcp: reconcile: {exc}", file=sys.stderr)
-        return 1
+    return run(reconcile_command)(settings, args)
 
 
-async def _reconcile(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    billing = settings.billing
+async def reconcile_command(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    billing = runtime.settings.billing
     assert billing.stripe_secret_key
-    async with Runtime(settings).opened() as runtime, \
-            StripeGateway(billing.stripe_secret_key, billing.stripe_api_base) as gateway:
-        reconciler = Reconciler(runtime.store, gateway, billing)
-        if args.fix:
-            report = await run_leased(runtime.store, reconciler, holder="cli-" + new_holder(), clock=time.time,
-                                      since=args.since)
-            assert report is not None
-        else:
-            report = await reconciler.run(fix=False, since=args.since)
+    try:
+        async with StripeGateway(billing.stripe_secret_key, billing.stripe_api_base) as gateway:
+            reconciler = Reconciler(runtime.store, gateway, billing)
+            if args.fix:
+                report = await run_leased(runtime.store, reconciler, holder="cli-" + new_holder(),
+                                          clock=time.time, since=args.since)
+                assert report is not None
+            else:
+                report = await reconciler.run(fix=False, since=args.since)
+    except StripeGatewayError as exc:
+        print(f"kamiyo-mcp: reconcile: {describe_stripe_failure(exc)}; nothing was applied", file=err)
+        return 1
     if args.json:
-        json.dump(report.to_json(), out, indent=2)
-        out.write("\n")
+        report.write_json(out)
     else:
         print("\n".join(report.lines()), file=out)
     return EXIT_DRIFT if report.drift else 0

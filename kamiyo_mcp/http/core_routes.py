@@ -13,6 +13,7 @@ from starlette.routing import Route
 from billing.access import subscription_grants_access
 from billing.account import iso
 from billing.errors import InvalidTokenError, StoreError
+from billing.http.endpoint import json_route
 from billing.http.errors import error_response
 from kamiyo_mcp import __version__
 from kamiyo_mcp.http.bearer import parse_bearer
@@ -85,8 +86,9 @@ def core_routes(runtime: Runtime, resource: ProtectedResource, *,
         )
 
     return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/api/mcp/validate", validate, methods=["POST"]),
+        # JSON routes: a wrong method is a JSON 405 with Allow, as on every route of /openapi.json.
+        json_route("/healthz", healthz, {"GET", "HEAD"}),
+        json_route("/api/mcp/validate", validate, {"POST"}),
         Route("/.well-known/oauth-protected-resource/mcp", resource_metadata, methods=["GET"]),
         Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"]),
     ]

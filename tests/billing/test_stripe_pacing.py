@@ -16,6 +16,7 @@ from billing.stripe_pacing import (
     observed_at,
     retry_after_seconds,
 )
+from billing.stripe_reads import StripeReads
 from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
 
 PERSONAL = "price_1PgafmB7WZ01zgkW6dKueIc5"
@@ -119,8 +120,8 @@ def fake() -> Iterator[FakeStripe]:
 async def test_the_gateway_waits_out_stripes_429_and_dates_the_page_in_stripes_clock(fake: FakeStripe) -> None:
     time = VirtualTime()
     fake.fail_next(429, headers={"Retry-After": "2"})
-    async with StripeGateway("sk_test_pacing", fake.base_url, pacer=pacer(time)) as gateway:
-        page = await gateway.list_subscriptions(price=PERSONAL)
+    async with StripeGateway("sk_test_pacing", fake.base_url) as gateway:
+        page = await StripeReads(gateway, pacer=pacer(time)).list_subscriptions(price=PERSONAL)
 
     assert time.sleeps == [2.0]
     assert [r.path for r in fake.requests] == ["/v1/subscriptions", "/v1/subscriptions"]
@@ -131,13 +132,13 @@ async def test_the_gateway_waits_out_stripes_429_and_dates_the_page_in_stripes_c
 async def test_the_gateway_reports_a_429_that_does_not_end_as_a_stripe_error(fake: FakeStripe) -> None:
     time = VirtualTime()
     fake.fail_next(429, times=MAX_RATE_LIMITED_ATTEMPTS)
-    async with StripeGateway("sk_test_pacing", fake.base_url, pacer=pacer(time)) as gateway:
+    async with StripeGateway("sk_test_pacing", fake.base_url) as gateway:
         with pytest.raises(StripeGatewayError) as raised:
-            await gateway.list_events(types=["customer.subscription.updated"])
+            await StripeReads(gateway, pacer=pacer(time)).list_events(types=["customer.subscription.updated"])
     assert raised.value.http_status == 429 and "rate limited" in raised.value.message
 
 
 async def test_reading_a_subscription_stripe_does_not_know_is_an_answer_not_an_error(fake: FakeStripe) -> None:
     async with StripeGateway("sk_test_pacing", fake.base_url) as gateway:
-        read = await gateway.read_subscription("sub_unknownToStripe")
+        read = await StripeReads(gateway).read_subscription("sub_unknownToStripe")
     assert read.object is None and read.observed_at in (1_700_000_000 - 1, 1_700_000_000)

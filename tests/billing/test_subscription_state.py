@@ -13,6 +13,7 @@ from billing.subscription_state import (
     SubscriptionRow,
     ends_access,
     is_stale,
+    lifecycle_rank,
     next_subscription_state,
     parse_checkout_session,
     parse_invoice,
@@ -107,10 +108,16 @@ def test_an_invoice_finds_its_subscription_under_parent_or_top_level() -> None:
     assert (old.subscription_id, old.tier) == ("sub_old", "personal")
 
 
-def test_an_older_event_is_stale_and_one_of_the_same_second_is_not() -> None:
-    assert is_stale(99, 100)
-    assert not is_stale(100, 100)
+def test_an_older_event_is_stale_and_one_of_the_same_second_is_stale_only_if_earlier_in_the_lifecycle() -> None:
+    created, updated, deleted = (lifecycle_rank(f"customer.subscription.{name}") for name in
+                                 ("created", "updated", "deleted"))
+    assert (created, updated, deleted) == (0, 1, 2) and lifecycle_rank("invoice.paid") is None
+    assert is_stale(99, 100) and not is_stale(101, 100, rank=created, last_rank=deleted)
     assert not is_stale(1, None)
+    assert is_stale(100, 100, rank=created, last_rank=updated)
+    assert not is_stale(100, 100, rank=updated, last_rank=created)
+    assert not is_stale(100, 100, rank=updated, last_rank=updated)  # same rank: the later arrival wins
+    assert not is_stale(100, 100, rank=created, last_rank=None)  # rows written before ranks were kept
 
 
 def test_a_newer_event_sets_the_state_and_its_created_time() -> None:

@@ -4,15 +4,19 @@
 
 Starts the fake Stripe (which checks every request against Stripe's published spec) in this
 process, then `kamiyo-mcp serve` on a free port with STRIPE_API_BASE pointing at it and the price
-settings, issues an operator-grant token for the portal endpoint, and runs `st run` on the served
-/openapi.json. Exit status is schemathesis's: non-zero on any 5xx, any response that breaks the
-document (status, content type, headers, schema), or a malformed request that is not refused.
+settings, issues operator-grant tokens (one for rotation, which replaces it, one for every other
+route), pays one checkout and delivers its signed webhook (so a claim exists), and runs `st run` on
+the served /openapi.json: every route of the billing API. Exit status is schemathesis's: non-zero
+on any 5xx, any response that breaks the document (status, content type, headers, schema), or a
+malformed request that is not refused.
 Not a pytest module (CI runs it as a step); needs `pip install schemathesis`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.fakes.fixtures import METER_EVENT_NAME, OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe, FakeStripeServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stripe = FakeStripeServer()
     fake = stripe.start()
+    fake.add_metered_price(OVERAGE_PRICE, METER_EVENT_NAME)  # metered overage is sold: its cap route works
     with tempfile.TemporaryDirectory(prefix="kamiyo-contract-") as work:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -67,10 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "STRIPE_API_BASE": fake.base_url,
             "STRIPE_PRICE_MCP_PERSONAL": PERSONAL_PRICE,
             "STRIPE_PRICE_MCP_TEAM": TEAM_PRICE,
-            # The fuzzer is one client sending hundreds of checkouts; 429 is covered by the tests.
-            "KAMIYO_CHECKOUT_RATE_PER_MINUTE": "100000",
+            "STRIPE_PRICE_MCP_OVERAGE": OVERAGE_PRICE,
+            "STRIPE_METER_EVENT_NAME": METER_EVENT_NAME,
+            # The fuzzer is one client sending hundreds of requests to each route; 429 is covered by the tests.
+            **{f"KAMIYO_{limit}_RATE_PER_MINUTE": "100000"
+               for limit in ("CHECKOUT", "CHECKOUT_LOOKUP", "CLAIM", "ROTATE", "WEBHOOK_UNVERIFIED")},
         }
-        token = _issue_token(env)
+        token, rotated_token = _issue_token(env), _issue_token(env)
         log_path = Path(work) / "serve.log"
         with open(log_path, "wb") as log:
             server = subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(port)],
@@ -84,20 +93,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("run_schemathesis: the server does not serve /openapi.json "
                       "(are the billing routes wired into create_app?)", file=sys.stderr)
                 return status
-            config = _write_config(Path(work), url, _seed_sessions(fake, url))
+            sessions = _seed_sessions(fake, url, env["STRIPE_WEBHOOK_SECRET"])
+            config = _write_config(Path(work), url, sessions, token=token, rotated_token=rotated_token)
             command = [
                 st, "--no-color", "--config-file", str(config), "run", url + "/openapi.json",
                 "--checks", "all", "--exclude-checks", ",".join(EXCLUDED_CHECKS),
                 "--phases", "examples,coverage,fuzzing",
                 "--max-examples", str(args.max_examples),
-                "--header", f"Authorization: Bearer {token}",
                 "--request-timeout", "30",
-                "--workers", "2",
+                # One worker: with two, schemathesis' generation once died inside itself (a KeyError in its
+                # strategy cache), and one is as fast here (the server is the bottleneck).
+                "--workers", "1",
                 *(["--seed", str(args.seed)] if args.seed is not None else []),
                 *args.st_args,
             ]
-            shown = [part if token not in part else "Authorization: Bearer <token>" for part in command]
-            print("run_schemathesis:", " ".join(shown), flush=True)
+            print("run_schemathesis:", " ".join(command), flush=True)
             try:
                 status = subprocess.run(command, cwd=work, timeout=FUZZ_TIMEOUT).returncode
             except subprocess.TimeoutExpired:
@@ -119,8 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
 
 
-def _seed_sessions(fake: FakeStripe, url: str) -> list[str]:
-    """Two real Checkout Sessions made through the API, one of them then paid (in the fake)."""
+def _seed_sessions(fake: FakeStripe, url: str, webhook_secret: str) -> list[str]:
+    """Two real Checkout Sessions made through the API, one of them then paid (in the fake) and its
+    signed checkout.session.completed delivered, so the server holds a claim for it."""
     ids = []
     for tier in ("personal", "team"):
         response = httpx.post(url + "/api/billing/create-checkout-session", timeout=30, json={
@@ -129,19 +140,29 @@ def _seed_sessions(fake: FakeStripe, url: str) -> list[str]:
         })
         response.raise_for_status()
         ids.append(response.json()["session_id"])
-    fake.complete_session(ids[1])
+    paid = fake.complete_session(ids[1])
+    event = json.loads((REPO / "tests" / "data" / "stripe" / "events" / "checkout.session.completed.json").read_text())
+    event.update(id="evt_contract_checkout", created=int(time.time()))
+    event["data"] = {"object": paid}
+    payload = json.dumps(event).encode()
+    t = int(time.time())
+    signature = hmac.new(webhook_secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    httpx.post(url + "/api/v1/webhooks/stripe", content=payload, timeout=30, headers={
+        "Stripe-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"}).raise_for_status()
     return ids
 
 
-def _write_config(work: Path, url: str, session_ids: list[str]) -> Path:
+def _write_config(work: Path, url: str, session_ids: list[str], *, token: str, rotated_token: str) -> Path:
     """A schemathesis.toml that mixes values this server accepts into the generated ones.
 
     Random URLs are never on the allowed origins and random session ids never exist, so without
-    these most requests would stop at 400/404 before reaching Stripe.
+    these most requests would stop at 400/404 before reaching Stripe. The rotation route gets a
+    token of its own: its first success replaces it, which must not lock the other routes out.
     """
     redirects = [url + "/billing/success", url + "/pricing?plan=team#top", url + "/"]
     config = work / "schemathesis.toml"
     config.write_text("\n".join([
+        f'headers = {{ Authorization = "Bearer {token}" }}',
         "[dictionaries.redirects]",
         f"values = {json.dumps(redirects)}",
         "[dictionaries.sessions]",
@@ -151,6 +172,10 @@ def _write_config(work: Path, url: str, session_ids: list[str]) -> Path:
         '"body.cancel_url" = { dictionary = "redirects", probability = 0.6 }',
         '"body.return_url" = { dictionary = "redirects", probability = 0.6 }',
         '"path.session_id" = { dictionary = "sessions", probability = 0.5 }',
+        '"body.session_id" = { dictionary = "sessions", probability = 0.5 }',
+        "[[operations]]",
+        'include-operation-id = "rotateToken"',
+        f'headers = {{ Authorization = "Bearer {rotated_token}" }}',
         "",
     ]))
     return config

@@ -161,6 +161,7 @@ class FakeStripe:
         with self._lock:
             self.state = StripeState(seed=self._seed, clock=lambda: self.clock())
             self.billing = StripeBilling(self.state)
+            self._held: set[str] = set()
             self.lifecycle = Lifecycle(self.state, self._lock)
             self.requests: list[RecordedRequest] = []
             self._failures: list[Reply | None] = []
@@ -218,6 +219,19 @@ class FakeStripe:
         with self._lock:
             self._failures.extend([None] * after)
             self._failures.extend(Reply(status, {"error": body}, dict(extra)) for _ in range(times))
+
+    def hold_replies(self, path: str) -> None:
+        """Apply requests to `path` but hold their answers until `release_replies` (requests in flight)."""
+        with self._lock:
+            self._held.add(path)
+
+    def release_replies(self, path: str) -> None:
+        with self._lock:
+            self._held.discard(path)
+
+    def holding(self, path: str) -> bool:
+        with self._lock:
+            return path in self._held
 
     def add_metered_price(self, price_id: str, event_name: str) -> Obj:
         """Seed an active Billing Meter for `event_name` and a metered price on it."""

@@ -13,6 +13,7 @@ async tests alike. What a request is answered with is decided in ``stripe_api.Fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -40,6 +41,8 @@ def build_app(fake: FakeStripe) -> Starlette:
         if request.method == "POST":
             form += parse_qsl((await request.body()).decode(), keep_blank_values=True)
         reply = fake.handle(request.method, request.url.path, form, dict(request.headers))
+        while fake.holding(request.url.path):  # the request is applied; its answer waits (a test's "in flight")
+            await asyncio.sleep(0.01)
         return Response(json.dumps(reply.body, indent=2), reply.status, reply.headers, media_type="application/json")
 
     methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]

@@ -76,6 +76,8 @@ def list_subscriptions(state: StripeState, params: Obj) -> Obj:
     if "customer" in params:
         state.get("customer", params["customer"], "customer")
 
+    price = params.get("price")
+
     def keep(sub: Obj) -> bool:
         if status is None and sub["status"] in ENDED:
             return False
@@ -85,7 +87,7 @@ def list_subscriptions(state: StripeState, params: Obj) -> Obj:
             return False
         if "customer" in params and sub["customer"] != params["customer"]:
             return False
-        if "price" in params and params["price"] not in _price_ids(sub):
+        if price is not None and not _has_price(sub, price):
             return False
         return "created" not in params or in_range(sub["created"], params["created"])
 
@@ -125,14 +127,14 @@ def retrieve_subscription(state: StripeState, subscription_id: str, params: Obj)
                   state)
 
 
-def _price_ids(sub: Obj) -> set[str]:
-    ids = set()
-    for item in sub.get("items", {}).get("data", []):
+def _has_price(sub: Obj, price: str) -> bool:
+    """Whether an item of the subscription is on `price` (its `price`, or the legacy `plan`)."""
+    for item in sub["items"]["data"]:
         for key in ("price", "plan"):
             value = item.get(key)
-            if isinstance(value, dict) and value.get("id"):
-                ids.add(value["id"])
-    return ids
+            if value is not None and value.get("id") == price:
+                return True
+    return False
 
 
 def _with_pending(event: Obj, state: StripeState) -> Obj:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.billing.reconcile.reconcile_support import TEAM, FakeClock, add_prices, environment
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.billing.reconcile.reconcile_support import TEAM, FakeClock, environment, fresh_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 from tests.support import ServerProcess
 
 WAIT_SECONDS = 30
@@ -22,9 +22,7 @@ WAIT_SECONDS = 30
 
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
-    with run_fake_stripe(clock=FakeClock(time.time())) as fake:
-        fake.lifecycle.forget_subscriptions()
-        add_prices(fake)
+    with fresh_fake_stripe(FakeClock(time.time())) as fake:
         yield fake
 
 

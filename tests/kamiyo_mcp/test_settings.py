@@ -21,6 +21,9 @@ from tests.support import base_env, cli
         ({"KAMIYO_PUBLIC_URL": "ftp://x"}, "KAMIYO_PUBLIC_URL", "http(s) URL"),
         ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY", "secret key"),
         ({"SMTP_PORT": "99999"}, "SMTP_PORT", "between 1 and 65535"),
+        ({"KAMIYO_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "KAMIYO_TRUSTED_PROXIES", "'proxy.internal'"),
+        ({"KAMIYO_TRUSTED_PROXIES": "*"}, "KAMIYO_TRUSTED_PROXIES", "CIDR"),
+        ({"KAMIYO_METRICS_TOKEN": "short"}, "KAMIYO_METRICS_TOKEN", "at least 24 characters"),
     ],
 )
 def test_a_bad_setting_fails_with_one_line_naming_the_variable(env: dict[str, str], variable: str, words: str) -> None:
@@ -76,3 +79,9 @@ def test_settings_never_show_secrets_in_their_repr() -> None:
                               "KAMIYO_DATABASE_URL": "postgresql://kamiyo:hunter2@db/kamiyo"})
     text = repr(settings)
     assert "s" * 40 not in text and "the.user.token" not in text and "hunter2" not in text
+
+
+def test_trusted_proxies_are_cidrs_normalized_and_none_by_default() -> None:
+    assert load_settings({}).trusted_proxies == ()
+    settings = load_settings({"KAMIYO_TRUSTED_PROXIES": " 10.1.2.3, 192.168.0.0/16 ,fd00::/8,::1"})
+    assert settings.trusted_proxies == ("10.1.2.3/32", "192.168.0.0/16", "fd00::/8", "::1/128")

@@ -4,6 +4,11 @@
 
 (function () {
   const page = document.body.dataset.page;
+  const support = document.body.dataset.support || "our support";
+  const billingOn = document.body.dataset.billing !== "off";
+  // A server-side failure is the operator's to read (in the API error and the log), not the buyer's.
+  const unavailable = "This is not available right now. Please try again in a few minutes, or write to " +
+    support + ".";
 
   function setStatus(element, text, isError) {
     element.textContent = text;
@@ -23,7 +28,9 @@
     return { status: response.status, data: data };
   }
 
-  function errorMessage(data, fallback) {
+  function errorMessage(result, fallback) {
+    if (result.status >= 500) { return unavailable.replace("This is", "Subscriptions are"); }
+    const data = result.data;
     return (data && data.error && data.error.message) || fallback;
   }
 
@@ -58,7 +65,7 @@
             window.location.assign(result.data.checkout_url);
             return;
           }
-          setStatus(status, errorMessage(result.data, "Checkout could not be started; try again."), true);
+          setStatus(status, errorMessage(result, "Checkout could not be started; try again."), true);
         } catch (e) {
           setStatus(status, "The server could not be reached; try again.", true);
         }
@@ -134,7 +141,8 @@
         return;
       }
       if (result.status === 410 || result.status === 403) { forgetQuery(); }
-      setStatus(status, errorMessage(result.data, "The token could not be revealed."), true);
+      setStatus(status, result.status >= 500 ? unavailable : errorMessage(result, "The token could not be revealed."),
+                true);
       button.disabled = result.status === 410 || result.status === 403;
     }
     button.addEventListener("click", function () {
@@ -155,7 +163,8 @@
                                    { credentials: "omit", cache: "no-store" });
       const data = await response.json();
       if (!response.ok) {
-        text.textContent = errorMessage(data, "The checkout could not be looked up.");
+        text.textContent = response.status >= 500 ? "Your subscription's details are not available right now."
+          : errorMessage({ status: response.status, data: data }, "The checkout could not be looked up.");
         return;
       }
       const amount = typeof data.amount_total === "number" && data.currency
@@ -172,7 +181,9 @@
 
   const params = new URLSearchParams(window.location.search);
   if (page === "pricing") {
-    initPricing();
+    if (billingOn) { initPricing(); }
+  } else if (page === "success" && !billingOn) {
+    initCopyButtons();  // the page says why there is nothing to reveal here
   } else if (page === "success") {
     const sessionId = params.get("session_id");
     loadSummary(sessionId);

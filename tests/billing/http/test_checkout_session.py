@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.billing.http.app_harness import assert_error_shape, checkout_body, running_app
+from tests.billing.http.app_harness import assert_error_shape, checkout_body, environment, running_app
 from tests.fakes.stripe_fake import FakeStripe
 
 
@@ -55,4 +57,28 @@ async def test_a_malformed_session_id_answers_400_without_calling_stripe(
         response = await billing.client.get(f"/api/billing/checkout-session/{session_id}")
 
     assert_error_shape(response, 400, "invalid_session_id")
+    assert fake.requests == []
+
+
+async def test_lookups_are_rate_limited_per_client_before_stripe_is_asked(tmp_path: Path, fake: FakeStripe) -> None:
+    env = environment(tmp_path, fake, KAMIYO_CHECKOUT_LOOKUP_RATE_PER_MINUTE="3")
+    async with running_app(env, fake) as billing:
+        answers = [await billing.client.get(f"/api/billing/checkout-session/cs_test_guess{n}") for n in range(5)]
+        other = await billing.client_for("198.51.100.77").get("/api/billing/checkout-session/cs_test_guess9")
+
+    assert [a.status_code for a in answers] == [404, 404, 404, 429, 429]
+    body = assert_error_shape(answers[3], 429, "rate_limited")
+    assert "retry" in body["error"]["message"] and int(answers[3].headers["retry-after"]) > 0
+    assert other.status_code == 404  # another client has its own window
+    assert len(fake.requests_to("GET", "/v1/checkout/sessions/cs_test_guess3")) == 0
+    assert len(fake.requests) == 4  # three guesses and the other client's: a refused lookup costs Stripe nothing
+
+
+async def test_a_session_id_of_the_other_stripe_mode_answers_400_without_calling_stripe(
+        env: dict[str, str], fake: FakeStripe) -> None:
+    async with running_app(env, fake) as billing:  # a test-mode key: no live session can exist
+        response = await billing.client.get("/api/billing/checkout-session/cs_live_a1B2c3D4e5F6")
+
+    body = assert_error_shape(response, 400, "invalid_session_id")
+    assert "live" in body["error"]["message"] and "test" in body["error"]["message"]
     assert fake.requests == []

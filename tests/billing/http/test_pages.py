@@ -11,8 +11,8 @@ from billing.http.pages import page_routes
 from billing.tiers import TIERS
 
 
-def client() -> httpx.AsyncClient:
-    app = Starlette(routes=page_routes(support_email="help@kamiyo.test"))
+def client(*, billing_enabled: bool = True) -> httpx.AsyncClient:
+    app = Starlette(routes=page_routes(support_email="help@kamiyo.test", billing_enabled=billing_enabled))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://kamiyo.test")
 
 
@@ -48,3 +48,19 @@ async def test_the_reveal_pages_name_the_support_address_and_the_assets_are_serv
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert "localStorage" not in script.text and "document.cookie" not in script.text
+
+
+async def test_without_billing_the_buyer_pages_say_not_available_and_disable_what_cannot_work() -> None:
+    async with client(billing_enabled=False) as http:
+        pricing = (await http.get("/pricing")).text
+        success = (await http.get("/billing/success?session_id=cs_test_1")).text
+        claim = (await http.get("/claim?code=abc")).text
+    assert "not available right now" in pricing and "not available right now" in success
+    assert pricing.count(" disabled>Subscribe to ") == len(TIERS) and '<input id="email" disabled' in pricing
+    assert re.search(r'id="reveal-button" disabled', success)
+    assert 'data-billing="off"' in pricing and 'data-support="help@kamiyo.test"' in success
+    assert not re.search(r'id="reveal-button" disabled', claim)  # the emailed link needs no Stripe
+    for html in (pricing, success, claim):
+        assert "STRIPE" not in html and "not configured" not in html
+    async with client() as http:
+        assert " disabled" not in (await http.get("/pricing")).text

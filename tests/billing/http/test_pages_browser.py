@@ -153,3 +153,47 @@ async def test_the_emailed_link_page_redeems_only_on_the_click(browser: object, 
     (row,) = await shop.runtime.store.list_tokens()
     assert row.subscription_id == paid.subscription_id
     assert problems == []
+
+
+async def test_with_billing_off_the_pages_say_not_available_and_offer_nothing_that_cannot_work(
+        tmp_path: Path, fake: FakeStripe, browser: object) -> None:
+    async with running_shop(tmp_path, fake, smtp_port=None, STRIPE_SECRET_KEY="") as shop:
+        page, problems = await open_page(browser)
+        await page.goto(f"{shop.url}/pricing")  # type: ignore[attr-defined]
+        notice = page.locator("#billing-notice")  # type: ignore[attr-defined]
+        assert "not available right now" in await notice.inner_text()
+        buttons = page.locator("button[data-tier]")  # type: ignore[attr-defined]
+        assert await buttons.count() == 3
+        for index in range(3):
+            assert await buttons.nth(index).is_disabled()
+        assert await page.get_by_label("Email for the receipt").is_disabled()  # type: ignore[attr-defined]
+        await buttons.nth(0).click(force=True)  # a disabled button: nothing happens, nothing is asked
+        pricing_text = await page.locator("body").inner_text()  # type: ignore[attr-defined]
+        await page.screenshot(path=str(ARTIFACTS / "pricing-billing-off.png"), full_page=True)  # type: ignore[attr-defined]
+
+        success, success_problems = await open_page(browser)
+        await success.goto(f"{shop.url}/billing/success?session_id=cs_test_a1B2c3")  # type: ignore[attr-defined]
+        summary = success.locator("#summary-text")  # type: ignore[attr-defined]
+        await summary.filter(has_text="not available right now").wait_for(timeout=15_000)
+        assert await success.get_by_role("button", name="Reveal my token").is_disabled()  # type: ignore[attr-defined]
+        success_text = await success.locator("body").inner_text()  # type: ignore[attr-defined]
+
+    for text in (pricing_text, success_text):
+        assert "STRIPE_SECRET_KEY" not in text and "not configured" not in text and "help@kamiyo.test" in text
+    assert fake.requests == [] and shop.fake.requests == []
+    assert problems == [] and success_problems == []
+
+
+async def test_when_stripe_fails_a_buyer_reads_not_available_not_the_operators_error(
+        shop: Shop, browser: object) -> None:
+    shop.fake.fail_next(500, times=5, should_retry=False)
+    page, _ = await open_page(browser)
+    await page.goto(f"{shop.url}/pricing")  # type: ignore[attr-defined]
+    await page.get_by_label("Email for the receipt").fill("buyer@example.com")  # type: ignore[attr-defined]
+    await page.get_by_role("button", name="Subscribe to team").click()  # type: ignore[attr-defined]
+
+    status = page.locator("#status")  # type: ignore[attr-defined]
+    await status.filter(has_text="not available right now").wait_for(timeout=15_000)
+    shown = await status.inner_text()
+    assert "Stripe refused" not in shown and "api_error" not in shown and "help@kamiyo.test" in shown
+    assert not await page.get_by_role("button", name="Subscribe to team").is_disabled()  # type: ignore[attr-defined]

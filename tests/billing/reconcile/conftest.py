@@ -15,8 +15,8 @@ from billing.stripe_gateway import StripeGateway
 from billing.webhooks.registry import HandlerRegistry, default_registry
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
-from tests.billing.reconcile.reconcile_support import KEY, FakeClock, World, add_prices, environment
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.billing.reconcile.reconcile_support import KEY, FakeClock, World, environment, fresh_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 
 
 @pytest.fixture
@@ -26,9 +26,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fake(clock: FakeClock) -> Iterator[FakeStripe]:
-    with run_fake_stripe(clock=clock) as fake:
-        fake.lifecycle.forget_subscriptions()
-        add_prices(fake)
+    with fresh_fake_stripe(clock) as fake:
         yield fake
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from billing.webhooks.registry import HandlerRegistry
 from kamiyo_mcp.runtime import Runtime
 from tests.billing.webhooks.webhook_support import SECRET, signed_headers
 from tests.fakes.stripe_api import FakeStripe
+from tests.fakes.stripe_fake import run_fake_stripe
 from tests.fakes.stripe_lifecycle import Lifecycle
 from tests.support import base_env, mint_token
 
@@ -54,6 +56,15 @@ def environment(tmp_path: Path, fake: FakeStripe, **extra: str) -> dict[str, str
     return base_env(tmp_path / "kamiyo.db", STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=fake.base_url,
                     STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_PRICE_MCP_PERSONAL=PERSONAL, STRIPE_PRICE_MCP_TEAM=TEAM,
                     STRIPE_PRICE_MCP_ENTERPRISE=ENTERPRISE, KAMIYO_LOG_LEVEL="WARNING", **extra)
+
+
+@contextmanager
+def fresh_fake_stripe(clock: FakeClock) -> Iterator[FakeStripe]:
+    """A fake Stripe on `clock` holding no subscription yet, selling our three prices and a foreign one."""
+    with run_fake_stripe(clock=clock) as fake:
+        fake.lifecycle.forget_subscriptions()
+        add_prices(fake)
+        yield fake
 
 
 def add_prices(fake: FakeStripe) -> None:
@@ -121,6 +132,12 @@ class World:
 
     async def stored(self, subscription_id: str) -> StoredSubscription | None:
         return (await self.runtime.store.stored_subscriptions([subscription_id])).get(subscription_id)
+
+    async def row(self, subscription_id: str) -> StoredSubscription:
+        """The stored subscription, which must exist."""
+        stored = await self.stored(subscription_id)
+        assert stored is not None, f"{subscription_id} is not in the store"
+        return stored
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self.db_path is not None

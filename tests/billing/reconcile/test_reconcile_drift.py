@@ -156,8 +156,8 @@ async def test_a_store_restored_from_an_older_copy_is_brought_up_to_date(world: 
 
     await reconcile_later(world, fix=True)
 
-    assert (await world.stored(ending)).row.status == "canceled"  # type: ignore[union-attr]
-    assert (await world.stored(upgraded)).row.tier == "enterprise"  # type: ignore[union-attr]
+    assert (await world.row(ending)).row.status == "canceled"
+    assert (await world.row(upgraded)).row.tier == "enterprise"
     assert await world.welcome_mails(later["id"]) == 1  # the restored store lost the first mail's claim
     await assert_in_sync(world)
 
@@ -173,7 +173,7 @@ async def test_a_changed_customer_email_is_found_and_healed(world: World) -> Non
 
     assert kinds_of(report) == {sub_id: (K.EMAIL,)}
     await reconcile_later(world, fix=True)
-    assert (await world.stored(sub_id)).email == "ida.new@example.com"  # type: ignore[union-attr]
+    assert (await world.row(sub_id)).email == "ida.new@example.com"
     await assert_in_sync(world)
 
 
@@ -217,8 +217,8 @@ async def test_status_cancel_at_period_end_and_period_end_drift_are_each_found_a
     }
     healed = await reconcile_later(world, fix=True)
     assert healed.result == "healed"
-    assert (await world.stored(late)).row.status == "past_due"  # type: ignore[union-attr]
-    assert (await world.stored(leaving)).row.cancel_at_period_end is True  # type: ignore[union-attr]
+    assert (await world.row(late)).row.status == "past_due"
+    assert (await world.row(leaving)).row.cancel_at_period_end is True
     await assert_in_sync(world)
 
 
@@ -250,7 +250,7 @@ async def test_a_subscription_moved_to_a_price_we_do_not_sell_is_left_to_an_oper
     assert kinds_of(report) == {sub_id: (K.UNKNOWN_PRICE,)}
     assert [(r.status, "STRIPE_PRICE_MCP_" in r.message) for r in report.healed] == [("needs_operator", True)]
     assert report.result == "partly_healed"
-    assert (await world.stored(sub_id)).row.tier == "team"  # type: ignore[union-attr]
+    assert (await world.row(sub_id)).row.tier == "team"
     again = await reconcile_later(world, fix=False)
     assert again.drift == 1
 

@@ -33,12 +33,16 @@ LIFECYCLE = (
 T0 = 1_800_000_000
 
 
-def lifecycle(suffix: str) -> list[bytes]:
-    """The lifecycle of subscription `..._{suffix}`, one event per second, in order."""
+SUBSCRIPTION_EVENTS = tuple(f"customer.subscription.{name}" for name in ("created", "updated", "deleted"))
+
+
+def lifecycle(suffix: str, *, same_second: bool = False, names: tuple[str, ...] = LIFECYCLE) -> list[bytes]:
+    """The lifecycle of subscription `..._{suffix}`, in order: one event per second, or (`same_second`)
+    its subscription events all created in the same second, as Stripe sends a fast lifecycle."""
     bodies = []
-    for offset, name in enumerate(LIFECYCLE):
+    for offset, name in enumerate(names):
         event = rewrite_ids(load_event(name), suffix)
-        event["created"] = T0 + offset
+        event["created"] = T0 if same_second and name in SUBSCRIPTION_EVENTS else T0 + offset
         bodies.append(json.dumps(event).encode())
     return bodies
 
@@ -61,6 +65,28 @@ def final_state(webhooks: Webhooks, suffix: str) -> dict[str, Any]:
     return json.loads(json.dumps(state).replace(f"_{suffix}", "_SUFFIX"))
 
 
+async def permutations_differing_from_the_in_order_state(webhooks: Webhooks, names: tuple[str, ...], *,
+                                                         same_second: bool, tag: str) -> list[object]:
+    """Deliver `names` in order, then in every other order with one event delivered twice; the orders
+    whose final state differs from the in-order one."""
+    for body in lifecycle(f"{tag}in", same_second=same_second, names=names):
+        assert (await webhooks.post(body)).status_code == 200
+    expected = final_state(webhooks, f"{tag}in")
+    differing: list[object] = []
+    count = len(names)
+    for number, order in enumerate(itertools.permutations(range(count))):
+        suffix = f"{tag}{number}"
+        bodies = lifecycle(suffix, same_second=same_second, names=names)
+        sequence = [bodies[i] for i in order]
+        sequence.insert(number % (count + 1), bodies[order[number % count]])  # one event delivered twice
+        for body in sequence:
+            response = await webhooks.post(body)
+            assert response.status_code == 200, response.text
+        if final_state(webhooks, suffix) != expected:
+            differing.append((order, final_state(webhooks, suffix)))
+    return differing
+
+
 async def test_every_permutation_of_a_lifecycle_with_a_duplicate_ends_in_the_in_order_state(
         webhooks: Webhooks) -> None:
     for body in lifecycle("inorder"):
@@ -70,19 +96,29 @@ async def test_every_permutation_of_a_lifecycle_with_a_duplicate_ends_in_the_in_
     assert expected["claims"] == [["checkout_session", 0], ["email_code", 0]]
     assert expected["events"] == [["processed", 1]] * 6
 
-    differing = []
-    for number, order in enumerate(itertools.permutations(range(len(LIFECYCLE)))):
-        suffix = f"p{number}"
-        bodies = lifecycle(suffix)
-        sequence = [bodies[i] for i in order]
-        sequence.insert(number % 7, bodies[order[number % 6]])  # one event delivered twice
-        for body in sequence:
-            response = await webhooks.post(body)
-            assert response.status_code == 200, response.text
-        if final_state(webhooks, suffix) != expected:
-            differing.append((order, final_state(webhooks, suffix)))
+    assert await permutations_differing_from_the_in_order_state(webhooks, LIFECYCLE, same_second=False,
+                                                                tag="p") == []
 
-    assert differing == []
+
+async def test_subscription_events_of_the_same_second_apply_in_lifecycle_order_whatever_the_arrival(
+        webhooks: Webhooks) -> None:
+    # Without the deletion, which is final anyway: created (personal) and updated (team) in one second.
+    names = tuple(name for name in LIFECYCLE if name != "customer.subscription.deleted")
+    for body in lifecycle("same", same_second=True, names=names):
+        assert (await webhooks.post(body)).status_code == 200
+    assert final_state(webhooks, "same")["subscriptions"][0][:2] == ["team", "active"]
+
+    assert await permutations_differing_from_the_in_order_state(webhooks, names, same_second=True, tag="s") == []
+
+
+async def test_an_update_then_a_creation_of_the_same_second_leave_the_updated_tier(webhooks: Webhooks) -> None:
+    _, created, updated = lifecycle("revert", same_second=True, names=LIFECYCLE[:3])
+
+    await webhooks.post(updated)  # team
+    answer = await webhooks.post(created)  # personal, the same second, arriving late
+
+    assert answer.json()["message"].startswith("stale"), answer.text
+    assert final_state(webhooks, "revert")["subscriptions"][0][:2] == ["team", "active"]
 
 
 async def test_checkout_and_subscription_created_racing_make_one_customer_subscription_and_claim(

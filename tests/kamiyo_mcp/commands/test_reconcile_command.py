@@ -13,16 +13,14 @@ from pathlib import Path
 import pytest
 
 from billing.store import open_store
-from tests.billing.reconcile.reconcile_support import KEY, PERSONAL, TEAM, FakeClock, add_prices, environment
-from tests.fakes.stripe_fake import FakeStripe, run_fake_stripe
+from tests.billing.reconcile.reconcile_support import KEY, PERSONAL, TEAM, FakeClock, environment, fresh_fake_stripe
+from tests.fakes.stripe_fake import FakeStripe
 from tests.support import cli, free_port
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeStripe]:
-    with run_fake_stripe(clock=FakeClock(time.time())) as fake:
-        fake.lifecycle.forget_subscriptions()
-        add_prices(fake)
+    with fresh_fake_stripe(FakeClock(time.time())) as fake:
         yield fake
 
 

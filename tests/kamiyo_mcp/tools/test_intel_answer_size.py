@@ -55,6 +55,7 @@ async def _largest_inputs(db: Path) -> dict[str, dict[str, Any]]:
         "monitor_wallet": {"address": max(wallets, key=wallets.__getitem__)},
         "assess_defi_protocol_risk": {"protocol": max(risks, key=risks.__getitem__), "time_window_days": 3650},
         "search_crypto_exploits": {"query": "", "limit": 100_000},
+        "get_account_status": {},
     }
 
 

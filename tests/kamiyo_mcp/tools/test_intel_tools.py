@@ -157,3 +157,17 @@ async def test_every_answer_carries_data_as_of_and_leaves_out_empty_fields(
     assert result.structured_content and result.structured_content["data_as_of"].endswith("Z")
     assert "Data as of" in text_of(result)
     assert _empties(result.structured_content) == []
+
+
+async def test_account_status_is_typed_and_its_text_is_a_few_lines(intel_server: ServerProcess,
+                                                                   tier_tokens: dict[str, str]) -> None:
+    async with mcp_session(intel_server.url, tier_tokens["team"]) as client:
+        schema = next(t for t in (await client.list_tools()).tools if t.name == "get_account_status").output_schema
+        result = await client.call_tool("get_account_status", {})
+    assert schema and schema.get("additionalProperties") is not True
+    assert all(spec.get("description") for spec in schema["properties"].values())
+    status = result.structured_content
+    assert status and status["tier"] == "team" and _empties(status) == []
+    text = text_of(result)
+    assert text.startswith("Team tier, operator grant active; calls allowed") and "/120 this minute" in text
+    assert not text.lstrip().startswith("{")
