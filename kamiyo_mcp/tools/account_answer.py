@@ -7,14 +7,18 @@ from pydantic import Field
 from kamiyo_mcp.intel.answer_base import Answer
 
 
+# Booleans and counts are answers even when false or zero: they are required (always sent); only
+# fields that can be unknown are optional, and left out when they are.
+
+
 class Subscription(Answer):
     """The subscription (or operator grant) behind the token."""
 
     kind: str = Field(description="stripe (a paid subscription) or operator_grant (issued by the operator).")
     status: str = Field(description="The subscription's status, e.g. active, trialing, past_due, canceled.")
     access: bool = Field(description="Whether calls are allowed now.")
-    past_due: bool = Field(default=False, description="True when a payment is overdue.")
-    cancel_at_period_end: bool = Field(default=False, description="True when it ends at the period's end.")
+    past_due: bool = Field(description="True when a payment is overdue.")
+    cancel_at_period_end: bool = Field(description="True when it ends at the period's end.")
     current_period_end: str | None = Field(default=None, description="End of the paid period (ISO 8601, UTC).")
 
 
@@ -23,7 +27,7 @@ class TokenState(Answer):
 
     token_id: str = Field(description="The token's id (not the token).")
     expires_at: str | None = Field(default=None, description="When it expires (ISO 8601, UTC).")
-    revoked: bool = Field(default=False, description="True when it was revoked.")
+    revoked: bool = Field(description="True when it was revoked.")
     revoked_reason: str | None = Field(default=None, description="Why, when it was revoked.")
 
 
@@ -44,8 +48,25 @@ class Limits(Answer):
     calls_per_minute: int = Field(description="Calls per UTC minute.")
     calls_per_day: int = Field(description="Calls per UTC day.")
     search_results_per_call: int = Field(description="Results one search may page through.")
-    monitor_wallet: bool = Field(default=False, description="Whether monitor_wallet is included.")
+    monitor_wallet: bool = Field(description="Whether monitor_wallet is included.")
     risk_detail: str = Field(description="basic, summary or full risk assessments.")
+
+
+class Overage(Answer):
+    """Calls beyond the day's quota, billed per 1,000 (metered overage), when the tier offers it."""
+
+    available_on_tier: bool = Field(description="Whether this tier can buy overage.")
+    enabled: bool = Field(description="Whether this subscription has it on.")
+    price_per_1000_calls_usd: float = Field(description="Price per 1,000 overage calls (USD).")
+    calls_this_period: int = Field(description="Overage calls in the current billing period.")
+    estimated_cost_usd: float = Field(description="Their estimated cost so far.")
+    cap_usd: float = Field(description="The most overage may cost this period.")
+    cap_is_customer_set: bool = Field(description="Whether the customer lowered the cap.")
+    cap_left_usd: float = Field(description="What is left under the cap.")
+    calls_left_under_cap: int = Field(description="Overage calls left under the cap.")
+    cap_reached: bool = Field(description="Whether the cap stops further overage calls.")
+    this_call_metered: bool = Field(description="Whether this call was an overage call.")
+    period_ends_at: str | None = Field(default=None, description="When the billing period ends (ISO 8601, UTC).")
 
 
 class AccountStatus(Answer):
@@ -57,6 +78,7 @@ class AccountStatus(Answer):
     token: TokenState = Field(description="The token of this call.")
     usage: Usage = Field(description="Calls used and left.")
     limits: Limits = Field(description="The tier's limits.")
+    overage: Overage | None = Field(default=None, description="Metered overage beyond the day's quota.")
     upgrade_url: str | None = Field(default=None, description="Where to upgrade, when a higher tier exists.")
     manage_billing: str | None = Field(default=None, description="Where to manage billing, when there is a portal.")
     support: str | None = Field(default=None, description="Whom to write to for help.")

@@ -3,11 +3,20 @@ run recorded and retried sooner, the result kept in the store for every process 
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
+
+import pytest
 
 from billing.reconcile.report import Report
+from billing.reconcile.runner import Reconciler
 from billing.reconcile.schedule import JOB, LEASE_SECONDS, RETRY_FAILED_SECONDS, ReconcileSchedule, ScheduleConfig
-from tests.billing.reconcile.reconcile_support import TEAM, World
+from billing.store import open_store
+from billing.stripe_gateway import StripeGateway
+from kamiyo_mcp.settings import Settings
+from tests.billing.reconcile.reconcile_support import KEY, TEAM, FakeClock, World
+from tests.fakes.stripe_fake import FakeStripe
 
 HOUR = 3600.0
 
@@ -79,3 +88,32 @@ async def test_a_failed_run_is_recorded_and_retried_before_a_full_interval(world
     world.clock.advance(1)
     assert await job.tick(world.reconciler) is not None
     assert (await last_result(world))["result"] == "in_sync"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database that two processes' stores open, on each backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def test_two_processes_due_at_once_run_the_reconciliation_once(
+        shared_url: str, fake: FakeStripe, clock: FakeClock, settings: Settings) -> None:
+    url = shared_url
+    sub = fake.lifecycle.buy("ann@example.com", TEAM, tier="team")
+    clock.advance(2)
+    stores = [await open_store(url) for _ in range(2)]
+    try:
+        async with StripeGateway(KEY, fake.base_url) as gateway:
+            schedules = [ReconcileSchedule(store, settings.billing, ScheduleConfig(interval=HOUR), clock=clock,
+                                           gateway=lambda: gateway) for store in stores]
+            reconcilers = [Reconciler(store, gateway, settings.billing, clock=clock) for store in stores]
+            ran = await asyncio.gather(*(s.tick(r) for s, r in zip(schedules, reconcilers, strict=True)))
+        assert sorted(report is not None for report in ran) == [False, True]
+        stored = await stores[0].stored_subscriptions([sub["id"]])
+        assert stored[sub["id"]].row.status == "active"
+        assert [m.subscription_id for m in await stores[1].list_outbox()] == [sub["id"]]  # one welcome mail
+    finally:
+        for store in stores:
+            await store.close()
