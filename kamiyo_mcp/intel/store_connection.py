@@ -7,8 +7,10 @@ values, so the message is kept; the driver's exception is the error's cause, for
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +20,7 @@ import aiosqlite
 from .errors import IntelStoreError
 
 BUSY_TIMEOUT_MS = 5000
+STOP_WAIT_S = 5.0
 # aiosqlite answers a call on a closed connection with ValueError ("Connection closed").
 _DRIVER_ERRORS = (sqlite3.Error, ValueError)
 
@@ -46,8 +49,13 @@ class IntelConnection:
         Raises:
             IntelStoreError: the file cannot be opened.
         """
-        with driver_errors():
-            raw = await aiosqlite.connect(os.fspath(path), isolation_level=None)
+        raw = aiosqlite.connect(os.fspath(path), isolation_level=None)
+        try:
+            with driver_errors():
+                await raw
+        except IntelStoreError:
+            await _worker_stopped(raw)
+            raise
         connection = cls(raw)
         try:
             await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -98,3 +106,14 @@ class IntelConnection:
             await self._raw.close()
         except _DRIVER_ERRORS:
             pass
+
+
+async def _worker_stopped(raw: aiosqlite.Connection) -> None:
+    """Wait for a connection that failed to open to stop its worker thread.
+
+    aiosqlite stops it without waiting; its last act is to call back into this event loop, which
+    must still be running then (a short-lived loop, like ``ingest``'s, may close right after).
+    """
+    worker = getattr(raw, "_thread", None)  # aiosqlite's worker thread; not part of its public API
+    if isinstance(worker, threading.Thread) and worker.is_alive():
+        await asyncio.to_thread(worker.join, STOP_WAIT_S)

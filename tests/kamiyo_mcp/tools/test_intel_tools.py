@@ -19,11 +19,15 @@ async def test_every_intel_tool_publishes_a_typed_output_schema_with_described_f
         tools = {t.name: t for t in (await client.list_tools()).tools}
     for name in TOOLS:
         schema = tools[name].output_schema
-        assert schema and schema.get("additionalProperties") is not True, name
-        for field, spec in schema["properties"].items():
-            assert spec.get("description"), f"{name}.{field} has no description"
-            assert "type" in spec or "anyOf" in spec or "$ref" in spec, f"{name}.{field} has no type"
-        assert "data_as_of" in schema["properties"], name
+        assert schema and "data_as_of" in schema["properties"], name
+        # The answer and every nested model (rows, addresses, factors ...) are closed, typed and described.
+        models = {name: schema, **{f"{name}/{d}": spec for d, spec in schema.get("$defs", {}).items()}}
+        assert len(models) > 1, name
+        for model, spec in models.items():
+            assert spec.get("additionalProperties") is False and spec["properties"], model
+            for field, prop in spec["properties"].items():
+                assert prop.get("description"), f"{model}.{field} has no description"
+                assert "type" in prop or "anyOf" in prop or "$ref" in prop, f"{model}.{field} has no type"
 
 
 async def test_ronin_is_found_with_its_real_amount_and_date(intel_server: ServerProcess,
