@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support import ServerProcess, base_env, cli
@@ -131,7 +133,7 @@ async def test_details_show_one_incident_with_the_other_sources_differences_and_
     assert "Caveat:" in text_of(result)
 
 
-async def test_a_store_without_data_says_how_to_load_it(tmp_path, server_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_store_without_data_says_how_to_load_it(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
     env = base_env(tmp_path / "empty.db")
     process = server_factory(env).start()
     token = cli(["token", "issue", "--email", "e@example.com", "--tier", "team"], env).stdout.strip()
