@@ -219,6 +219,8 @@ class UpgradeOffers:
                     if isinstance(decision, Grant):
                         return decision
                     return refuse(await self._with_link(decision), decision)
+                return refuse(f"{denial.message} Finish the upgrade on the page that opened ({link.url}); once "
+                              "Stripe confirms it you will be told, and your request can be retried.", denial)
         return refuse(text, denial)
 
     async def _issue(self, denial: Denial) -> IssuedLink | None:
