@@ -3,7 +3,8 @@
 `UpgradeSQL` is mixed into the store classes. Only the SHA-256 of a link's code is stored; a link
 is used once (`use_upgrade_link` is the single-use check: one UPDATE that only an unused, unexpired
 link passes), and completed by the webhook that shows its subscription at the target tier
-(`complete_upgrade_links`, inside that webhook's transaction).
+(`complete_upgrade_links`, inside that webhook's transaction), or, for an operator grant's link,
+by the `checkout.session.completed` of the Checkout it opened (`complete_bought_upgrade_link`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,22 @@ async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Se
     rows = await db.execute_fetchall(
         f"UPDATE upgrade_links SET completed_at = ? WHERE subscription_id = ? AND completed_at IS NULL"
         f" AND target_tier IN ({marks}) RETURNING link_id", (now, subscription_id, *tiers))
+    return [str(row[0]) for row in rows]
+
+
+async def complete_bought_upgrade_link(db: Connection, link_id: str, user_id: str, tiers: Sequence[str], *,
+                                       now: int) -> list[str]:
+    """Inside the open transaction `db`: the Checkout opened from link `link_id` (an operator grant's
+    upgrade) bought `user_id` a subscription on one of `tiers`; the link is done if it is that
+    user's, to one of those tiers. Returns its id (the elicitation to report complete), or nothing."""
+    if not tiers:
+        return []
+    marks = ", ".join("?" for _ in tiers)
+    rows = await db.execute_fetchall(
+        f"UPDATE upgrade_links SET completed_at = ? WHERE link_id = ? AND completed_at IS NULL"
+        f" AND target_tier IN ({marks}) AND subscription_id IN"
+        f" (SELECT subscription_id FROM subscriptions WHERE user_id = ?) RETURNING link_id",
+        (now, link_id, *tiers, user_id))
     return [str(row[0]) for row in rows]
 
 

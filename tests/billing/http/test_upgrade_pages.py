@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +18,7 @@ from tests.billing.http.app_harness import (
     SEEDED_SUBSCRIPTION,
     TEAM_PRICE,
     Billing,
+    checkout_body,
     running_app,
     signed_webhook,
 )
@@ -95,10 +97,19 @@ async def test_a_link_shows_the_change_then_opens_the_portals_confirm_flow_once(
         assert back.status_code == 200 and "Done — retry your request" in back.text and "team tier" in back.text
 
 
-async def test_an_operator_grant_is_sent_to_checkout_for_the_target_tier(env: dict[str, str], fake: FakeStripe) -> None:
+def checkout_completed(fake: FakeStripe, session_id: str, event_id: str) -> dict[str, Any]:
+    """Stripe's `checkout.session.completed` once the buyer paid (the fake creates the subscription)."""
+    session = fake.complete_session(session_id)
+    return {"id": event_id, "type": "checkout.session.completed", "created": int(time.time()),
+            "data": {"object": session}}
+
+
+async def test_an_operator_grant_is_sent_to_checkout_and_the_purchase_completes_its_link(
+        env: dict[str, str], fake: FakeStripe) -> None:
     async with running_app(env, fake) as billing:
         grant = await billing.runtime.authority.issue_grant("friend@example.com", "personal")
         issued = await issuer(billing).issue(grant.subscription_id, "team", reason="tier_required")
+        assert issued.new_subscription  # the words of the refusal say a new token comes after payment
         shown = await billing.client.get(f"/billing/upgrade?code={code_of(issued.url)}")
         assert shown.status_code == 200 and "Stripe Checkout" in shown.text
         followed = await follow(billing, code_of(issued.url))
@@ -108,6 +119,31 @@ async def test_an_operator_grant_is_sent_to_checkout_for_the_target_tier(env: di
         assert request.params["customer_email"] == "friend@example.com"
         assert request.params["line_items"] == [{"price": TEAM_PRICE, "quantity": 1}]
         assert request.params["success_url"] == f"{PUBLIC_URL}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+        assert request.params["metadata"] == {"tier": "team", "upgrade_link": issued.link_id}
+        store = billing.runtime.store
+        assert await store.completed_upgrade_links([issued.link_id]) == set()
+
+        session_id = followed.headers["location"].rsplit("/", 1)[-1]
+        await deliver(billing, checkout_completed(fake, session_id, "evt_upgrade_checkout_done"))
+        assert await store.completed_upgrade_links([issued.link_id]) == {issued.link_id}
+        assert await store.find_user_id("friend@example.com") == grant.user_id  # the same customer bought it
+
+
+async def test_a_checkout_naming_someone_elses_link_or_a_lower_tier_completes_nothing(
+        env: dict[str, str], fake: FakeStripe) -> None:
+    async with running_app(env, fake) as billing:
+        grant = await billing.runtime.authority.issue_grant("friend@example.com", "personal")
+        issued = await issuer(billing).issue(grant.subscription_id, "team", reason="tier_required")
+        store = billing.runtime.store
+        # Someone else's purchase whose metadata names the link (as a replayed or crafted session would).
+        other = (await billing.checkout(checkout_body(tier="team", user_email="other@example.com"))).json()
+        fake.state.checkout_sessions[other["session_id"]]["metadata"]["upgrade_link"] = issued.link_id
+        await deliver(billing, checkout_completed(fake, other["session_id"], "evt_other_checkout"))
+        # The grant's own customer buying the personal tier: below the link's target.
+        lower = (await billing.checkout(checkout_body(tier="personal", user_email="friend@example.com"))).json()
+        fake.state.checkout_sessions[lower["session_id"]]["metadata"]["upgrade_link"] = issued.link_id
+        await deliver(billing, checkout_completed(fake, lower["session_id"], "evt_lower_checkout"))
+        assert await store.completed_upgrade_links([issued.link_id]) == set()
 
 
 async def test_a_link_stays_usable_when_stripe_fails_and_bad_links_say_what_to_do(env: dict[str, str],
