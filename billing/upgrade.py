@@ -9,7 +9,10 @@ A link is a 256-bit code whose SHA-256 is stored (like claims), bound to one sub
 target tier, usable once within 30 minutes, and never carries the MCP token: whoever holds the
 link may only upgrade the subscription it names. Following it opens Stripe's customer portal on
 the `subscription_update_confirm` flow for the target tier's price, which returns to
-`/billing/upgraded` ("done — retry your request"); an operator grant has no Stripe subscription,
+`/billing/upgraded` ("done — retry your request"). Stripe's portal cannot update a subscription with
+more than one item, so one that also carries the metered overage price is changed through the API
+instead, once the customer confirmed on our page (the prorated difference invoiced at once, the
+change applied only when it is paid); an operator grant has no Stripe subscription,
 so it opens Checkout for the target tier instead (a new subscription, its token on the success page;
 the session names the link in its metadata, and `checkout.session.completed` completes the link).
 The `customer.subscription.updated` webhook then completes the link and the next call runs at the
@@ -180,6 +183,8 @@ class UpgradeLinks:
             raise LinkRefused(409, "no_plan_item", "This subscription has no KAMIYO plan to change. Contact support.")
         price = self._config.price_for_tier(link.target_tier)
         assert price is not None
+        if len((subscription.get("items") or {}).get("data") or []) > 1:
+            return await self._change_directly(link, item_id, price, gateway)
         flow: SessionCreateParamsFlowData = {
             "type": "subscription_update_confirm",
             "subscription_update_confirm": {
@@ -190,6 +195,18 @@ class UpgradeLinks:
         }
         portal = await gateway.create_portal_session(link.stripe_customer_id, f"{self._base}/pricing", flow_data=flow)
         return str(portal["url"])
+
+    async def _change_directly(self, link: UpgradeLink, item_id: str, price: str, gateway: StripeGateway) -> str:
+        """A subscription the portal cannot update (it carries the overage item too): the API changes
+        its plan item; the page the customer confirmed on said what Stripe charges."""
+        assert link.stripe_subscription_id is not None and link.used_at is not None
+        changed = await gateway.change_subscription_price(link.stripe_subscription_id, item_id, price,
+                                                          f"upgrade-{link.link_id}-{link.used_at}")
+        if changed.get("pending_update"):
+            raise LinkRefused(402, "payment_incomplete", "Stripe could not take the payment for the upgrade, so "
+                              "your plan is unchanged. Update your payment method (get_account_status has the "
+                              "billing link), then use this link again.")
+        return self.done_url(link.target_tier)
 
     async def _checkout(self, link: UpgradeLink, gateway: StripeGateway) -> str:
         """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""

@@ -21,7 +21,7 @@ PURGE_AFTER_SECONDS = 7 * 24 * 3600
 _LINK_SQL = """
 SELECT l.link_id, l.subscription_id, l.target_tier, l.reason, l.created_at, l.expires_at, l.used_at,
        l.completed_at, s.kind, s.stripe_subscription_id, c.stripe_customer_id, c.email, s.user_id, s.tier,
-       s.status
+       s.status, s.overage_item_id
 FROM upgrade_links AS l
 JOIN subscriptions AS s ON s.subscription_id = l.subscription_id
 JOIN customers AS c ON c.user_id = s.user_id
@@ -47,6 +47,7 @@ class UpgradeLink:
     user_id: str
     tier: str
     status: str
+    overage_item_id: str | None = None  # the subscription also carries the metered overage price
 
 
 async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Sequence[str], *, now: int) -> list[str]:
@@ -129,7 +130,7 @@ def _link(row: Row) -> UpgradeLink:
         link_id=str(row[0]), subscription_id=str(row[1]), target_tier=str(row[2]), reason=str(row[3]),
         created_at=int(row[4]), expires_at=int(row[5]), used_at=_int(row[6]), completed_at=_int(row[7]),
         kind=str(row[8]), stripe_subscription_id=_str(row[9]), stripe_customer_id=_str(row[10]), email=str(row[11]),
-        user_id=str(row[12]), tier=str(row[13]), status=str(row[14]),
+        user_id=str(row[12]), tier=str(row[13]), status=str(row[14]), overage_item_id=_str(row[15]),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,13 +17,16 @@ from billing.http.webhooks import PATH as WEBHOOK_PATH
 from billing.upgrade import LinkRefused, UpgradeLinks
 from tests.billing.http.app_harness import (
     PUBLIC_URL,
+    SEEDED_CUSTOMER,
     SEEDED_SUBSCRIPTION,
     TEAM_PRICE,
     Billing,
     checkout_body,
+    environment,
     running_app,
     signed_webhook,
 )
+from tests.fakes.fixtures import METER_EVENT_NAME, OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe
 
 
@@ -180,3 +185,49 @@ async def test_a_repeated_refusal_reuses_its_unused_link_and_an_expired_one_is_r
         with pytest.raises(LinkRefused, match="expired") as refused:
             await later.show(code_of(second.url))
         assert refused.value.status == 410
+
+
+ENTERPRISE_PRICE = "price_enterprise_monthly"
+
+
+async def test_a_plan_with_metered_overage_is_changed_through_the_api_once_confirmed(tmp_path: Path,
+                                                                                      fake: FakeStripe) -> None:
+    # Stripe's portal refuses a subscription with more than one item, so the link changes it itself.
+    fake.add_metered_price(OVERAGE_PRICE, METER_EVENT_NAME)
+    team = fake.state.prices[TEAM_PRICE]
+    fake.state.prices[ENTERPRISE_PRICE] = {**copy.deepcopy(team), "id": ENTERPRISE_PRICE, "unit_amount": 29900}
+    env = environment(tmp_path, fake, STRIPE_PRICE_MCP_OVERAGE=OVERAGE_PRICE, STRIPE_METER_EVENT_NAME=METER_EVENT_NAME,
+                      STRIPE_PRICE_MCP_ENTERPRISE=ENTERPRISE_PRICE)
+    async with running_app(env, fake) as billing:
+        subscription = fake.add_subscription(SEEDED_CUSTOMER, price=TEAM_PRICE)["id"]
+        fake.billing.create_subscription_item({"subscription": subscription, "price": OVERAGE_PRICE})
+        customer = fake.state.customers[SEEDED_CUSTOMER]
+        await deliver(billing, {"id": "evt_upgrade_customer", "type": "customer.created",
+                                "created": int(time.time()) - 5, "data": {"object": customer}})
+        await deliver(billing, fake.subscription_event(subscription, "customer.subscription.created"))
+        issued = await issuer(billing).issue(subscription, "enterprise", reason="overage_cap_reached")
+        code = code_of(issued.url)
+
+        shown = await billing.client.get(f"/billing/upgrade?code={code}")
+        assert shown.status_code == 200 and "Upgrade now" in shown.text and "invoices the prorated" in shown.text
+
+        fake.fail_next(500, times=3)
+        failed = await follow(billing, code)
+        assert failed.status_code == 502 and "link still works" in failed.text
+        followed = await follow(billing, code)
+        assert followed.status_code == 303, followed.text
+        assert followed.headers["location"] == f"{PUBLIC_URL}/billing/upgraded?tier=enterprise"
+        assert fake.requests_to("POST", "/v1/billing_portal/sessions") == []
+        (changed,) = fake.requests_to("POST", f"/v1/subscriptions/{subscription}")
+        assert changed.idempotency_key is not None and issued.link_id in changed.idempotency_key
+        plan_item = next(i["id"] for i in fake.state.subscriptions[subscription]["items"]["data"]
+                         if i["price"]["id"] == ENTERPRISE_PRICE)
+        assert changed.params == {"items": [{"id": plan_item, "price": ENTERPRISE_PRICE}],
+                                  "proration_behavior": "always_invoice", "payment_behavior": "pending_if_incomplete"}
+        assert (await follow(billing, code)).status_code == 410  # used
+
+        await deliver(billing, fake.subscription_event(subscription))
+        assert await tier_of(billing, subscription) == "enterprise"
+        assert await billing.runtime.store.completed_upgrade_links([issued.link_id]) == {issued.link_id}
+        account = await billing.runtime.store.overage_account("example@example.com")
+        assert account is not None and account.overage_item_id is not None  # overage stays on
