@@ -1,10 +1,14 @@
 """The SQLite store: the one shared truth of the billing authority (only store modules hold SQL).
 
-Three connections, each with its own thread:
+Four connections, each with its own thread:
 - `_write` (aiosqlite): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
+- `_batch` (`BatchWriter`): billing state too, for webhook transactions (a group-committed batch of
+  events, a reconciliation's heals): the COMMIT (its fsync) in its thread, BEGIN (when the write
+  lock is free) and the dozens of short statements on the event loop's thread (see
+  sqlite_batch.py); it shares `_write`'s lock, so the process runs one write transaction at a time;
 - `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
-  power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
-  batch of calls in one short transaction (see call_counter.py);
+  power cut is harmless, an fsync per tool call is not); each trip admits and counts a batch of
+  calls and reads back the states it needs (see call_counter.py);
 - `_read` (aiosqlite): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
@@ -29,7 +33,7 @@ import aiosqlite
 from billing.errors import StoreError
 from billing.quota import Windows
 from billing.store import migrations
-from billing.store.billing_sql import BillingSQL
+from billing.store.billing_sql import BillingSQL, WebhookTransaction
 from billing.store.call_counter import CallCounter
 from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
@@ -43,6 +47,7 @@ from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
+from billing.store.sqlite_batch import BatchWriter
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
@@ -50,6 +55,8 @@ from billing.tiers import DEFAULT_TIERS, TierTable
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
+BILLING_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                   "PRAGMA secure_delete = ON")
 
 class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
                   ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
@@ -58,15 +65,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection, on_loop: sqlite3.Connection | None = None,
-                 tiers: TierTable = DEFAULT_TIERS) -> None:
+                 read: aiosqlite.Connection, batch: BatchWriter, tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
-        self._on_loop = on_loop
+        self._batch = batch
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage, on_loop, tiers)
+        self._calls = CallCounter(usage, tiers)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -94,14 +100,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
                 await conn.close()
             raise
         try:
-            on_loop = await asyncio.to_thread(_connect_on_loop, path)
+            batch = await BatchWriter.open(path, list(BILLING_PRAGMAS), busy_timeout_ms=BUSY_TIMEOUT_MS)
         except BaseException:
             await usage.close()
             for conn in opened:
                 await conn.close()
             raise
         write, read = opened
-        store = cls(path, write, usage, read, on_loop, tiers)
+        store = cls(path, write, usage, read, batch, tiers)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -112,9 +118,8 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
         return store
 
     async def close(self) -> None:
+        await self._batch.close()
         await self._usage.close()
-        if self._on_loop is not None:
-            self._on_loop.close()
         for conn in self._connections:
             await conn.close()
 
@@ -156,12 +161,26 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
                     await self._write.execute("ROLLBACK")
                 raise
 
+    @asynccontextmanager
+    async def webhook_transaction(self, now: int) -> AsyncIterator[WebhookTransaction]:
+        """One write transaction for a batch of events: everything in it commits together, or nothing
+        does; one trip to the database's thread (the COMMIT) whatever the number of statements.
+
+        Raises:
+            StoreError: SQLite refused the transaction, one of its statements or the commit.
+        """
+        async with self._write_lock, self._batch.transaction() as db:
+            yield WebhookTransaction(db, now)
+
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one trip; a metered
-        call's meter event (identifier `call_id`) is written in the same transaction."""
-        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "",
+                         with_state: bool = True) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state (for a refusal always, else
+        `with_state`), in one trip; a metered call's meter event (identifier `call_id`) is written in the
+        same transaction."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id,
+                                       with_state=with_state)
 
     async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,
                           now: int = 0) -> None:
@@ -171,26 +190,6 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
             return
         await self._calls.refund(subscription_id, counted_in)
-
-def _connect_on_loop(path: Path) -> sqlite3.Connection:
-    """The call counter's connection for the event loop: it never waits for a lock (`busy_timeout = 0`:
-    a taken lock sends the call to the usage thread) and never checkpoints (that can wait on the disk).
-
-    Raises:
-        StoreError: the file cannot be opened.
-    """
-    try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
-    try:
-        for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"):
-            conn.execute(f"PRAGMA {pragma}")
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
-    return conn
-
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:
