@@ -83,6 +83,8 @@ def redact_session_ids(text: str) -> str:
     Used on Stripe payloads and messages before they are stored: a session id is the success page's
     claim secret. The digest form still names the session's claim, so a stored event replays.
     """
+    if "cs_test_" not in text and "cs_live_" not in text:  # most payloads: a substring scan instead of a regex one
+        return text
     return _SESSION_ID_ANYWHERE.sub(lambda match: REDACTED_SESSION_PREFIX + claim_hash(match[0]), text)
 
 

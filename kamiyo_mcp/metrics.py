@@ -41,6 +41,7 @@ class Metrics:
         self.webhook_seconds = Histogram(
             "kamiyo_webhook_processing_seconds", "Time from receiving a webhook to answering it.",
             ["event_type"], buckets=SECONDS_BUCKETS, registry=self.registry)
+        self._webhook_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.active_subscriptions = Gauge(
             "kamiyo_active_subscriptions", "Subscriptions that grant access now, by kind and tier.",
             ["kind", "tier"], registry=self.registry)
@@ -76,8 +77,13 @@ class Metrics:
 
     def observe_webhook(self, event_type: str, outcome: str, seconds: float) -> None:
         """Count one webhook delivery (the view's `on_delivery` hook)."""
-        self.webhook_deliveries.labels(event_type, outcome).inc()
-        self.webhook_seconds.labels(event_type).observe(seconds)
+        key = (event_type, outcome)  # bounded: Stripe's event types x our outcomes
+        children = self._webhook_children.get(key)
+        if children is None:  # a label lookup per delivery costs more than the count itself
+            children = self._webhook_children[key] = (self.webhook_deliveries.labels(event_type, outcome),
+                                                      self.webhook_seconds.labels(event_type))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_tool_call(self, tool: str, tier: str, outcome: str) -> None:
         """Count one tool call as the gate decided it (tier "none" when the call was refused unknown)."""

@@ -1,7 +1,11 @@
 """The SQLite store: the one shared truth of the billing authority (only store modules hold SQL).
 
-Three connections, each with its own thread:
+Four connections, each with its own thread:
 - `_write` (aiosqlite): billing state, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction at a time;
+- `_batch` (`BatchWriter`): billing state too, for webhook transactions (a group-committed batch of
+  events, a reconciliation's heals): the COMMIT (its fsync) in its thread, BEGIN (when the write
+  lock is free) and the dozens of short statements on the event loop's thread (see
+  sqlite_batch.py); it shares `_write`'s lock, so the process runs one write transaction at a time;
 - `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
   power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
   batch of calls in one short transaction (see call_counter.py);
@@ -29,7 +33,7 @@ import aiosqlite
 from billing.errors import StoreError
 from billing.quota import Windows
 from billing.store import migrations
-from billing.store.billing_sql import BillingSQL
+from billing.store.billing_sql import BillingSQL, WebhookTransaction
 from billing.store.call_counter import CallCounter
 from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
@@ -43,6 +47,7 @@ from billing.store.outbox_sql import OutboxSQL
 from billing.store.private_files import private_database_file
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
+from billing.store.sqlite_batch import BatchWriter
 from billing.store.sqlite_connection import FAILURES, SqliteConnection
 from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
@@ -50,6 +55,8 @@ from billing.tiers import DEFAULT_TIERS, TierTable
 
 BUSY_TIMEOUT_MS = 10_000
 WAL_ATTEMPTS = 40  # about 8 s of backoff in all
+BILLING_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                   "PRAGMA secure_delete = ON")
 
 class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, UpgradeSQL, MeterSQL,
                   ReconcileSQL, JobsSQL, OAuthSQL, OAuthGrantSQL):
@@ -58,13 +65,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection, on_loop: sqlite3.Connection | None = None,
+                 read: aiosqlite.Connection, batch: BatchWriter, on_loop: sqlite3.Connection | None = None,
                  tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
         self._on_loop = on_loop
+        self._batch = batch
         self._connections = (self._read, self._write)
         self._calls = CallCounter(usage, on_loop, tiers)
         self._write_lock = asyncio.Lock()
@@ -100,8 +108,16 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             for conn in opened:
                 await conn.close()
             raise
+        try:
+            batch = await BatchWriter.open(path, list(BILLING_PRAGMAS), busy_timeout_ms=BUSY_TIMEOUT_MS)
+        except BaseException:
+            on_loop.close()
+            await usage.close()
+            for conn in opened:
+                await conn.close()
+            raise
         write, read = opened
-        store = cls(path, write, usage, read, on_loop, tiers)
+        store = cls(path, write, usage, read, batch, on_loop, tiers)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -112,6 +128,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
         return store
 
     async def close(self) -> None:
+        await self._batch.close()
         await self._usage.close()
         if self._on_loop is not None:
             self._on_loop.close()
@@ -155,6 +172,17 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
                 with contextlib.suppress(StoreError):
                     await self._write.execute("ROLLBACK")
                 raise
+
+    @asynccontextmanager
+    async def webhook_transaction(self, now: int) -> AsyncIterator[WebhookTransaction]:
+        """One write transaction for a batch of events: everything in it commits together, or nothing
+        does; one trip to the database's thread (the COMMIT) whatever the number of statements.
+
+        Raises:
+            StoreError: SQLite refused the transaction, one of its statements or the commit.
+        """
+        async with self._write_lock, self._batch.transaction() as db:
+            yield WebhookTransaction(db, now)
 
     # ---- the per-call path -----------------------------------------------------------------
 

@@ -20,13 +20,18 @@ from billing.store.connection import Row
 FAILURES = (sqlite3.Error, ValueError)
 
 
+def store_error(exc: Exception) -> StoreError:
+    """SQLite's (or aiosqlite's) error `exc` as the store's (raise it `from exc`)."""
+    return StoreError(f"SQLite failed: {type(exc).__name__}: {exc}")
+
+
 @contextmanager
 def sqlite_errors() -> Iterator[None]:
     """Re-raise SQLite's (and aiosqlite's) errors as `StoreError` (the original is its cause)."""
     try:
         yield
     except FAILURES as exc:
-        raise StoreError(f"SQLite failed: {type(exc).__name__}: {exc}") from exc
+        raise store_error(exc) from exc
 
 
 class SqliteConnection:

@@ -69,6 +69,12 @@ class SQLiteThread:
         self._jobs.put((future, fn))
         return await future
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection itself, for a caller that runs statements on its own thread between two jobs
+        (see `sqlite_batch`): only while no job of its runs or waits here."""
+        return self._connection
+
     async def close(self) -> None:
         """Finish queued work, close the connection and stop the thread."""
         if self._closed:

@@ -13,8 +13,9 @@ still lets a replay find the claim.
 
 Group commit: deliveries that arrive while a transaction is being written wait and are then
 applied together, one savepoint each, in the next transaction, so that one fsync (the store
-writes billing state with synchronous=FULL) serves many events. Nobody is answered before the
-transaction holding their event has committed.
+writes billing state with synchronous=FULL) serves many events; the next batch's leader may wait
+a moment for the rest of its wave (`group_commit`). Nobody is answered before the transaction
+holding their event has committed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from billing.store import Store
 from billing.store.billing_sql import DONE_STATUSES, WebhookTransaction
 from billing.webhooks.context import Applied, EventContext, ignored
 from billing.webhooks.event import StripeEvent, parse_event
+from billing.webhooks.group_commit import GroupCommit
 from billing.webhooks.registry import HandlerRegistry, default_registry
 
 logger = logging.getLogger(__name__)
@@ -67,18 +69,28 @@ class WebhookProcessor:
         self._clock = clock
         self._queue: list[_Pending] = []
         self._writer = asyncio.Lock()
+        self._group = GroupCommit(max_batch=MAX_BATCH)
 
     async def process(self, event: StripeEvent, payload: str, *, source: str = "webhook") -> Outcome:
-        """Apply `event` (whose verified body is `payload`, delivered by `source`) unless it already was."""
-        if await self.store.event_status(event.id) in DONE_STATUSES:  # fast path; rechecked under the lock
-            return _duplicate(event)
+        """Apply `event` (whose verified body is `payload`, delivered by `source`) unless it already was.
+
+        A repeat is found inside the transaction (a repeat is rare; a read before it would cost every
+        event a trip to the store).
+        """
         item = _Pending(event, redact_session_ids(payload), source)
         self._queue.append(item)
-        while item.outcome is None:
-            async with self._writer:
-                if item.outcome is None:
-                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                    await self._apply(batch)
+        self._group.entered(len(self._queue))
+        try:
+            while item.outcome is None:
+                async with self._writer:
+                    if item.outcome is None:
+                        await self._group.gather(len(self._queue))
+                        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                        started = time.perf_counter()
+                        await self._apply(batch)
+                        self._group.committed(time.perf_counter() - started)
+        finally:
+            self._group.left()
         return item.outcome
 
     async def replay(self, event_id: str) -> Outcome:

@@ -6,7 +6,6 @@ from pydantic import Field
 
 from kamiyo_mcp.intel.answer_base import Answer
 
-
 # Booleans and counts are answers even when false or zero: they are required (always sent); only
 # fields that can be unknown are optional, and left out when they are.
 

@@ -6,12 +6,15 @@ from dataclasses import replace
 
 from billing.claims import (
     EMAIL_CLAIM_TTL_SECONDS,
+    REDACTED_SESSION_PREFIX,
     ClaimState,
     claim_hash,
     decide_redemption,
     is_claim_code,
     is_session_id,
     new_claim_code,
+    redact_session_ids,
+    session_claim_hash,
 )
 
 NOW = 1_900_000_000
@@ -80,3 +83,22 @@ def test_session_ids_are_recognised_by_shape() -> None:
 
 def test_an_emailed_claim_lasts_seven_days() -> None:
     assert EMAIL_CLAIM_TTL_SECONDS == 7 * 86_400
+
+
+def test_redaction_replaces_every_session_id_by_its_digest_and_leaves_the_rest_alone() -> None:
+    live, test = "cs_live_" + "a1" * 20, "cs_test_b2C3"
+    text = f'{{"id": "{live}", "note": "cs_ but no id; xcs_test_notasession", "ref": "{test}"}}'
+
+    redacted = redact_session_ids(text)
+
+    assert live not in redacted and test not in redacted
+    assert REDACTED_SESSION_PREFIX + claim_hash(live) in redacted
+    assert session_claim_hash(REDACTED_SESSION_PREFIX + claim_hash(test)) == claim_hash(test)
+    assert "cs_ but no id; xcs_test_notasession" in redacted  # not an id: a letter before it
+    assert redact_session_ids(redacted) == redacted
+
+
+def test_a_payload_naming_no_session_is_stored_exactly_as_received() -> None:
+    payload = '{"id": "evt_1", "object": {"id": "sub_1", "note": "cs_ test_ live_"}}'
+
+    assert redact_session_ids(payload) is payload
