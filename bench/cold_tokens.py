@@ -3,9 +3,9 @@
 A cold token is one the codec has not verified before: its decision pays the JWT verification.
 The floor is what no implementation can avoid, in one loop with no event loop or thread between
 the steps: `jwt.decode` + SHA-256 + one indexed SELECT of the token row. Our decision is
-`Authority.verify` (JWT once, SHA-256 once) + `Authority.admit` (the one store trip that admits,
-counts and reads the token's state), by one caller and by 64 concurrent callers (as a server
-serves them), each token decided once, with `count` distinct tokens.
+`Authority.verify` (JWT once, SHA-256 once) + `Authority.admit` (the one store trip that admits and
+counts the call, as for every tool but the account view), by one caller and by 64 concurrent
+callers (as a server serves them), each token decided once, with `count` distinct tokens.
 """
 
 from __future__ import annotations

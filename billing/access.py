@@ -48,28 +48,22 @@ UNAUTHENTICATED = frozenset(UNAUTHENTICATED_REASONS)
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The call is admitted and counted: the token's state as the deciding trip read it, and the
-    subscription's counts after this call (`decided_at` places them in their windows)."""
+    """The call is admitted and counted: the subscription's counts after this call (`decided_at` places
+    them in their windows), and, for a call that shows the account, the token's state as the deciding
+    trip read it."""
 
-    state: TokenState
+    subscription_id: str
     tier: Tier
     minute_used: int
     day_used: int
     decided_at: int
+    state: TokenState | None = None
     # The call's id (its meter event's identifier), whether it is billed as overage (past the daily
     # quota), and the subscription's overage calls this period (this one included) against its cap.
     call_id: str = ""
     metered: bool = False
     overage_used: int = 0
     overage_limit: int = 0
-
-    @property
-    def user_id(self) -> str:
-        return self.state.user_id
-
-    @property
-    def subscription_id(self) -> str:
-        return self.state.subscription_id
 
 
 @dataclass(frozen=True, slots=True)

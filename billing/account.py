@@ -15,7 +15,14 @@ from billing.quota import windows
 
 
 def account_status(grant: Grant, links: Links) -> dict[str, object]:
+    """The view; the grant must carry the account's state (admitted `with_account`).
+
+    Raises:
+        ValueError: the grant was admitted without the account's state (a wiring bug).
+    """
     state, tier, now = grant.state, grant.tier, grant.decided_at
+    if state is None:
+        raise ValueError("the call was admitted without the account's state")
     current = windows(now)
     return {
         "tier": tier.name,

@@ -112,23 +112,24 @@ class Authority:
         """
         return await self.identify(self.verify(token))
 
-    async def admit(self, credential: Credential, tool: str) -> Grant | Denial:
-        """Admit and count one call of `tool`, or say why not: one trip to the store decides, counts
-        and reads what the grant shows (or what the refusal explains)."""
+    async def admit(self, credential: Credential, tool: str, *, with_account: bool = False) -> Grant | Denial:
+        """Admit and count one call of `tool`, or say why not: one trip to the store decides and counts it
+        and reads what a refusal explains — and, `with_account`, what the account view shows."""
         now = self.now()
         needed = self.tiers.min_tier_for(tool)
         call_id = new_call_id()
         admission = await self.store.admit_call(credential.token_hash, now=now,
-                                                min_rank=int(needed.rank) if needed else 0, call_id=call_id)
+                                                min_rank=int(needed.rank) if needed else 0, call_id=call_id,
+                                                with_state=with_account)
         return await self._decision(admission, credential, tool, now, call_id)
 
-    async def authorize(self, token: str, tool: str) -> Grant | Denial:
+    async def authorize(self, token: str, tool: str, *, with_account: bool = True) -> Grant | Denial:
         """`admit(verify(token), tool)`, with a token that does not verify as a denial."""
         try:
             credential = self.verify(token)
         except InvalidTokenError as exc:
             return self.unverified(exc)
-        return await self.admit(credential, tool)
+        return await self.admit(credential, tool, with_account=with_account)
 
     def unverified(self, error: InvalidTokenError) -> Denial:
         """The refusal of a call whose token did not verify."""
@@ -161,9 +162,9 @@ class Authority:
     async def _decision(self, admission: Admission, credential: Credential, tool: str, now: int,
                         call_id: str) -> Grant | Denial:
         counted, state = admission.counted, admission.state
-        if counted is not None and state is not None:
-            return Grant(state, self.tiers[counted.tier], counted.minute_count, counted.day_count, now,
-                         call_id=call_id, metered=counted.metered, overage_used=counted.overage_count,
+        if counted is not None:
+            return Grant(counted.subscription_id, self.tiers[counted.tier], counted.minute_count, counted.day_count,
+                         now, state, call_id=call_id, metered=counted.metered, overage_used=counted.overage_count,
                          overage_limit=counted.overage_limit)
         denial = diagnose(state, tool=tool, now=now, links=self.links)
         if denial.code == DenialCode.RETRY:

@@ -7,7 +7,7 @@ a `tools/call` before the MCP server parses it) and the gate both ask `accepts` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -16,8 +16,9 @@ from mcp_types import Icon, ToolAnnotations
 
 
 class ToolCatalog:
-    def __init__(self) -> None:
+    def __init__(self, *, account_tools: Collection[str] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._account_tools = frozenset(account_tools)
 
     def add(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
@@ -27,6 +28,10 @@ class ToolCatalog:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tools)
+
+    def shows_account(self, name: str) -> bool:
+        """Whether the tool's answer is the account view (its call is admitted with the account's state)."""
+        return name in self._account_tools
 
     def accepts(self, name: str, arguments: Mapping[str, Any] | None) -> bool:
         """Whether `arguments` pass the input model of the tool `name` (as the SDK will check them)."""

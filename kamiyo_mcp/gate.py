@@ -127,7 +127,8 @@ class AuthorizationGate(Extension):
             if not self._catalog.accepts(name, params.arguments):
                 return await call_next(ctx)  # the SDK's validation error; nothing is counted
             try:
-                decision = await self._authority().admit(caller.credential, name)
+                decision = await self._authority().admit(caller.credential, name,
+                                                         with_account=self._catalog.shows_account(name))
             except StoreError:
                 # Fail closed, and say so: no call runs without a decision from the store.
                 logger.exception("tool %s: the store could not decide", name)
@@ -139,7 +140,8 @@ class AuthorizationGate(Extension):
                 return self._refuse(name, decision)
             credential = caller.credential
             answer = await self._upgrades.answer(ctx, params, decision,
-                                                 readmit=lambda: self._authority().admit(credential, name),
+                                                 readmit=lambda: self._authority().admit(
+                                                     credential, name, with_account=self._catalog.shows_account(name)),
                                                  refuse=lambda text, denial: self._refuse(name, denial, text))
             if not isinstance(answer, Grant):
                 return answer
@@ -184,7 +186,8 @@ class AuthorizationGate(Extension):
             self._on_call(name, "none", "missing_token")
             raise MCPError(code=REFUSED, message=self._missing_token_hint, data={"reason": "missing_token"})
         try:
-            decision = caller if isinstance(caller, Denial) else await self._authority().admit(caller.credential, name)
+            decision = caller if isinstance(caller, Denial) else await self._authority().admit(
+                caller.credential, name, with_account=self._catalog.shows_account(name))
         except StoreError:
             logger.exception("%s: the store could not decide", name)
             self._on_call(name, "none", "store_unavailable")

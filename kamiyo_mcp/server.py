@@ -55,7 +55,7 @@ def build_server(runtime: Runtime, caller: CallerSource, *, missing_token_hint: 
     `requestState` (2026-07-28) is sealed under a key derived from the server's JWT secret, so any
     process of a deployment accepts another's.
     """
-    catalog = ToolCatalog()
+    catalog = ToolCatalog(account_tools=account.ACCOUNT_TOOLS)
     gate = AuthorizationGate(lambda: runtime.authority, caller, catalog, missing_token_hint=missing_token_hint,
                              on_call=on_tool_call, upgrades=upgrades)
     server = KamiyoServer(

@@ -76,11 +76,15 @@ def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registr
         except SignatureError as exc:
             return reject(request, started, 400, "invalid_signature", f"the Stripe-Signature does not verify: {exc}")
         try:
-            event = parse_event(body)
+            text = body.decode("utf-8")  # what Stripe sends, and what is stored (json.loads would take UTF-16 too)
+            event = parse_event(text)
+        except UnicodeDecodeError:
+            observe("malformed", "invalid_payload", time.perf_counter() - started)
+            return error_response(400, "invalid_payload", "the signed body is not UTF-8 JSON")
         except MalformedEventError as exc:
             observe("malformed", "invalid_payload", time.perf_counter() - started)
             return error_response(400, "invalid_payload", f"the signed body is not a Stripe event: {exc}")
-        outcome = await processor().process(event, body.decode("utf-8"))  # parse_event proved it UTF-8 JSON
+        outcome = await processor().process(event, text)
         if outcome.status == "processed" and on_applied is not None:
             on_applied()
         elapsed = time.perf_counter() - started

@@ -1,41 +1,34 @@
-"""Admitting and counting tool calls on SQLite: one short write transaction per batch of calls.
+"""Admitting and counting tool calls on SQLite: one trip to the usage thread per batch of calls.
 
 A trip is one write transaction: the admit-and-count statement of `billing.store.call_sql` fed
 the batch as JSON, the meter events of the calls it metered (past the daily quota, with overage
-on), then one read of each batched token's state (what the grant shows, or why a call was refused),
-committed together. It is atomic across every process on the file. The calls that arrive during
-one turn of the event loop go together, so one commit serves them all.
+on), then one read of the token states the batch needs (why a call was refused, and what the
+account view shows for calls that asked for it), committed together. It is atomic across every
+process on the file. Calls that arrive while a trip runs wait and go together in the next one (a
+batch of one when the server is idle), so one thread hop and one commit serve them all.
 
-Where a batch runs, both ways exact:
-- on the event loop's own connection when the file's write lock is free at once (`busy_timeout =
-  0`): a trip is tens of microseconds of SQLite, less than handing it to a thread, whose every
-  SQLite step gives up the GIL and must win it back from a busy event loop. That connection never
-  checkpoints the WAL (a checkpoint can wait on the disk): every `CHECKPOINT_EVERY` of its commits,
-  a passive checkpoint is handed to the usage thread instead;
-- on the usage connection's own thread when the lock is taken (another process's write, a
-  webhook's transaction): waiting for it never blocks the event loop, and calls that arrive
-  meanwhile queue behind it and go together in its next trip.
+Why a thread, not the event loop: every SQLite step gives up the GIL, and while the incident
+store's reader threads are busy, winning it back can take milliseconds; on the usage thread that
+wait holds up only the calls of the batch, on the loop it would hold up every request (measured:
+bench/bench_core.py, search).
 
-Durability: counts alone may be lost to a power cut (both connections commit with
+Durability: counts alone may be lost to a power cut (the usage connection commits with
 `synchronous=NORMAL`, no fsync per call), but a meter event is billing state, so a trip that meters
-a call commits with `synchronous=FULL`, and only on the usage thread (an fsync never blocks the
-event loop): a trip on the loop's connection that finds a metered call rolls back and hands its
-batch to the thread. SQLite cannot change the mode inside a transaction, so a thread trip at NORMAL
-that finds one rolls back, switches and runs again (the re-run decides anew). While calls keep
-being metered the thread's connection stays at FULL; the first trip that meters nothing commits at
-FULL and switches back. No metered call returns (so no tool runs on it) before its event is on disk.
+a call commits with `synchronous=FULL`. SQLite cannot change the mode inside a transaction, so a
+trip at NORMAL that finds one rolls back, switches and runs again (the re-run decides anew). While
+calls keep being metered the connection stays at FULL; the first trip that meters nothing commits
+at FULL and switches back. No metered call returns (so no tool runs on it) before its event is on
+disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from billing.errors import StoreError
 from billing.quota import Windows, windows
 from billing.store.call_sql import (
     METER_EVENT_SQL,
@@ -52,11 +45,7 @@ from billing.store.records import Admission, CallCount, TokenState, new_call_id
 from billing.store.sqlite_thread import SQLiteThread
 from billing.tiers import DEFAULT_TIERS, TierTable
 
-logger = logging.getLogger(__name__)
-
 MAX_BATCH = 256
-CHECKPOINT_EVERY = 1000  # commits on the loop's connection between passive WAL checkpoints
-_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 CALLS_SOURCE = (
     "(SELECT CAST(key AS INTEGER) AS id, value ->> '$.h' AS hash, value ->> '$.n' AS now,"
@@ -73,105 +62,55 @@ class _Call:
     now: int
     min_rank: int
     call_id: str
+    with_state: bool
     result: asyncio.Future[Admission]
 
 
 @dataclass(slots=True)
 class _Durability:
-    """A connection's synchronous mode: FULL lets a trip meter calls (touched only where it runs)."""
+    """The usage connection's synchronous mode: FULL lets a trip meter calls (touched only on its thread)."""
 
     full: bool = False
-    may_switch: bool = True  # False on the loop's connection: its metered batches go to the thread
-
-
-class _Metered(Exception):
-    """The trip metered a call on a connection that must not fsync: it was rolled back."""
 
 
 _Outcome = tuple[dict[int, CallCount], dict[str, TokenState]]
 
 
 class CallCounter:
-    def __init__(self, usage: SQLiteThread, on_loop: sqlite3.Connection | None = None,
-                 tiers: TierTable = DEFAULT_TIERS) -> None:
-        self._usage = usage
-        self._on_loop = on_loop
-        self._consume = admit_and_count_sql(CALLS_SOURCE, tiers)
-        self._thread_mode = _Durability()
-        self._loop_mode = _Durability(may_switch=False)
-        self._queued: list[_Call] = []  # this turn of the loop's calls
-        self._flush: asyncio.Handle | None = None
-        self._waiting: list[_Call] = []  # calls for the usage thread (the write lock was taken)
-        self._worker: asyncio.Task[None] | None = None
-        self._since_checkpoint = 0
-        self._checkpoint: asyncio.Task[None] | None = None
+    """Batches concurrent `admit` calls into one trip to the usage connection's thread."""
 
-    async def admit(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
-        """Admit and count one call (`call_id` names its meter event if it is metered)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Admission] = loop.create_future()
-        self._queued.append(_Call(token_hash, now, min_rank, call_id or new_call_id(), future))
-        if self._flush is None:
-            self._flush = loop.call_soon(self._run_queued)
+    def __init__(self, usage: SQLiteThread, tiers: TierTable = DEFAULT_TIERS) -> None:
+        self._usage = usage
+        self._consume = admit_and_count_sql(CALLS_SOURCE, tiers)
+        self._mode = _Durability()
+        self._pending: list[_Call] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def admit(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "",
+                    with_state: bool = True) -> Admission:
+        """Admit and count one call (`call_id` names its meter event if it is metered); the token's state
+        comes back for a refusal, and for an admitted call `with_state`."""
+        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(token_hash, now, min_rank, call_id or new_call_id(), with_state, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
         return await future
 
     async def refund(self, subscription_id: str, counted_in: Windows) -> None:
         params = (counted_in.minute, counted_in.day, subscription_id)
         await self._usage.run(lambda conn: conn.execute(REFUND_SQL, params).close())
 
-    def _run_queued(self) -> None:
-        """Run this turn's calls on the loop's connection, or hand them to the thread when it cannot."""
-        self._flush = None
-        queued, self._queued = self._queued, []
-        for start in range(0, len(queued), MAX_BATCH):
-            batch = queued[start:start + MAX_BATCH]
-            if self._on_loop is None or self._waiting or not self._run_on_loop(batch):
-                self._wait_in_thread(batch)
-
-    def _run_on_loop(self, batch: list[_Call]) -> bool:
-        """Whether the batch ran (and its callers have their answers); False when the lock is taken."""
-        assert self._on_loop is not None
-        try:
-            outcome = _trip(batch, self._consume, self._loop_mode)(self._on_loop)
-        except _Metered:
-            return False
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in _BUSY:  # the primary code of an extended one
-                return False
-            _fail(batch, StoreError(f"SQLite failed: OperationalError: {exc}"))
-            return True
-        except sqlite3.Error as exc:
-            _fail(batch, StoreError(f"SQLite failed: {type(exc).__name__}: {exc}"))
-            return True
-        _answer(batch, outcome)
-        self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
-            self._since_checkpoint = 0
-            self._checkpoint = asyncio.get_running_loop().create_task(self._passive_checkpoint())
-        return True
-
-    def _wait_in_thread(self, batch: list[_Call]) -> None:
-        self._waiting.extend(batch)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._drain())
-
     async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                outcome = await self._usage.run(_trip(batch, self._consume, self._thread_mode))
+                outcome = await self._usage.run(_trip(batch, self._consume, self._mode))
             except BaseException as exc:  # every waiter learns of the failure; none hangs
                 _fail(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
             _answer(batch, outcome)
-
-    async def _passive_checkpoint(self) -> None:
-        try:
-            await self._usage.run(lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").close())
-        except StoreError:  # the next one will try again; the WAL only grows meanwhile
-            logger.exception("passive WAL checkpoint failed")
 
 
 def _answer(batch: list[_Call], outcome: _Outcome) -> None:
@@ -188,8 +127,10 @@ def _fail(batch: list[_Call], error: BaseException) -> None:
 
 
 def _trip(batch: list[_Call], consume: str, mode: _Durability) -> Callable[[sqlite3.Connection], _Outcome]:
+    """The batch's trip. Only the states the batch needs are read (the calls that asked for theirs, and
+    every refused one): for most tools a trip is one statement inside its transaction, and the fewer
+    SQLite calls, the fewer times the GIL changes hands."""
     payload = json.dumps([_as_json(call) for call in batch])
-    hashes = json.dumps(sorted({call.token_hash for call in batch}))
 
     def count(conn: sqlite3.Connection) -> dict[int, CallCount]:
         conn.execute("BEGIN IMMEDIATE")
@@ -201,8 +142,6 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability) -> Callable[[sqli
             metered = any(c.metered for c in counted.values())
             if metered and not mode.full:
                 conn.execute("ROLLBACK")
-                if not mode.may_switch:
-                    raise _Metered
                 _set_full(conn, mode, True)
                 counted = count(conn)
                 metered = any(c.metered for c in counted.values())
@@ -210,7 +149,8 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability) -> Callable[[sqli
                 (batch[index].call_id, c.subscription_id, batch[index].now, c.overage_period,
                  batch[index].now + METER_SETTLE_SECONDS)
                 for index, c in counted.items() if c.metered])
-            read = conn.execute(STATES_SQL, {"hashes": hashes}).fetchall()
+            wanted = sorted({call.token_hash for i, call in enumerate(batch) if call.with_state or i not in counted})
+            read = conn.execute(STATES_SQL, {"hashes": json.dumps(wanted)}).fetchall() if wanted else []
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -121,9 +121,11 @@ class PostgresStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, U
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one round trip; a
-        metered call's meter event (identifier `call_id`) is written by the same statement."""
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "",
+                         with_state: bool = True) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state, in one round trip (whatever
+        `with_state` says: in the same statement it costs next to nothing); a metered call's meter event
+        (identifier `call_id`) is written by the same statement."""
         return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
 
     async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,

@@ -63,7 +63,8 @@ class CallCount:
 @dataclass(frozen=True, slots=True)
 class Admission:
     """One trip's answer for one call: its counts when it was admitted and counted (else None), and
-    the token's state as read in the same trip (None: no such token)."""
+    the token's state as read in the same trip — always for a refused call (None: no such token), for
+    an admitted one when it was asked for."""
 
     counted: CallCount | None
     state: TokenState | None

@@ -7,8 +7,8 @@ Four connections, each with its own thread:
   lock is free) and the dozens of short statements on the event loop's thread (see
   sqlite_batch.py); it shares `_write`'s lock, so the process runs one write transaction at a time;
 - `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
-  power cut is harmless, an fsync per tool call is not); each trip admits, counts and reads back a
-  batch of calls in one short transaction (see call_counter.py);
+  power cut is harmless, an fsync per tool call is not); each trip admits and counts a batch of
+  calls and reads back the states it needs (see call_counter.py);
 - `_read` (aiosqlite): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
@@ -65,16 +65,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     dialect = "sqlite"
 
     def __init__(self, path: Path, write: aiosqlite.Connection, usage: SQLiteThread,
-                 read: aiosqlite.Connection, batch: BatchWriter, on_loop: sqlite3.Connection | None = None,
-                 tiers: TierTable = DEFAULT_TIERS) -> None:
+                 read: aiosqlite.Connection, batch: BatchWriter, tiers: TierTable = DEFAULT_TIERS) -> None:
         self.path = path
         self._write = SqliteConnection(write)
         self._read = SqliteConnection(read)
         self._usage = usage
-        self._on_loop = on_loop
         self._batch = batch
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage, on_loop, tiers)
+        self._calls = CallCounter(usage, tiers)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -102,22 +100,14 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
                 await conn.close()
             raise
         try:
-            on_loop = await asyncio.to_thread(_connect_on_loop, path)
-        except BaseException:
-            await usage.close()
-            for conn in opened:
-                await conn.close()
-            raise
-        try:
             batch = await BatchWriter.open(path, list(BILLING_PRAGMAS), busy_timeout_ms=BUSY_TIMEOUT_MS)
         except BaseException:
-            on_loop.close()
             await usage.close()
             for conn in opened:
                 await conn.close()
             raise
         write, read = opened
-        store = cls(path, write, usage, read, batch, on_loop, tiers)
+        store = cls(path, write, usage, read, batch, tiers)
         try:
             if await migrations.apply(store.transaction, store.dialect, now=int(time.time())):
                 # A migration may have cleared stored values: leave none of their old pages in the WAL.
@@ -130,8 +120,6 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
     async def close(self) -> None:
         await self._batch.close()
         await self._usage.close()
-        if self._on_loop is not None:
-            self._on_loop.close()
         for conn in self._connections:
             await conn.close()
 
@@ -186,10 +174,13 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
 
     # ---- the per-call path -----------------------------------------------------------------
 
-    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "") -> Admission:
-        """Admit and count one tool call (or not), and read its token's state, in one trip; a metered
-        call's meter event (identifier `call_id`) is written in the same transaction."""
-        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id)
+    async def admit_call(self, token_hash: str, *, now: int, min_rank: int, call_id: str = "",
+                         with_state: bool = True) -> Admission:
+        """Admit and count one tool call (or not), and read its token's state (for a refusal always, else
+        `with_state`), in one trip; a metered call's meter event (identifier `call_id`) is written in the
+        same transaction."""
+        return await self._calls.admit(token_hash, now=now, min_rank=min_rank, call_id=call_id,
+                                       with_state=with_state)
 
     async def refund_call(self, subscription_id: str, counted_in: Windows, *, metered_call: str | None = None,
                           now: int = 0) -> None:
@@ -199,26 +190,6 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             await self.refund_metered_call(subscription_id, counted_in, metered_call, now=now)
             return
         await self._calls.refund(subscription_id, counted_in)
-
-def _connect_on_loop(path: Path) -> sqlite3.Connection:
-    """The call counter's connection for the event loop: it never waits for a lock (`busy_timeout = 0`:
-    a taken lock sends the call to the usage thread) and never checkpoints (that can wait on the disk).
-
-    Raises:
-        StoreError: the file cannot be opened.
-    """
-    try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
-    try:
-        for pragma in ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"):
-            conn.execute(f"PRAGMA {pragma}")
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"cannot use the SQLite database at {path}: {exc}") from None
-    return conn
-
 
 async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     try:

@@ -90,7 +90,8 @@ class BearerAuth:
         identity: Identity | None = None
         try:
             if call is not None and self._catalog.accepts(call.name, call.arguments):
-                decision = await authority.admit(credential, call.name)
+                decision = await authority.admit(credential, call.name,
+                                                 with_account=self._catalog.shows_account(call.name))
                 if isinstance(decision, Denial) and decision.code in UNAUTHENTICATED:
                     await self._unauthorized(send, UNAUTHENTICATED_REASONS[decision.code], with_error=True)
                     return

@@ -11,6 +11,9 @@ from kamiyo_mcp.gate import current_grant
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.tools.account_answer import AccountStatus, render_account
 
+# Tools whose answer is the account view: their calls are admitted with the account's state.
+ACCOUNT_TOOLS = frozenset({"get_account_status"})
+
 
 def register(server: MCPServer[Any], runtime: Runtime) -> list[str]:
     @server.tool(

@@ -24,7 +24,7 @@ STRIPE_STATE = replace(GRANT_STATE, subscription_id="sub_1", kind="stripe", stri
 
 
 def grant(state: TokenState, minute_used: int = 3, day_used: int = 40) -> Grant:
-    return Grant(state, TIERS[state.tier], minute_used, day_used, NOW)
+    return Grant(state.subscription_id, TIERS[state.tier], minute_used, day_used, NOW, state)
 
 
 def test_the_status_is_a_view_of_the_grant_after_this_call() -> None:

@@ -41,7 +41,8 @@ async def test_an_operator_grant_authorizes_calls_at_its_tier(authority: Authori
     assert decision.tier.name == "team"
     assert (decision.minute_used, decision.day_used) == (1, 1)
     assert (decision.tier.calls_per_minute, decision.tier.calls_per_day) == (120, 10_000)
-    assert decision.state.email == "ann@example.com" and decision.subscription_id == issued.subscription_id
+    assert decision.state is not None and decision.state.email == "ann@example.com"
+    assert decision.subscription_id == issued.subscription_id
     [row] = await authority.list_tokens("ann@example.com")
     assert row.email == "ann@example.com" and row.token_id == issued.token_id
 
@@ -172,6 +173,19 @@ async def test_account_status_reports_usage_and_limits(authority: Authority) -> 
     assert status["tier"] == "team"
     assert status["usage"]["calls_this_minute"] == 2 and status["usage"]["calls_left_today"] == 9_998  # type: ignore[index]
     assert status["subscription"]["kind"] == "operator_grant"  # type: ignore[index]
+
+
+async def test_a_call_that_does_not_show_the_account_is_admitted_without_reading_it(authority: Authority) -> None:
+    issued = await authority.issue_grant("lean@example.com", "team")
+    lean = await authority.admit(authority.verify(issued.token), "search_crypto_exploits")
+    assert isinstance(lean, Grant) and lean.state is None and (lean.minute_used, lean.tier.name) == (1, "team")
+    with pytest.raises(ValueError, match="account"):
+        authority.account_status(lean)
+    shown = await authority.admit(authority.verify(issued.token), "get_account_status", with_account=True)
+    assert isinstance(shown, Grant) and shown.state is not None and shown.minute_used == 2
+    await authority.revoke(issued.token_id)
+    refused = await authority.admit(authority.verify(issued.token), "search_crypto_exploits")
+    assert isinstance(refused, Denial) and refused.code == "token_revoked"  # a refusal always reads the state
 
 
 async def test_concurrent_calls_of_different_tiers_and_tools_are_each_decided_on_their_own(
