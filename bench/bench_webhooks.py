@@ -5,11 +5,13 @@
    4 senders, p99 < 20 ms), side by side, in interleaved rounds, with the floor: an endpoint of the
    same server (same app, middleware and route kind) that only verifies the signature and parses
    the event; and what verifying and parsing cost in-process, with no HTTP at all;
-2. revocation staleness: with MCP sessions calling a tool in a loop, how many calls that were sent
+2. where the time goes, in-process: the processor against the floor of its own transactions replayed
+   raw (the same SQL in the same transactions, fsync included; see webhook_transaction.py);
+3. revocation staleness: with MCP sessions calling a tool in a loop, how many calls that were sent
    after a `customer.subscription.deleted` was answered 200 are still granted (goal: 0).
 
     python bench/bench_webhooks.py [--events 3000] [--concurrency 4] [--throughput-rounds 5] [--rounds 20]
-                                   [--callers 4]
+                                   [--callers 4] [--tx-rounds 7] [--tx-events 900]
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def serve(port: int) -> None:
         started = time.perf_counter()
         body = await request.body()
         verify_signature(body, request.headers["stripe-signature"], SECRET, tolerance=300)
-        event = parse_event(body)
+        event = parse_event(body.decode("utf-8"))
         return JSONResponse({"status": "verified", "message": "not applied", "event_id": event.id,
                              "event_type": event.type,
                              "processing_time_ms": round((time.perf_counter() - started) * 1000, 3)})
@@ -205,7 +207,7 @@ def verify_parse_in_process(seconds: float = 1.0) -> float:
     while time.perf_counter() - started < seconds:
         for body, header in bodies:
             verify_signature(body, header, SECRET, tolerance=300)
-            parse_event(body)
+            parse_event(body.decode("utf-8"))
         done += len(bodies)
     return done / (time.perf_counter() - started)
 
@@ -306,7 +308,7 @@ async def staleness(url: str, db: Path, env: dict[str, str], rounds: int, caller
             for i, value in enumerate(await staleness_round(url, http, db, env, f"s{r}", callers)):
                 totals[i] += value
     stale, granted_before, refused_after = totals
-    print(f"2. revocation staleness over {rounds} deletions, {callers} MCP sessions calling in a loop each:")
+    print(f"3. revocation staleness over {rounds} deletions, {callers} MCP sessions calling in a loop each:")
     print(f"   {stale} calls granted after the deletion's 200 (goal 0); {granted_before} granted before it, "
           f"{refused_after} refused after it")
 
@@ -327,6 +329,13 @@ async def run(args: argparse.Namespace) -> None:
                   f"start{busy}; server: the kamiyo app in uvicorn (one process, as `serve` runs it), "
                   "load client in another")
             await throughput(port, server.pid, args.events, args.concurrency, args.throughput_rounds)
+            if args.tx_rounds:
+                from webhook_transaction import transaction_floor
+
+                from kamiyo_mcp.settings import load_settings
+
+                await transaction_floor(load_settings(env).billing, lifecycles, events=args.tx_events,
+                                        rounds=args.tx_rounds, senders=args.concurrency)
             await staleness(url, db, env, args.rounds, args.callers)
         finally:
             server.terminate()
@@ -341,6 +350,8 @@ def main() -> None:
     parser.add_argument("--throughput-rounds", type=int, default=5, help="interleaved rounds of floor and kamiyo")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--callers", type=int, default=4)
+    parser.add_argument("--tx-rounds", type=int, default=7, help="alternating rounds of processor and raw replay")
+    parser.add_argument("--tx-events", type=int, default=900, help="events per round of the in-process comparison")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)

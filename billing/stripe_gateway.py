@@ -199,6 +199,21 @@ class StripeGateway:
         params: SubscriptionUpdateParams = {"metadata": metadata}
         return await self._call(self._client.v1.subscriptions.update_async(subscription_id, params=params))
 
+    async def change_subscription_price(self, subscription_id: str, item_id: str, price_id: str,
+                                        idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/subscriptions/{id}: item `item_id` moves to `price_id`, the prorated difference invoiced
+        now and the change applied only once that invoice is paid (`pending_if_incomplete`).
+
+        Raises:
+            StripeGatewayError: Stripe refused it or could not be reached.
+        """
+        params: SubscriptionUpdateParams = {"items": [{"id": item_id, "price": price_id}],
+                                            "proration_behavior": "always_invoice",
+                                            "payment_behavior": "pending_if_incomplete"}
+        options: RequestOptions = {"idempotency_key": idempotency_key}
+        return await self._call(self._client.v1.subscriptions.update_async(subscription_id, params=params,
+                                                                           options=options))
+
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
         """GET /v1/subscriptions/{id}. Raises StripeGatewayError (``not_found`` if unknown)."""
         return await self._call(self._client.v1.subscriptions.retrieve_async(subscription_id))

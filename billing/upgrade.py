@@ -9,8 +9,12 @@ A link is a 256-bit code whose SHA-256 is stored (like claims), bound to one sub
 target tier, usable once within 30 minutes, and never carries the MCP token: whoever holds the
 link may only upgrade the subscription it names. Following it opens Stripe's customer portal on
 the `subscription_update_confirm` flow for the target tier's price, which returns to
-`/billing/upgraded` ("done — retry your request"); an operator grant has no Stripe subscription,
-so it opens Checkout for the target tier instead (a new subscription, its token on the success page).
+`/billing/upgraded` ("done — retry your request"). Stripe's portal cannot update a subscription with
+more than one item, so one that also carries the metered overage price is changed through the API
+instead, once the customer confirmed on our page (the prorated difference invoiced at once, the
+change applied only when it is paid); an operator grant has no Stripe subscription,
+so it opens Checkout for the target tier instead (a new subscription, its token on the success page;
+the session names the link in its metadata, and `checkout.session.completed` completes the link).
 The `customer.subscription.updated` webhook then completes the link and the next call runs at the
 new tier.
 """
@@ -43,6 +47,8 @@ LINK_TTL_SECONDS = 30 * 60
 # A link shown again (the same refusal repeated) keeps at least this long to live.
 REUSE_MIN_SECONDS = 20 * 60
 CODE_BYTES = 32
+# The Checkout Session's metadata key naming the link it was opened from (an operator grant's upgrade).
+LINK_METADATA_KEY = "upgrade_link"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 
@@ -56,12 +62,17 @@ class LinkRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IssuedLink:
-    """A link to put in a refusal (its `url` holds the code: show it to the customer only)."""
+    """A link to put in a refusal (its `url` holds the code: show it to the customer only).
+
+    `new_subscription`: following it buys a new subscription through Checkout (an operator grant's
+    link), whose token comes on the page after payment: the refused token itself is not upgraded.
+    """
 
     url: str
     link_id: str
     target_tier: str
     expires_at: int
+    new_subscription: bool = False
 
 
 class UpgradeLinks:
@@ -95,7 +106,10 @@ class UpgradeLinks:
         link_id = await self.store.create_upgrade_link(subscription_id=subscription_id, target_tier=target_tier,
                                                        reason=reason, code_hash=claim_hash(code), now=now,
                                                        expires_at=expires_at)
-        issued = IssuedLink(f"{self._base}{UPGRADE_PATH}?code={quote(code)}", link_id, target_tier, expires_at)
+        stored = await self.store.upgrade_link(claim_hash(code))
+        new_subscription = stored is not None and (stored.kind != "stripe" or not stored.stripe_subscription_id)
+        issued = IssuedLink(f"{self._base}{UPGRADE_PATH}?code={quote(code)}", link_id, target_tier, expires_at,
+                            new_subscription)
         if len(self._recent) > 10_000:
             self._recent = {k: v for k, v in self._recent.items() if v[1].expires_at > now}
         self._recent[key] = (code, issued)
@@ -169,6 +183,8 @@ class UpgradeLinks:
             raise LinkRefused(409, "no_plan_item", "This subscription has no KAMIYO plan to change. Contact support.")
         price = self._config.price_for_tier(link.target_tier)
         assert price is not None
+        if len((subscription.get("items") or {}).get("data") or []) > 1:
+            return await self._change_directly(link, item_id, price, gateway)
         flow: SessionCreateParamsFlowData = {
             "type": "subscription_update_confirm",
             "subscription_update_confirm": {
@@ -180,6 +196,18 @@ class UpgradeLinks:
         portal = await gateway.create_portal_session(link.stripe_customer_id, f"{self._base}/pricing", flow_data=flow)
         return str(portal["url"])
 
+    async def _change_directly(self, link: UpgradeLink, item_id: str, price: str, gateway: StripeGateway) -> str:
+        """A subscription the portal cannot update (it carries the overage item too): the API changes
+        its plan item; the page the customer confirmed on said what Stripe charges."""
+        assert link.stripe_subscription_id is not None and link.used_at is not None
+        changed = await gateway.change_subscription_price(link.stripe_subscription_id, item_id, price,
+                                                          f"upgrade-{link.link_id}-{link.used_at}")
+        if changed.get("pending_update"):
+            raise LinkRefused(402, "payment_incomplete", "Stripe could not take the payment for the upgrade, so "
+                              "your plan is unchanged. Update your payment method (get_account_status has the "
+                              "billing link), then use this link again.")
+        return self.done_url(link.target_tier)
+
     async def _checkout(self, link: UpgradeLink, gateway: StripeGateway) -> str:
         """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""
         price = self._config.price_for_tier(link.target_tier)
@@ -190,7 +218,7 @@ class UpgradeLinks:
             "success_url": f"{self._base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{self._base}/pricing",
             "client_reference_id": link.user_id,
-            "metadata": {"tier": link.target_tier},
+            "metadata": {"tier": link.target_tier, LINK_METADATA_KEY: link.link_id},
             "subscription_data": {"metadata": {"tier": link.target_tier}},
             "allow_promotion_codes": True,
             "billing_address_collection": "required",

@@ -12,6 +12,10 @@
   (bounded) the call itself runs.
 - Every other client gets the link in the tool error's text.
 
+An operator grant's link buys a new subscription through Checkout (`IssuedLink.new_subscription`):
+its token comes on the page after payment, and the refused token stays on its grant's tier, so the
+words say so and no call waits to run on the refused token once the purchase completes.
+
 The elicitation id is the link's id (never its code). `UpgradeNotices` is one background task per
 process that watches the store for completed links (cross-process: any process may receive the
 webhook) and wakes the calls waiting for them.
@@ -50,6 +54,8 @@ logger = logging.getLogger(__name__)
 Mode = Literal["input_required", "elicit", "text"]
 INPUT_KEY = "upgrade"
 STATE_PREFIX = "kamiyo-upgrade:"
+# The request state of an operator grant's link (Checkout for a new subscription): its retry never runs.
+STATE_PREFIX_NEW = "kamiyo-subscribe:"
 WAIT_SECONDS = 20.0
 POLL_SECONDS = 0.5
 
@@ -66,6 +72,9 @@ def prompt_mode(ctx: ServerRequestContext[Any, Any]) -> Mode:
 
 
 def elicitation_message(reason: str, link: IssuedLink) -> str:
+    if link.new_subscription:
+        return (f"{reason} Open this page to subscribe to the {link.target_tier} tier in two clicks (a one-time "
+                "link, no sign-in); the page after payment gives you its token, to use in place of this one.")
     return (f"{reason} Open this page to upgrade your subscription to {link.target_tier} in two clicks (a one-time "
             "link, no sign-in); your request runs once Stripe confirms.")
 
@@ -73,24 +82,29 @@ def elicitation_message(reason: str, link: IssuedLink) -> str:
 def input_required(link: IssuedLink, message: str) -> InputRequiredResult:
     """The 2026-07-28 answer: ask for the URL elicitation, and remember which link on the retry."""
     request = ElicitRequest(params=ElicitRequestURLParams(message=message, url=link.url))
-    return InputRequiredResult(input_requests={INPUT_KEY: request}, request_state=STATE_PREFIX + link.link_id)
+    prefix = STATE_PREFIX_NEW if link.new_subscription else STATE_PREFIX
+    return InputRequiredResult(input_requests={INPUT_KEY: request}, request_state=prefix + link.link_id)
 
 
 @dataclass(frozen=True, slots=True)
 class UpgradeRetry:
-    """A 2026-07-28 retry after our URL elicitation: which link, and whether the user went ahead."""
+    """A 2026-07-28 retry after our URL elicitation: which link, whether the user went ahead, and
+    whether the link bought a new subscription (then the refused token is not upgraded)."""
 
     link_id: str
     accepted: bool
+    new_subscription: bool = False
 
 
 def upgrade_retry(params: CallToolRequestParams) -> UpgradeRetry | None:
     """The retry of a call we answered with `input_required`, or None for any other call."""
-    state = params.request_state
-    if not state or not state.startswith(STATE_PREFIX):
+    state = params.request_state or ""
+    prefix = next((p for p in (STATE_PREFIX, STATE_PREFIX_NEW) if state.startswith(p)), None)
+    if prefix is None:
         return None
     answer = (params.input_responses or {}).get(INPUT_KEY)
-    return UpgradeRetry(state.removeprefix(STATE_PREFIX), getattr(answer, "action", None) == "accept")
+    return UpgradeRetry(state.removeprefix(prefix), getattr(answer, "action", None) == "accept",
+                        prefix == STATE_PREFIX_NEW)
 
 
 @dataclass(slots=True)
@@ -188,6 +202,12 @@ class UpgradeOffers:
         """What to answer a refused call: a grant when the upgrade went through meanwhile (the call runs),
         else a URL elicitation or the refusal with its link."""
         retry = upgrade_retry(params)
+        if retry is not None and retry.new_subscription:
+            # A grant's purchase: the call cannot run on this token, whether or not the purchase is done.
+            if retry.accepted:
+                done = await self.notices.wait(retry.link_id, int(self.notices.now() + self._wait), self._wait)
+                return refuse(_bought_sentence(denial, done), denial)
+            return refuse(await self._with_link(denial), denial)
         if retry is not None:
             # The client answered our input request: once the upgrade's webhook lands, the call runs.
             if retry.accepted and await self.notices.wait(retry.link_id, int(self.notices.now() + self._wait),
@@ -212,6 +232,9 @@ class UpgradeOffers:
             except (MCPError, RuntimeError, OSError):
                 logger.info("upgrade %s: the client could not take the URL elicitation", link.link_id)
                 return refuse(text, denial)
+            if answer.action == "accept" and link.new_subscription:
+                self.notices.watch(link, ctx.session)  # told when the purchase completes; this call cannot run
+                return refuse(_bought_sentence(denial, False, link), denial)
             if answer.action == "accept":
                 self.notices.watch(link, ctx.session)
                 if await self.notices.wait(link.link_id, link.expires_at, self._wait):
@@ -219,6 +242,8 @@ class UpgradeOffers:
                     if isinstance(decision, Grant):
                         return decision
                     return refuse(await self._with_link(decision), decision)
+                return refuse(f"{denial.message} Finish the upgrade on the page that opened ({link.url}); once "
+                              "Stripe confirms it you will be told, and your request can be retried.", denial)
         return refuse(text, denial)
 
     async def _issue(self, denial: Denial) -> IssuedLink | None:
@@ -238,5 +263,19 @@ class UpgradeOffers:
 
 
 def _link_sentence(link: IssuedLink) -> str:
+    if link.new_subscription:
+        return (f"Subscribe to the {link.target_tier} tier in two clicks: {link.url} (a one-time link, valid 30 "
+                "minutes, no sign-in needed). The page after payment shows your new token: use it in place of this "
+                "one (this token stays on its current tier), then retry your request.")
     return (f"Upgrade to {link.target_tier} in two clicks: {link.url} (a one-time link, valid 30 minutes, no "
             "sign-in needed), then retry your request.")
+
+
+def _bought_sentence(denial: Denial, done: bool, link: IssuedLink | None = None) -> str:
+    """The refusal of a grant's call after its user went to Checkout: this token cannot run it."""
+    if done:
+        return (f"{denial.message} Your new subscription is active: use the token from the page after payment "
+                "(or the claim link in your email) in place of this one, then retry your request.")
+    where = f" ({link.url})" if link is not None else ""
+    return (f"{denial.message} Finish the purchase on the page that opened{where}; the page after payment shows "
+            "your new token. Use it in place of this one, then retry your request.")

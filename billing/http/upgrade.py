@@ -2,6 +2,7 @@
 
     GET  /billing/upgrade?code=…    what the link changes, and a "Continue to Stripe" button
     POST /billing/upgrade           (form: code) uses the link once → 303 to Stripe's portal flow or Checkout
+                                    (or, for a plan the portal cannot change, changes it → 303 to the done page)
     GET  /billing/upgraded?tier=…   where Stripe returns: done, retry the request in Claude
 
 No sign-in: the link's code is the proof. Pages are `no-store`, send no referrer (the query holds
@@ -69,7 +70,13 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         if target and current:
             rows.append(("Calls per day", f"{current.calls_per_day:,} → {target.calls_per_day:,}"))
         details = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
-        if link.kind == "stripe":
+        button = "Continue to Stripe"
+        if link.kind == "stripe" and link.overage_item_id is not None:
+            button = "Upgrade now"
+            how = ("Your plan also carries metered overage, so the change is made here: pressing the button "
+                   "invoices the prorated difference for the rest of this billing period to your payment method "
+                   "on file, and the new plan applies once that is paid. Metered overage stays on.")
+        elif link.kind == "stripe":
             how = ("Stripe shows the prorated amount and asks you to confirm the change. Nothing changes until you "
                    "confirm.")
         else:
@@ -79,7 +86,7 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         body = (f'<section class="plan-change" aria-label="Plan change"><dl>{details}</dl><p>{how}</p>'
                 f'<form class="inline" method="post" action="{UPGRADE_PATH}">'
                 f'<input type="hidden" name="code" value="{escape(code, quote=True)}">'
-                '<button type="submit" class="primary">Continue to Stripe</button></form></section>'
+                f'<button type="submit" class="primary">{button}</button></form></section>'
                 f'<p class="small">This link works once, until {expiry}. It never shows or needs your token.</p>')
         return _page(f"Upgrade to {link.target_tier}", body)
 
@@ -98,8 +105,8 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         except LinkRefused as refused:
             return _refusal(refused)
         except StripeGatewayError as exc:
-            return _page("Stripe did not answer", f"<p>Stripe could not open the page ({escape(exc.message)}). Your "
-                         "link still works: go back and press the button again.</p>", status=502)
+            return _page("Stripe did not answer", f"<p>Stripe could not make the change ({escape(exc.message)}). "
+                         "Your link still works: go back and press the button again.</p>", status=502)
         except StoreError:
             return _unavailable()
         return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store",

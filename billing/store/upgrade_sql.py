@@ -3,7 +3,8 @@
 `UpgradeSQL` is mixed into the store classes. Only the SHA-256 of a link's code is stored; a link
 is used once (`use_upgrade_link` is the single-use check: one UPDATE that only an unused, unexpired
 link passes), and completed by the webhook that shows its subscription at the target tier
-(`complete_upgrade_links`, inside that webhook's transaction).
+(`complete_upgrade_links`, inside that webhook's transaction), or, for an operator grant's link,
+by the `checkout.session.completed` of the Checkout it opened (`complete_bought_upgrade_link`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ PURGE_AFTER_SECONDS = 7 * 24 * 3600
 _LINK_SQL = """
 SELECT l.link_id, l.subscription_id, l.target_tier, l.reason, l.created_at, l.expires_at, l.used_at,
        l.completed_at, s.kind, s.stripe_subscription_id, c.stripe_customer_id, c.email, s.user_id, s.tier,
-       s.status
+       s.status, s.overage_item_id
 FROM upgrade_links AS l
 JOIN subscriptions AS s ON s.subscription_id = l.subscription_id
 JOIN customers AS c ON c.user_id = s.user_id
@@ -46,6 +47,7 @@ class UpgradeLink:
     user_id: str
     tier: str
     status: str
+    overage_item_id: str | None = None  # the subscription also carries the metered overage price
 
 
 async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Sequence[str], *, now: int) -> list[str]:
@@ -57,6 +59,22 @@ async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Se
     rows = await db.execute_fetchall(
         f"UPDATE upgrade_links SET completed_at = ? WHERE subscription_id = ? AND completed_at IS NULL"
         f" AND target_tier IN ({marks}) RETURNING link_id", (now, subscription_id, *tiers))
+    return [str(row[0]) for row in rows]
+
+
+async def complete_bought_upgrade_link(db: Connection, link_id: str, user_id: str, tiers: Sequence[str], *,
+                                       now: int) -> list[str]:
+    """Inside the open transaction `db`: the Checkout opened from link `link_id` (an operator grant's
+    upgrade) bought `user_id` a subscription on one of `tiers`; the link is done if it is that
+    user's, to one of those tiers. Returns its id (the elicitation to report complete), or nothing."""
+    if not tiers:
+        return []
+    marks = ", ".join("?" for _ in tiers)
+    rows = await db.execute_fetchall(
+        f"UPDATE upgrade_links SET completed_at = ? WHERE link_id = ? AND completed_at IS NULL"
+        f" AND target_tier IN ({marks}) AND subscription_id IN"
+        f" (SELECT subscription_id FROM subscriptions WHERE user_id = ?) RETURNING link_id",
+        (now, link_id, *tiers, user_id))
     return [str(row[0]) for row in rows]
 
 
@@ -112,7 +130,7 @@ def _link(row: Row) -> UpgradeLink:
         link_id=str(row[0]), subscription_id=str(row[1]), target_tier=str(row[2]), reason=str(row[3]),
         created_at=int(row[4]), expires_at=int(row[5]), used_at=_int(row[6]), completed_at=_int(row[7]),
         kind=str(row[8]), stripe_subscription_id=_str(row[9]), stripe_customer_id=_str(row[10]), email=str(row[11]),
-        user_id=str(row[12]), tier=str(row[13]), status=str(row[14]),
+        user_id=str(row[12]), tier=str(row[13]), status=str(row[14]), overage_item_id=_str(row[15]),
     )
 
 

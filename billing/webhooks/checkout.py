@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from billing.access import ENTITLED_STATUSES
 from billing.claims import KIND_SESSION, SESSION_CLAIM_TTL_SECONDS, session_claim_hash
 from billing.mail.claim_mail import queue_welcome, reserve_expired_email_claim
+from billing.store.upgrade_sql import complete_bought_upgrade_link
 from billing.subscription_state import ends_access, parse_checkout_session, provisional_state
+from billing.upgrade import LINK_METADATA_KEY
 from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
 
 
@@ -45,10 +50,25 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
             # is generated when it is sent. (A reconciliation that found the subscription first sent it.)
             await queue_welcome(tx.db, subscription_id=session.subscription_id, recipient=session.email, tier=tier,
                                 now=tx.now)
+            tx.mail_queued = True
+    upgraded = await _complete_upgrade_link(ctx, user_id, tier, status)
     await tx.audit(ACTOR, "checkout.completed", session.subscription_id,
-                   f"event={event.id} user={user_id} claim={'created' if created else 'exists'}")
+                   f"event={event.id} user={user_id} claim={'created' if created else 'exists'}"
+                   + (f" upgrade_link={upgraded[0]}" if upgraded else ""))
     return processed(f"subscription {session.subscription_id} recorded for the checkout; "
                      f"claim {'created' if created else 'already present'}")
+
+
+async def _complete_upgrade_link(ctx: EventContext, user_id: str, tier: str | None, status: str) -> list[str]:
+    """The Checkout was opened from an upgrade link (an operator grant's): the link is done once the
+    purchase reached its tier."""
+    metadata = ctx.event.object.get("metadata")
+    link_id = metadata.get(LINK_METADATA_KEY) if isinstance(metadata, Mapping) else None
+    bought = ctx.config.tiers.get(tier) if tier is not None else None
+    if not isinstance(link_id, str) or bought is None or status not in ENTITLED_STATUSES:
+        return []
+    reached = [t.name for t in ctx.config.tiers if t.rank <= bought.rank]
+    return await complete_bought_upgrade_link(ctx.tx.db, link_id, user_id, reached, now=ctx.tx.now)
 
 
 HANDLERS: dict[str, Handler] = {"checkout.session.completed": on_checkout_completed}

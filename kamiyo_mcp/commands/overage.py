@@ -4,8 +4,9 @@
     kamiyo-mcp overage off --email E               its metered item is removed (what it metered is invoiced)
     kamiyo-mcp usage --email E [--json]            calls today, overage this period, its cost, the cap, what is left
 
-`overage on|off` change the Stripe subscription; Stripe's `customer.subscription.updated` webhook
-then records it in the store, like any change made in Stripe's dashboard or portal.
+`overage on|off` read the Stripe subscription (the truth, even before a webhook) and change it;
+Stripe's `customer.subscription.updated` webhook then records it in the store, like any change made
+in Stripe's dashboard or portal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import uuid
 from typing import TextIO
 
 from billing.errors import ConfigurationError, NotFoundError
-from billing.overage import CAP_METADATA_KEY, MAX_CAP_USD, overage_status
+from billing.overage import CAP_METADATA_KEY, MAX_CAP_USD, overage_status, overage_terms
 from billing.store.meter_sql import OverageAccount
 from billing.stripe_gateway import StripeGateway
 from kamiyo_mcp.commands import arguments
@@ -82,6 +83,12 @@ def _gateway(runtime: Runtime) -> StripeGateway:
     return StripeGateway(billing.stripe_secret_key, billing.stripe_api_base)
 
 
+async def _live_item(runtime: Runtime, gateway: StripeGateway, account: OverageAccount) -> str | None:
+    """The metered overage item the Stripe subscription carries now (the store may not know yet)."""
+    subscription = await gateway.retrieve_subscription(account.subscription_id)
+    return overage_terms(subscription, runtime.settings.billing.overage_price).item_id
+
+
 async def _overage_on(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     billing = runtime.settings.billing
     account = await _account(runtime, args.email)
@@ -93,7 +100,8 @@ async def _overage_on(runtime: Runtime, args: argparse.Namespace, out: TextIO, e
     async with _gateway(runtime) as gateway:
         if args.cap is not None:
             await gateway.set_subscription_metadata(account.subscription_id, {CAP_METADATA_KEY: str(args.cap)})
-        if account.overage_item_id is None:
+        # Stripe is the truth: a change whose webhook has not arrived yet is not made twice.
+        if await _live_item(runtime, gateway, account) is None:
             assert billing.overage_price is not None
             await gateway.add_subscription_item(account.subscription_id, billing.overage_price,
                                                 idempotency_key="overage-on-" + uuid.uuid4().hex)
@@ -108,11 +116,12 @@ async def _overage_on(runtime: Runtime, args: argparse.Namespace, out: TextIO, e
 
 async def _overage_off(runtime: Runtime, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     account = await _account(runtime, args.email)
-    if account.overage_item_id is None:
-        print(f"overage is already off for {account.email} (subscription {account.subscription_id})", file=err)
-        return 0
     async with _gateway(runtime) as gateway:
-        await gateway.delete_subscription_item(account.overage_item_id)
+        item_id = await _live_item(runtime, gateway, account)
+        if item_id is None:
+            print(f"overage is already off for {account.email} (subscription {account.subscription_id})", file=err)
+            return 0
+        await gateway.delete_subscription_item(item_id)
     print(f"overage off for {account.email} (subscription {account.subscription_id}); the overage so far is "
           f"invoiced; {WEBHOOK_NOTE}", file=err)
     return 0

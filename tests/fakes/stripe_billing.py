@@ -147,9 +147,22 @@ class StripeBilling:
 
     def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
         subscription = self.state.get("subscription", subscription_id, "subscription_exposed_id")
-        unknown = set(params) - {"metadata", "expand", "proration_behavior"}
+        unknown = set(params) - {"metadata", "expand", "proration_behavior", "items", "payment_behavior"}
         if unknown:
             raise InvalidRequest(f"The fake does not update {', '.join(sorted(unknown))}", sorted(unknown)[0])
+        for index, change in enumerate(params.get("items") or []):
+            where = f"items[{index}]"
+            if set(change) - {"id", "price"} or "id" not in change:
+                raise InvalidRequest("The fake changes an existing item's price only.", where)
+            item = next((i for i in subscription["items"]["data"] if i["id"] == change["id"]), None)
+            if item is None:
+                raise NoSuchObject("subscription_item", change["id"], where + "[id]")
+            if "price" in change:
+                price = self.state.get("price", change["price"], where + "[price]")
+                if _is_metered(price) != _is_metered(item["price"]):
+                    raise InvalidRequest("An item cannot change between a metered and a licensed price.",
+                                         where + "[price]")
+                item["price"] = copy.deepcopy(price)
         metadata = dict(subscription.get("metadata") or {})
         for key, value in (params.get("metadata") or {}).items():
             if value == "":
@@ -175,6 +188,13 @@ class StripeBilling:
                                           "flow_data[subscription_update_confirm][subscription]")
             if subscription["customer"] != params["customer"]:
                 raise InvalidRequest("The subscription does not belong to this customer.",
+                                     "flow_data[subscription_update_confirm][subscription]")
+            # Stripe: "only up to one may be specified and subscriptions with multiple items are not updatable".
+            if len(confirm["items"]) > 1:
+                raise InvalidRequest("Only one subscription item may be specified.",
+                                     "flow_data[subscription_update_confirm][items]")
+            if len(subscription["items"]["data"]) > 1:
+                raise InvalidRequest("Subscriptions with multiple items cannot be updated in the customer portal.",
                                      "flow_data[subscription_update_confirm][subscription]")
             ids = {item["id"] for item in subscription["items"]["data"]}
             for index, item in enumerate(confirm["items"]):

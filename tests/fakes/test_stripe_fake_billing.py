@@ -140,3 +140,25 @@ def test_subscription_metadata_can_be_set_and_unset(client: stripe.StripeClient)
     assert updated["metadata"]["overage_cap_usd"] == "40"
     cleared = client.v1.subscriptions.update(SUBSCRIPTION, params={"metadata": {"overage_cap_usd": ""}})
     assert "overage_cap_usd" not in cleared["metadata"]
+
+
+def test_the_portal_refuses_a_subscription_with_more_than_one_item_and_the_api_changes_its_plan_item(
+        client: stripe.StripeClient, fake: FakeStripe) -> None:
+    plan = fake.state.subscriptions[SUBSCRIPTION]["items"]["data"][0]["id"]
+    client.v1.subscription_items.create(params={"subscription": SUBSCRIPTION, "price": METERED})
+    flow = {"type": "subscription_update_confirm",
+            "subscription_update_confirm": {"subscription": SUBSCRIPTION,
+                                            "items": [{"id": plan, "price": TEAM_PRICE, "quantity": 1}]}}
+    error = refused(lambda: client.v1.billing_portal.sessions.create(params={"customer": CUSTOMER,
+                                                                             "flow_data": flow}))
+    assert error.http_status == 400 and "multiple items" in str(error.user_message)
+
+    changed = client.v1.subscriptions.update(SUBSCRIPTION, params={
+        "items": [{"id": plan, "price": TEAM_PRICE}], "proration_behavior": "always_invoice",
+        "payment_behavior": "pending_if_incomplete"})
+    prices = sorted(item["price"]["id"] for item in changed["items"]["data"])
+    assert prices == sorted([TEAM_PRICE, METERED])
+    metered = next(item["id"] for item in changed["items"]["data"] if item["price"]["id"] == METERED)
+    error = refused(lambda: client.v1.subscriptions.update(SUBSCRIPTION, params={
+        "items": [{"id": metered, "price": TEAM_PRICE}]}))
+    assert error.http_status == 400 and "metered" in str(error.user_message)

@@ -92,6 +92,21 @@ class Shop:
         portal_session = followed.headers["location"].rsplit("test_", 1)[-1]
         await self.deliver(self.fake.complete_portal_flow(portal_session))
 
+    async def buy(self, url: str) -> str:
+        """A person with an operator grant follows the link: the page, its button, paying in Stripe
+        Checkout, and Stripe's signed `checkout.session.completed` reaching the server. Returns the
+        Checkout Session's id (what the success page picks the new token up with)."""
+        async with httpx.AsyncClient() as browser:
+            shown = await browser.get(url)
+            assert shown.status_code == 200 and "Stripe Checkout" in shown.text
+            followed = await browser.post(url.split("?", 1)[0], data={"code": url.split("code=", 1)[1]})
+            assert followed.status_code == 303, followed.text
+        session_id = followed.headers["location"].rsplit("/", 1)[-1]
+        session = self.fake.complete_session(session_id)
+        await self.deliver({"id": f"evt_paid_{session_id[-12:]}", "type": "checkout.session.completed",
+                            "created": int(time.time()), "data": {"object": session}})
+        return session_id
+
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db) as conn:
             return conn.execute(sql, params).fetchall()

@@ -2,7 +2,8 @@
 one-time link upgrades this very subscription (the fake Stripe's portal flow and a signed
 `customer.subscription.updated`), and the retried call runs at the new tier; clients that take URL
 elicitation get the link as one (2025-11-25: elicitation/create + notifications/elicitation/complete;
-2026-07-28: the input-required round trip)."""
+2026-07-28: the input-required round trip); an operator grant's link buys a new subscription through
+Checkout, its client is told when it is paid, and the new token runs the call."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.settings import load_settings
 from tests.fakes.stripe_fake import FakeStripe
 from tests.kamiyo_mcp.overage_live import PERSONAL_SUBSCRIPTION, WALLET, Shop, fake, open_shop, upgrade_link
 from tests.support import ServerProcess
@@ -112,3 +116,59 @@ async def test_a_client_without_url_elicitation_gets_the_link_in_the_text_and_a_
     assert declined.is_error and upgrade_link(text_of(declined))
     plain = await call_wallet(shop, token, "legacy")  # no elicitation capability declared
     assert plain.is_error and upgrade_link(text_of(plain))
+
+
+class BuyingClient(ElicitingClient):
+    """A person with an operator grant: shown the link, they buy the tier in Stripe Checkout and accept."""
+
+    def __init__(self, shop: Shop) -> None:
+        super().__init__(shop)
+        self.sessions: list[str] = []
+
+    async def elicit(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestURLParams)
+        self.asked.append(params)
+        self.sessions.append(await self.shop.buy(params.url))
+        return types.ElicitResult(action="accept")
+
+
+async def grant_token(shop: Shop) -> str:
+    async with Runtime(load_settings(shop.env)).opened() as runtime:
+        return (await runtime.authority.issue_grant("friend@example.com", "personal")).token
+
+
+async def claim(shop: Shop, session_id: str) -> str:
+    """The token of a paid Checkout, as its success page picks it up."""
+    async with httpx.AsyncClient(base_url=shop.server.url) as http:
+        claimed = await http.post("/api/mcp/token/claim", json={"session_id": session_id})
+    assert claimed.status_code == 200, claimed.text
+    return str(claimed.json()["token"])
+
+
+async def test_an_operator_grant_is_sent_to_checkout_told_when_it_is_paid_and_the_new_token_runs_the_call(
+        tmp_path: Path, fake: FakeStripe, server_factory: type[ServerProcess]) -> None:
+    shop = open_shop(tmp_path, fake, server_factory, intel=True)
+    token = await grant_token(shop)
+    async with mcp_session(shop.server.url, token) as client:  # no elicitation: the link in the text
+        refused = await client.call_tool("monitor_wallet", {"address": WALLET})
+    text = text_of(refused)
+    assert refused.is_error and "Subscribe to the team tier" in text and "new token" in text
+    assert "Upgrade to team in two clicks" not in text  # this token is not upgraded by the purchase
+
+    person = BuyingClient(shop)
+    result = await call_wallet(shop, token, "legacy", person)
+    (asked,) = person.asked
+    assert asked.mode == "url" and "subscribe to the team tier" in asked.message
+    assert person.completed == [asked.elicitation_id]  # told once the purchase's webhook landed
+    assert result.is_error and "new token" in text_of(result)  # the grant's token itself stays personal
+
+    modern = BuyingClient(shop)  # a 2026-07-28 client: the input-required round trip, then its retry
+    retried = await call_wallet(shop, token, "2026-07-28", modern)
+    assert len(modern.asked) == 1 and retried.is_error
+    assert "Your new subscription is active" in text_of(retried) and "/billing/upgrade?code=" not in text_of(retried)
+
+    new_token = await claim(shop, person.sessions[0])
+    async with mcp_session(shop.server.url, new_token) as client:
+        bought = await client.call_tool("monitor_wallet", {"address": WALLET})
+    assert not bought.is_error, text_of(bought)
+    assert shop.rows("SELECT COUNT(*) FROM upgrade_links WHERE completed_at IS NOT NULL") == [(2,)]

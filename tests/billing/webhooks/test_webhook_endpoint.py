@@ -217,3 +217,14 @@ async def test_the_answer_echoes_the_event_and_never_the_payload(webhooks: Webho
     text = json.dumps(response.json())
     assert "example@example.com" not in text
     assert "cs_test_" not in text
+
+
+async def test_a_signed_event_that_is_not_utf8_is_refused_with_400(webhooks: Webhooks) -> None:
+    # JSON's other encodings parse (json.loads detects UTF-16), but Stripe sends UTF-8 and the body is stored as text.
+    payload = json.dumps(load_event("customer.subscription.created")).encode("utf-16")
+
+    response = await webhooks.post(payload, headers=signed_headers(payload))
+
+    body = assert_error_shape(response, 400, "invalid_payload")
+    assert "UTF-8" in body["error"]["message"]
+    assert stored_events(webhooks) == []

@@ -116,3 +116,30 @@ def test_overage_cannot_be_turned_on_for_a_tier_without_it_or_above_the_default_
     assert run_cli(settings, "overage", "on", "--email", "nobody@example.com") == 1
     assert "no Stripe subscription for nobody@example.com" in capsys.readouterr().err
     assert fake.requests_to("POST", "/v1/subscription_items") == []
+
+
+def test_on_and_off_read_stripe_so_a_change_whose_webhook_is_late_is_not_made_twice(
+        settings: Settings, fake: FakeStripe, capsys: pytest.CaptureFixture[str]) -> None:
+    subscription_id = team_subscriber(settings, fake)
+    assert run_cli(settings, "overage", "on", "--email", "example@example.com") == 0
+    assert run_cli(settings, "overage", "on", "--email", "example@example.com") == 0  # no webhook yet
+    assert "already on" in capsys.readouterr().err
+    assert len(fake.requests_to("POST", "/v1/subscription_items")) == 1
+
+    items = fake.state.subscriptions[subscription_id]["items"]["data"]
+    (metered_item,) = [item["id"] for item in items if item["price"]["id"] == OVERAGE_PRICE]
+    assert run_cli(settings, "overage", "off", "--email", "example@example.com") == 0  # the store never saw it on
+    assert len(fake.requests_to("DELETE", f"/v1/subscription_items/{metered_item}")) == 1
+    assert run_cli(settings, "overage", "off", "--email", "example@example.com") == 0
+    assert "already off" in capsys.readouterr().err
+    assert len(fake.requests_to("DELETE", f"/v1/subscription_items/{metered_item}")) == 1
+
+
+def test_stripe_unreachable_is_one_line_and_exit_1(settings: Settings, fake: FakeStripe,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    team_subscriber(settings, fake)
+    fake.fail_next(500, times=10)
+    assert run_cli(settings, "overage", "on", "--email", "example@example.com") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kamiyo-mcp:") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert fake.requests_to("POST", "/v1/subscription_items") == []
