@@ -2,12 +2,12 @@
 
 `jwt.decode` checks each base64url character in a Python loop and prepares the key on every call,
 which makes it most of a never-seen token's authorization. This does what it checks for our
-tokens with C-level steps: the three segments are base64url without padding (RFC 7515 §2; any
-other character is refused), the header is a JSON object whose `alg` is exactly HS256 and that
-asks for no extension (`crit`, `b64`: refused), the signature is the HMAC-SHA256 of the signing
-input under the key (compared in constant time), and only then is the payload read, as a JSON
-object. The claims themselves (issuer, audience, required names) are the caller's to check.
-Minting stays with PyJWT; a test checks that both agree on every token they are given.
+tokens with C-level steps: the three segments are canonical base64url without padding (RFC 7515
+§2; any other character, or a second spelling of the same bytes, is refused), the header is a JSON
+object whose `alg` is exactly HS256 and that asks for no extension (`crit`, `b64`: refused), the
+signature is the HMAC-SHA256 of the signing input under the key (compared in constant time), and
+only then is the payload read, as a JSON object. The claims themselves (issuer, audience, required
+names) are the caller's to check. Minting stays with PyJWT; tests hold both to the same judgement.
 """
 
 from __future__ import annotations
@@ -65,12 +65,17 @@ class HS256Verifier:
 
 
 def _decode(segment: str) -> bytes:
+    """The bytes of a canonical base64url segment: one string per value (the unused low bits of its last
+    character zero), so no second spelling of a signed token verifies."""
     if len(segment) % 4 == 1 or _SEGMENT.fullmatch(segment) is None:
         raise JWSError(MALFORMED)
     try:
-        return base64.b64decode(segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4), validate=True)
+        raw = base64.b64decode(segment.translate(_TO_STANDARD) + "=" * (-len(segment) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise JWSError(MALFORMED) from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+        raise JWSError(MALFORMED)
+    return raw
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

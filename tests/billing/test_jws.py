@@ -72,13 +72,15 @@ def test_every_one_character_change_of_a_token_is_judged_as_pyjwt_judges_it() ->
     changed = 0
     for token in minted():
         for position in range(len(token)):
-            for replacement in "A_-.=+/é ":
+            # Every character of the base64url alphabet's kinds, both ends (the last character of a segment
+            # also has unused bits: a second spelling of the same bytes must be refused), and strangers.
+            for replacement in "AQgw_-09.=+/é ":
                 if token[position] == replacement:
                     continue
                 mutated = token[:position] + replacement + token[position + 1:]
                 assert we_accept(mutated) == pyjwt_accepts(mutated), (position, replacement)
                 changed += 1
-    assert changed > 3 * 8 * 200
+    assert changed > 3 * 13 * 200
 
 
 @pytest.mark.parametrize(("token", "ours", "theirs"), [
@@ -103,6 +105,19 @@ def test_every_one_character_change_of_a_token_is_judged_as_pyjwt_judges_it() ->
 def test_hand_built_tokens_are_judged_as_pyjwt_judges_them_or_more_strictly(token: str, ours: bool,
                                                                           theirs: bool) -> None:
     assert (we_accept(token), pyjwt_accepts(token)) == (ours, theirs)
+
+
+def test_a_second_spelling_of_a_signature_is_refused() -> None:
+    token = minted()[0]
+    last = token[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # A 32-byte signature is 43 characters: the last carries 4 bits and 2 unused ones, so 3 other
+    # characters decode to the same bytes.
+    index = alphabet.index(last)
+    twins = [token[:-1] + alphabet[(index & ~3) | low] for low in range(4) if (index & ~3) | low != index]
+    assert len(twins) == 3
+    for twin in twins:
+        assert not we_accept(twin) and not pyjwt_accepts(twin)
 
 
 def test_padding_and_characters_outside_base64url_are_malformed() -> None:
