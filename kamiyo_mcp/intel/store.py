@@ -52,11 +52,11 @@ async def _migrate(db: IntelConnection) -> None:
             for statement in MIGRATIONS[version]:
                 await db.execute(statement)
             await db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
+        await db.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(IntelStoreError):
             await db.execute("ROLLBACK")
         raise
-    await db.execute("COMMIT")
 
 
 class IntelStore(StoreReads, StorePages, StoreSources):
