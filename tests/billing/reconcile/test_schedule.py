@@ -7,11 +7,20 @@ import asyncio
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from billing.reconcile.report import Report
 from billing.reconcile.runner import Reconciler
-from billing.reconcile.schedule import JOB, LEASE_SECONDS, RETRY_FAILED_SECONDS, ReconcileSchedule, ScheduleConfig
+from billing.reconcile.schedule import (
+    CHECK_EVERY_SECONDS,
+    FIRST_RUN_DELAY_SECONDS,
+    JOB,
+    LEASE_SECONDS,
+    RETRY_FAILED_SECONDS,
+    ReconcileSchedule,
+    ScheduleConfig,
+)
 from billing.store import open_store
 from billing.stripe_gateway import StripeGateway
 from kamiyo_mcp.settings import Settings
@@ -117,3 +126,42 @@ async def test_two_processes_due_at_once_run_the_reconciliation_once(
     finally:
         for store in stores:
             await store.close()
+
+
+class Sleeps:
+    """The schedule's sleep, recorded: returns at once until `limit` calls, then parks until cancelled."""
+
+    def __init__(self, limit: int) -> None:
+        self.seconds: list[float] = []
+        self.limit = limit
+        self.parked = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        if len(self.seconds) >= self.limit:
+            self.parked.set()
+            await asyncio.Event().wait()  # cancelled when the schedule stops
+
+
+@pytest.mark.parametrize(("interval", "first", "then"), [
+    (HOUR, FIRST_RUN_DELAY_SECONDS, CHECK_EVERY_SECONDS),  # the default: shortly after start, then each minute
+    (5.0, 5.0, 5.0),  # an interval shorter than those: never waits longer than the interval
+])
+async def test_serve_runs_the_first_reconciliation_shortly_after_start_then_checks_on_its_interval(
+        world: World, interval: float, first: float, then: float) -> None:
+    observed = Observed()
+    sleeps = Sleeps(limit=3)
+    sub = world.life.buy("ann@example.com", TEAM, tier="team")
+    world.lose_new(stripe_knows=False)
+    world.clock.advance(2)
+    job = ReconcileSchedule(world.runtime.store, world.runtime.settings.billing, ScheduleConfig(interval=interval),
+                            on_run=observed, clock=world.clock, sleep=sleeps,
+                            gateway=lambda: StripeGateway(KEY, world.fake.base_url))
+
+    async with job.running():
+        with anyio.fail_after(30):
+            await sleeps.parked.wait()
+
+    assert sleeps.seconds == [first, then, then]
+    assert observed.runs == [("healed", None)]  # the first check ran it; the next found it not due
+    assert (await world.stored(sub["id"])) is not None
