@@ -17,7 +17,15 @@ import anyio
 import pytest
 
 from billing.store import open_store
-from tests.billing.reconcile.reconcile_support import KEY, PERSONAL, TEAM, FakeClock, environment, fresh_fake_stripe
+from tests.billing.reconcile.reconcile_support import (
+    KEY,
+    PERSONAL,
+    TEAM,
+    FakeClock,
+    backend_url,
+    environment,
+    fresh_fake_stripe,
+)
 from tests.fakes.stripe_fake import FakeStripe
 from tests.support import REPO, cli, free_port
 
@@ -174,9 +182,7 @@ def test_since_limits_the_scan_to_subscriptions_created_from_then(env: dict[str,
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    return str(request.getfixturevalue("postgres_url"))
+    return backend_url(request, tmp_path)
 
 
 async def test_two_fix_runs_in_separate_processes_never_overlap(
