@@ -45,11 +45,11 @@ class StoreBase:
             await self._w.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                await self._w.execute("COMMIT")  # a refused COMMIT leaves the transaction open: roll it back too
             except BaseException:
                 with contextlib.suppress(IntelStoreError):  # the first failure is the one to report
                     await self._w.execute("ROLLBACK")
                 raise
-            await self._w.execute("COMMIT")
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # One trip to the connection's thread for the statement and all its rows.

@@ -77,3 +77,19 @@ async def test_a_closed_store_raises_the_stores_error(tmp_path: Path) -> None:
     with pytest.raises(IntelStoreError):
         await store.has_incidents()
     await store.close()  # closing twice is not an error
+
+
+async def test_a_refused_commit_is_rolled_back_and_the_next_write_runs(tmp_path: Path) -> None:
+    store = await IntelStore.open(tmp_path / "kamiyo.db")
+    try:
+        with pytest.raises(IntelStoreError) as error:
+            async with store._transaction():  # a deferred foreign key: SQLite refuses the COMMIT itself
+                await store._w.execute("PRAGMA defer_foreign_keys = ON")
+                await store._w.execute("INSERT INTO intel_incident_chains (incident_id, chain, chain_key)"
+                                       " VALUES ('no-such-incident', 'Ethereum', 'ethereum')")
+        assert_from_sqlite(error, "FOREIGN KEY constraint failed")
+        await store.apply_incidents([NOMAD])  # the writer is not left inside the refused transaction
+        assert await store.incident_count() == 1
+        assert await store._scalar("SELECT COUNT(*) FROM intel_incident_chains") == 1
+    finally:
+        await store.close()
