@@ -1,13 +1,16 @@
 """Where a verified delivery's time goes, in-process (no HTTP): our processor vs. its transactions alone.
 
 Part of `bench_webhooks.py`. Each round applies fresh subscription lifecycles with the processor
-(4 concurrent senders, the store's group commit, `synchronous=FULL`) while SQLite's trace callback
-records every statement of the batch writer's connection; then it replays exactly those statements,
-in exactly those transactions (BEGIN IMMEDIATE ... COMMIT, savepoints included), raw on one thread,
-into a fresh copy of the same empty database with the same pragmas. The replay is the floor "the
-transaction itself" (its SQL and its fsync); the processor's excess over it is everything else
-(parsing the event's object, handlers, the event loop, the hop to the writer's thread, group commit).
-Rounds alternate, so a change in the machine's load touches both alike.
+(4 concurrent senders, the store's group commit, `synchronous=FULL`) while recording every
+statement of the batch writer's connection with its parameters, and where each transaction began
+and committed; then it replays exactly those statements, in exactly those transactions (BEGIN
+IMMEDIATE ... COMMIT, savepoints included), straight on one sqlite3 connection (its statement cache
+as ours), into a fresh copy of the same empty database with the same pragmas. The replay is the
+floor "the transaction itself" (its SQL and its fsync); the processor's excess over it is
+everything else (parsing the event's object, handlers, the event loop, the hop to the writer's
+thread, group commit). The replay runs its transactions back to back on one thread, so it cannot
+overlap one transaction's fsync with anything; the processor parses and queues the next
+deliveries meanwhile. Rounds alternate, so a change in the machine's load touches both alike.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from billing.config import BillingConfig
 from billing.store.sqlite import BILLING_PRAGMAS, SQLiteStore
@@ -38,12 +42,29 @@ class Pass:
     commit_ms: list[float]  # per COMMIT (replay only)
 
 
+Statement = tuple[str, Sequence[Any]]
+
+
+class _Recorder:
+    """Stands in for the batch writer's connection on the loop's thread: records, then runs, each statement."""
+
+    def __init__(self, conn: sqlite3.Connection, log: list[Statement]) -> None:
+        self._conn, self._log = conn, log
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        self._log.append((sql, params))
+        return self._conn.execute(sql, params)
+
+
 async def _processor_pass(path: Path, config: BillingConfig, groups: Lifecycles,
-                          senders: int) -> tuple[Pass, list[str]]:
+                          senders: int) -> tuple[Pass, list[Statement]]:
     store = await SQLiteStore.open(path)
-    statements: list[str] = []
-    # The bench reaches into the store for its batch connection: tracing is not a product feature.
-    store._batch._thread.connection.set_trace_callback(statements.append)
+    statements: list[Statement] = []
+    # The bench reaches into the store's batch writer: recording is not a product feature. BEGIN and
+    # COMMIT run on the connection itself (seen by its trace callback), the rest through its inline side.
+    conn = store._batch._thread.connection
+    conn.set_trace_callback(lambda sql: statements.append((sql, ())) if sql.startswith(("BEGIN", "COMMIT")) else None)
+    store._batch._inline._conn = _Recorder(conn, statements)
     processor = WebhookProcessor(store, config)
     pending = list(groups)
     count = sum(len(group) for group in groups)
@@ -65,22 +86,22 @@ async def _processor_pass(path: Path, config: BillingConfig, groups: Lifecycles,
     return Pass(count / elapsed, cpu * 1000 / count, [], []), statements
 
 
-def _transactions(statements: list[str]) -> list[list[str]]:
+def _transactions(statements: list[Statement]) -> list[list[Statement]]:
     """The statements between each BEGIN and its COMMIT (the batch writer runs nothing outside them)."""
-    transactions: list[list[str]] = []
-    current: list[str] | None = None
-    for sql in statements:
+    transactions: list[list[Statement]] = []
+    current: list[Statement] | None = None
+    for sql, params in statements:
         if sql.startswith("BEGIN"):
             current = []
         elif sql == "COMMIT" and current is not None:
             transactions.append(current)
             current = None
         elif current is not None:
-            current.append(sql)
+            current.append((sql, params))
     return transactions
 
 
-def _replay(path: Path, transactions: list[list[str]], count: int) -> Pass:
+def _replay(path: Path, transactions: list[list[Statement]], count: int) -> Pass:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in BILLING_PRAGMAS:
@@ -90,8 +111,8 @@ def _replay(path: Path, transactions: list[list[str]], count: int) -> Pass:
         for statements in transactions:
             began = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
-            for sql in statements:
-                conn.execute(sql)
+            for sql, params in statements:
+                conn.execute(sql, params)
             committing = time.perf_counter()
             conn.execute("COMMIT")
             done = time.perf_counter()
@@ -131,7 +152,7 @@ async def transaction_floor(config: BillingConfig, lifecycles: Callable[[str, in
     print(f"   {'':58} {'events/s':>9} {'CPU ms/event':>13}")
     print(f"   {'ours: processor (parse, handlers, loop, writer thread)':58} "
           f"{statistics.median(p.rate for p in ours):9,.0f} {statistics.median(p.cpu_ms for p in ours):13.3f}")
-    print(f"   {'floor: the same SQL in the same transactions, raw':58} "
+    print(f"   {'floor: the same statements and transactions, straight':58} "
           f"{statistics.median(p.rate for p in floor):9,.0f} {statistics.median(p.cpu_ms for p in floor):13.3f}")
     print(f"   floor per transaction: p50 {_pct(tx, 0.5):.2f} ms, p99 {_pct(tx, 0.99):.2f} ms, of which COMMIT (its "
           f"fsync) p50 {_pct(commits, 0.5):.2f} ms, p99 {_pct(commits, 0.99):.2f} ms")

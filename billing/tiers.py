@@ -101,35 +101,6 @@ class TierTable:
 DEFAULT_TIERS = TierTable()
 
 
-def get_tier(name: str) -> Tier:
-    """The tier called `name`.
-
-    Raises:
-        KeyError: `name` is not a tier.
-    """
-    return TIERS[name]
-
-
 def is_tier(name: object) -> bool:
     return isinstance(name, str) and name in TIERS
 
-
-def min_tier_for(tool: str) -> Tier | None:
-    """The lowest tier of the built-in table allowed to call `tool`, or None when every tier may."""
-    return DEFAULT_TIERS.min_tier_for(tool)
-
-
-def required_rank(tool: str) -> int:
-    """The rank a subscription's tier must reach to call `tool` (0: any tier)."""
-    needed = min_tier_for(tool)
-    return int(needed.rank) if needed else 0
-
-
-def allows(tier_name: str, tool: str) -> bool:
-    """May a subscription on `tier_name` call `tool`? (`TierTable.allows`, the one tier-rank rule.)
-
-    The admit-and-count statement applies the same rule in SQL (the tier's rank against
-    `required_rank(tool)`); this is how a refusal is explained.
-    """
-    tier = TIERS.get(tier_name)
-    return tier is not None and DEFAULT_TIERS.allows(tier, tool)

@@ -7,7 +7,8 @@ a Stripe path, a customer's details), aiosmtplib the SMTP conversation (the mail
 link), asyncpg its connections, uvicorn.access request lines with their query strings
 (`/claim?code=...`). Under the clamp, a filter on the handler redacts anything shaped like a
 secret from every record (a JWT, a Checkout Session id, a `code=`/`session_id=` query value, a
-Stripe key, a webhook secret, a bearer credential): a net for what no clamp foresaw.
+Stripe key, a webhook secret, a bearer credential, any of the OAuth flow's prefixed secrets): a net
+for what no clamp foresaw.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _PATTERNS = (
     (re.compile(r"(\"(?:claim_code|session_id|token)\"\s*:\s*\")[^\"]+"), r"\1<redacted>"),
     (re.compile(r"\b((?:sk|rk)_(?:test|live)_)[A-Za-z0-9]+"), r"\1<redacted>"),
     (re.compile(r"\b(whsec_)[A-Za-z0-9_]+"), r"\1<redacted>"),
+    # The OAuth flow's secrets (billing.oauth.secret): request, sign-in link, code, refresh, browser, client.
+    (re.compile(r"\b(k(?:ar|sl|ac|rt|bs|cs)_)[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"), r"\1<redacted>"),
 )
 
 

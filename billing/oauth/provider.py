@@ -154,8 +154,8 @@ class OAuthProvider:
         async with self.store.transaction() as db:
             row = await self.store.oauth_code(authorization_code.code_hash, db)
             if row is None:
-                raise TokenError("invalid_grant", "authorization code does not exist")
-            if row.used_at is not None:
+                failure = TokenError("invalid_grant", "authorization code does not exist")
+            elif row.used_at is not None:
                 # A code presented twice was intercepted: end what its first exchange created.
                 if row.grant_id is not None:
                     await self.store.end_oauth_grant(db, row.grant_id, "authorization code replayed", now=now)
@@ -171,13 +171,15 @@ class OAuthProvider:
                     grant = StoredGrant(new_grant_id(), row.client_id, row.user_id, row.subscription_id, row.scopes,
                                         row.resource, now, None, None, None)
                     await self.store.insert_oauth_grant(db, grant)
-                    if not await self.store.spend_oauth_code(db, row.code_hash, grant.grant_id, now=now):
-                        raise TokenError("invalid_grant", "authorization code does not exist")
-                    tokens = await self._mint(db, grant, client, now)
-                    await self.store.audit_in(db, AuditEntry("oauth", "oauth.grant", grant.grant_id,
-                                                           f"client={grant.client_id} "
-                                                           f"subscription={grant.subscription_id}"), now=now)
-                    return tokens
+                    if await self.store.spend_oauth_code(db, row.code_hash, grant.grant_id, now=now):
+                        tokens = await self._mint(db, grant, client, now)
+                        await self.store.audit_in(db, AuditEntry("oauth", "oauth.grant", grant.grant_id,
+                                                               f"client={grant.client_id} "
+                                                               f"subscription={grant.subscription_id}"), now=now)
+                        return tokens
+                    failure = TokenError("invalid_grant", "authorization code does not exist")
+        # Raised outside the transaction: the SDK's errors are frozen dataclasses, which a context
+        # manager re-raising them cannot give a traceback (FrozenInstanceError, a 500).
         assert failure is not None
         raise failure
 
@@ -199,11 +201,10 @@ class OAuthProvider:
         failure: TokenError | None = None
         async with self.store.transaction() as db:
             found = await self.store.oauth_refresh(refresh_token.token_hash, db)
-            if found is None:
-                raise TokenError("invalid_grant", "refresh token does not exist")
-            refresh, grant = found
-            ended = await self._ended(db, grant.subscription_id, now)
-            if grant.revoked_at is not None:
+            refresh, grant = found if found is not None else (None, None)
+            if refresh is None or grant is None:
+                failure = TokenError("invalid_grant", "refresh token does not exist")
+            elif grant.revoked_at is not None:
                 failure = TokenError("invalid_grant", f"this sign-in was revoked ({grant.revoked_reason}); "
                                                       "sign in again")
             elif refresh.used_at is not None:
@@ -213,18 +214,18 @@ class OAuthProvider:
                 failure = TokenError("invalid_grant", REUSED)
             elif refresh.expires_at <= now:
                 failure = TokenError("invalid_grant", "refresh token has expired; sign in again")
-            elif ended is not None:
+            elif (ended := await self._ended(db, grant.subscription_id, now)) is not None:
                 await self.store.end_oauth_grant(db, grant.grant_id, "subscription_ended", now=now)
                 failure = TokenError("invalid_grant", f"no token can be issued: {ended}")
-            else:
-                if not await self.store.spend_oauth_refresh(db, refresh.token_hash, now=now):
-                    raise TokenError("invalid_grant", "refresh token does not exist")
+            elif await self.store.spend_oauth_refresh(db, refresh.token_hash, now=now):
                 await self.store.touch_oauth_grant(db, grant.grant_id, now=now)
                 tokens = await self._mint(db, grant, client, now)
                 await self.store.audit_in(db, AuditEntry("oauth", "oauth.refresh", grant.grant_id,
                                                        f"client={grant.client_id}"), now=now)
                 return tokens
-        assert failure is not None
+            else:
+                failure = TokenError("invalid_grant", "refresh token does not exist")
+        assert failure is not None  # raised outside the transaction, as above
         raise failure
 
     async def _ended(self, db: Connection, subscription_id: str, now: int) -> str | None:

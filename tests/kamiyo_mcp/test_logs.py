@@ -8,6 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from billing.oauth.secret import (
+    CLIENT_SECRET_PREFIX,
+    CODE_PREFIX,
+    LINK_PREFIX,
+    REFRESH_PREFIX,
+    REQUEST_PREFIX,
+    SESSION_PREFIX,
+    new_secret,
+)
 from billing.tokens import TokenCodec
 from kamiyo_mcp.logs import CLAMPED, RedactSecrets, configure_logging, redact
 from tests.support import JWT_SECRET
@@ -48,6 +57,15 @@ def test_every_secret_shape_is_redacted_from_a_log_line() -> None:
     }
     for line, secret in secrets.items():
         assert secret not in redact(line), line
+
+
+def test_every_secret_of_the_oauth_flow_is_redacted_from_a_log_line() -> None:
+    for prefix in (REQUEST_PREFIX, LINK_PREFIX, CODE_PREFIX, REFRESH_PREFIX, SESSION_PREFIX, CLIENT_SECRET_PREFIX):
+        secret = new_secret(prefix)
+        for line in (f"exchanging {secret}", f'{{"refresh_token": "{secret}"}}', f"refresh_token={secret}&x=1",
+                     f"cookie kamiyo_session={secret}; path=/"):
+            assert secret[len(prefix):] not in redact(line), line
+            assert prefix + "<redacted>" in redact(line), line
 
 
 def test_the_filter_redacts_arguments_and_tracebacks_of_a_record() -> None:

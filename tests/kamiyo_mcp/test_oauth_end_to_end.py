@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import httpx2
@@ -71,14 +73,14 @@ def documents(tmp_path: Path) -> Iterator[DocumentHost]:
         yield host
 
 
-@pytest.fixture
-async def live(tmp_path: Path, documents: DocumentHost) -> AsyncIterator[Live]:
+@asynccontextmanager
+async def running(tmp_path: Path, documents: DocumentHost, log_level: str) -> AsyncIterator[Live]:
     inbox = Inbox().start()
     with run_fake_stripe() as fake:
         port = free_port()
         env = shop_environment(tmp_path, fake, f"http://127.0.0.1:{port}", smtp_port=inbox.port,
                                SSL_CERT_FILE=str(documents.ca_file), KAMIYO_OAUTH_METADATA_PRIVATE_HOSTS="localhost",
-                               KAMIYO_LOG_LEVEL="INFO")
+                               KAMIYO_LOG_LEVEL=log_level)
         server = ServerProcess(env, port=port).start()
         try:
             yield Live(server, fake, inbox, documents)
@@ -86,6 +88,12 @@ async def live(tmp_path: Path, documents: DocumentHost) -> AsyncIterator[Live]:
             server.stop()
             inbox.stop()
         assert "Traceback" not in server.logs(), server.logs()
+
+
+@pytest.fixture
+async def live(tmp_path: Path, documents: DocumentHost) -> AsyncIterator[Live]:
+    async with running(tmp_path, documents, "INFO") as server:
+        yield server
 
 
 def client_metadata(name: str) -> OAuthClientMetadata:
@@ -169,3 +177,25 @@ async def test_a_deleted_subscription_ends_the_apps_access_and_its_refresh(live:
             "client_id": storage.client.client_id})
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant" and "subscription has ended" in answer.json()["error_description"]
+
+
+async def test_an_apps_sign_in_logged_at_debug_shows_no_link_code_or_token(tmp_path: Path,
+                                                                         documents: DocumentHost) -> None:
+    async with running(tmp_path, documents, "DEBUG") as live:
+        await live.pay("quiet@example.com", "team")
+        person, storage = HeadlessPerson(live.inbox, "quiet@example.com"), MemoryTokens()
+        http, provider = oauth_http(live, person, storage)
+        async with http, Client(streamable_http_client(live.url + "/mcp", http_client=http), mode="legacy") as client:
+            assert not (await client.call_tool("get_account_status", {})).is_error
+            first = storage.tokens
+            provider.context.token_expiry_time = 1.0  # the next request refreshes
+            assert not (await client.call_tool("get_account_status", {})).is_error
+        assert first is not None and storage.tokens is not None and person.returned_to is not None
+        link = next(str(page.url) for page in person.pages if "/oauth/link" in str(page.url))
+        secrets = {"sign-in link code": parse_qs(urlsplit(link).query)["code"][0],
+                   "authorization code": parse_qs(urlsplit(person.returned_to).query)["code"][0],
+                   "first access token": first.access_token, "first refresh token": str(first.refresh_token),
+                   "access token": storage.tokens.access_token, "refresh token": str(storage.tokens.refresh_token)}
+    log = live.server.logs()
+    assert " DEBUG " in log  # DEBUG was really on
+    assert sorted(name for name, value in secrets.items() if value in log) == []

@@ -80,6 +80,8 @@ async def test_overage_calls_are_billed_exactly_once_through_a_kill_and_stripe_f
     shop.set_time(step + 10)  # past the new events' settle delay
     await until(lambda: sorted(fake.billed_identifiers()) == sorted(stored_events(shop)) and len(
         stored_events(shop)) == 10, message="the last overage calls were not delivered")
+    # Stripe has them; the sender marks each row sent once Stripe's answer is back, so wait for that.
+    await until(lambda: set(stored_events(shop).values()) == {"sent"}, message="delivered events were not marked sent")
     async with httpx.AsyncClient(base_url=restarted.url) as http:
         metrics = (await http.get("/metrics")).text
     assert 'kamiyo_meter_events{status="sent"} 10.0' in metrics

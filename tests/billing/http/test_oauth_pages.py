@@ -15,7 +15,7 @@ from tests.billing.http.app_harness import PERSONAL_PRICE, SECRET_KEY, TEAM_PRIC
 from tests.billing.http.delivery_harness import signed_event
 from tests.billing.http.oauth_harness import REDIRECT, OAuthServer, oauth_app, query_of
 from tests.fakes.stripe_fake import run_fake_stripe
-from tests.support_oauth import form_to, forms, sign_in_link
+from tests.support_oauth import Form, form_to, forms, sign_in_link
 
 STRANGER = "nobody-here@example.com"
 
@@ -120,6 +120,46 @@ async def test_attack_csrf_on_consent_issues_nothing(tmp_path: Path) -> None:
         rows = await server.runtime.store._read.execute_fetchall("SELECT COUNT(*) FROM oauth_codes")
         assert list(rows)[0][0] == 0
         assert (await server.decide(consent)).status_code == 303  # the real form still works
+
+
+async def test_attack_every_other_form_refuses_a_post_without_its_own_csrf_token_and_changes_nothing(
+        tmp_path: Path) -> None:
+    with run_fake_stripe() as fake:
+        env = {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+               "STRIPE_API_BASE": fake.base_url, "STRIPE_PRICE_MCP_PERSONAL": PERSONAL_PRICE,
+               "STRIPE_PRICE_MCP_TEAM": TEAM_PRICE}
+        async with oauth_app(tmp_path, mail=True, **env) as server:
+            client_id = (await server.register())["client_id"]
+            token = await server.issue("owner@example.com")
+            page = await server.sign_in_page(client_id)
+            email_form, secret_form = form_to(page.text, "/oauth/sign-in"), form_to(page.text, "/oauth/sign-in/secret")
+            attacker = server.new_browser("203.0.113.77")
+
+            async def refused(form: Form, data: dict[str, str]) -> None:
+                cross_site = await attacker.post(form.action, data=data)  # the victim's cookie does not ride along
+                blank = await server.browser.post(form.action, data={**data, "csrf": ""})
+                borrowed = await server.browser.post(form.action, data={**data, "csrf": email_form.fields["csrf"]
+                                                                        if form is not email_form
+                                                                        else secret_form.fields["csrf"]})
+                assert [cross_site.status_code, blank.status_code, borrowed.status_code] == [403] * 3, form.action
+                assert "not sent from this site" in cross_site.text
+
+            await refused(email_form, email_form.submit(email="owner@example.com"))
+            assert await server.queued_to("owner@example.com") == []  # no mail was sent on the forged post
+            await refused(secret_form, secret_form.submit(secret=token))
+
+            await server.browser.post(email_form.action, data=email_form.submit(email="newcomer@example.com"))
+            (link,) = await server.links_to("newcomer@example.com")
+            link_form = form_to((await server.browser.get(link)).text, "/oauth/link")
+            await refused(link_form, link_form.submit())
+            continued = await server.browser.post(link_form.action, data=link_form.submit())
+            assert continued.status_code == 303  # the forged posts did not spend the link
+            plans = await server.browser.get(continued.headers["location"])
+            checkout_form = form_to(plans.text, "/oauth/checkout")
+            await refused(checkout_form, checkout_form.submit("Subscribe to team"))
+            assert fake.requests_to("POST", "/v1/checkout/sessions") == []  # Stripe was never asked
+
+            assert (await server.token_sign_in(page, token)).status_code == 303  # the real forms still work
 
 
 async def test_attack_a_used_or_expired_sign_in_link_signs_no_one_in(tmp_path: Path) -> None:

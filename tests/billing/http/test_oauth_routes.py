@@ -64,6 +64,23 @@ async def test_the_401_and_the_resource_metadata_lead_to_this_authorization_serv
         assert found.status_code == 200 and found.json()["issuer"] == issuer
 
 
+async def test_with_oauth_switched_off_nothing_advertises_or_serves_an_authorization_server(tmp_path: Path) -> None:
+    async with oauth_app(tmp_path, KAMIYO_OAUTH_ENABLED="false") as server:
+        unauthenticated = await server.browser.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert unauthenticated.status_code == 401
+        assert "resource_metadata=" in unauthenticated.headers["www-authenticate"]
+        resource = (await server.browser.get("/.well-known/oauth-protected-resource/mcp")).json()
+        assert resource["resource"] == RESOURCE and not resource.get("authorization_servers")
+        for path in ("/.well-known/oauth-authorization-server", "/authorize", "/oauth/sign-in"):
+            assert (await server.browser.get(path)).status_code == 404, path
+        for path in ("/register", "/token", "/revoke"):
+            assert (await server.browser.post(path, json={})).status_code == 404, path
+        bearer = await server.issue("bearer-only@example.com", "personal")
+        answer = await server.browser.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS,
+                                                                              "Authorization": f"Bearer {bearer}"})
+        assert answer.status_code == 200, answer.text
+
+
 # ---- the whole grant ----------------------------------------------------------------------------
 
 async def test_an_access_token_works_on_mcp_and_bearer_tokens_keep_working(tmp_path: Path) -> None:

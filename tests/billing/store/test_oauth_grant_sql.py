@@ -203,3 +203,27 @@ async def test_a_claim_code_signs_in_for_its_own_subscription_until_it_was_used(
     with pytest.raises(SignInError) as used:
         await world.sign_in.use_secret(later, code, SESSION)
     assert used.value.code == "invalid_claim_code"
+
+
+async def test_a_code_or_refresh_token_gone_between_its_load_and_its_exchange_is_refused_cleanly(
+        world: World) -> None:
+    # The token endpoint loads, checks, then exchanges: a concurrent exchange may have dropped the row
+    # in between. The answer is an invalid_grant (a 400), never an error escaping the transaction (a 500).
+    loaded = await world.provider.load_authorization_code(world.client, await approved_code(world))
+    assert loaded is not None
+    with pytest.raises(TokenError) as code_gone:
+        await world.provider.exchange_authorization_code(world.client, loaded.model_copy(
+            update={"code_hash": secret_hash("kac_" + "0" * 43)}))
+    assert (code_gone.value.error, code_gone.value.error_description) == (
+        "invalid_grant", "authorization code does not exist")
+
+    tokens = await world.provider.exchange_authorization_code(world.client, loaded)
+    assert tokens.refresh_token is not None
+    refresh_loaded = await world.provider.load_refresh_token(world.client, tokens.refresh_token)
+    assert refresh_loaded is not None
+    with pytest.raises(TokenError) as refresh_gone:
+        await world.provider.exchange_refresh_token(world.client, refresh_loaded.model_copy(
+            update={"token_hash": secret_hash("krt_" + "0" * 43)}), ["mcp"])
+    assert (refresh_gone.value.error, refresh_gone.value.error_description) == (
+        "invalid_grant", "refresh token does not exist")
+    assert isinstance(await world.authority.authorize(tokens.access_token, "get_account_status"), Grant)
