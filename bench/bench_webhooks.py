@@ -11,7 +11,7 @@
    after a `customer.subscription.deleted` was answered 200 are still granted (goal: 0).
 
     python bench/bench_webhooks.py [--events 3000] [--concurrency 4] [--throughput-rounds 5] [--rounds 20]
-                                   [--callers 4] [--tx-rounds 3] [--tx-events 1200]
+                                   [--callers 4] [--tx-rounds 7] [--tx-events 900]
 """
 
 from __future__ import annotations
@@ -350,8 +350,8 @@ def main() -> None:
     parser.add_argument("--throughput-rounds", type=int, default=5, help="interleaved rounds of floor and kamiyo")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--callers", type=int, default=4)
-    parser.add_argument("--tx-rounds", type=int, default=3, help="alternating rounds of processor and raw replay")
-    parser.add_argument("--tx-events", type=int, default=1200, help="events per round of the in-process comparison")
+    parser.add_argument("--tx-rounds", type=int, default=7, help="alternating rounds of processor and raw replay")
+    parser.add_argument("--tx-events", type=int, default=900, help="events per round of the in-process comparison")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)

@@ -100,7 +100,7 @@ async def apply_subscription(tx: WebhookTransaction, config: BillingConfig, snap
     if email and _grants_access(status, in_force.current_period_end, in_force.cancel_at_period_end, tx.now) \
             and not await tx.has_delivery(subscription_id):
         await queue_welcome(tx.db, subscription_id=subscription_id, recipient=email, tier=tier, now=tx.now)
-        welcomed = True
+        welcomed = tx.mail_queued = True
     if state is None and not welcomed:
         return SubscriptionApplied("stale", f"stale: subscription {subscription_id} already reflects a newer "
                                             f"{'change' if read else 'event'}", status, tier)

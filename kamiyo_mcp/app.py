@@ -80,7 +80,7 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
             *core_routes(runtime, resource, reconciliation=reconciliation.health, intel=intel_refresh.health),
             *billing_routes(lambda: runtime.authority, settings.billing, stripe_gateway),
             *webhook_routes(lambda: runtime.store, settings.billing, on_delivery=metrics.observe_webhook,
-                            on_applied=delivery.wake),
+                            on_mail_queued=delivery.wake),
             *metrics_routes(metrics, lambda: runtime.store, access=OperatorAccess(
                 token=settings.metrics_token,
                 own_hosts=[urlsplit(settings.public_url).hostname or "", *settings.allowed_hosts])),

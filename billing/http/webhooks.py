@@ -30,12 +30,13 @@ DeliveryObserver = Callable[[str, str, float], None]  # (event type, outcome, se
 
 
 def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registry: HandlerRegistry | None = None,
-                   on_delivery: DeliveryObserver | None = None, on_applied: Callable[[], None] | None = None,
+                   on_delivery: DeliveryObserver | None = None, on_mail_queued: Callable[[], None] | None = None,
                    clock: Callable[[], float] = time.time) -> list[Route]:
     """The webhook route; `store` gives the open store when a request arrives (it opens in the lifespan).
 
-    `on_applied` is called after an event was applied (committed), e.g. to wake the outbox sender
-    for the welcome mail the event may have queued.
+    `on_mail_queued` is called after an event that queued a mail (a welcome mail) was applied
+    (committed), to wake the outbox sender; only then: a sender woken by every event runs a write
+    transaction per event for nothing.
     """
     registry = registry if registry is not None else default_registry()
     processors: list[WebhookProcessor] = []  # one per open store: it batches concurrent deliveries
@@ -85,8 +86,8 @@ def webhook_routes(store: Callable[[], Store], config: BillingConfig, *, registr
             observe("malformed", "invalid_payload", time.perf_counter() - started)
             return error_response(400, "invalid_payload", f"the signed body is not a Stripe event: {exc}")
         outcome = await processor().process(event, text)
-        if outcome.status == "processed" and on_applied is not None:
-            on_applied()
+        if outcome.mail_queued and on_mail_queued is not None:
+            on_mail_queued()
         elapsed = time.perf_counter() - started
         observe(event.type, outcome.status, elapsed)
         about = {"event_id": event.id, "event_type": event.type, "processing_time_ms": round(elapsed * 1000, 3)}

@@ -54,6 +54,9 @@ class WebhookTransaction:
     def __init__(self, db: Connection, now: int) -> None:
         self._db = db
         self.now = now
+        # Set by a handler that queued a mail in this transaction: the outbox sender is woken for it
+        # once the transaction commits (unset, the mail waits for the sender's next poll, not lost).
+        self.mail_queued = False
 
     @property
     def db(self) -> Connection:

@@ -50,6 +50,7 @@ async def on_checkout_completed(ctx: EventContext) -> Applied:
             # is generated when it is sent. (A reconciliation that found the subscription first sent it.)
             await queue_welcome(tx.db, subscription_id=session.subscription_id, recipient=session.email, tier=tier,
                                 now=tx.now)
+            tx.mail_queued = True
     upgraded = await _complete_upgrade_link(ctx, user_id, tier, status)
     await tx.audit(ACTOR, "checkout.completed", session.subscription_id,
                    f"event={event.id} user={user_id} claim={'created' if created else 'exists'}"

@@ -49,6 +49,7 @@ class Outcome:
     message: str
     event_id: str
     event_type: str
+    mail_queued: bool = False  # applying it queued a mail (sent once the sender looks)
 
 
 @dataclass(slots=True)
@@ -139,6 +140,7 @@ class WebhookProcessor:
         if await tx.event_status(event.id) in DONE_STATUSES:
             return _duplicate(event)
         handler = self._registry.handler_for(event.type)
+        tx.mail_queued = False  # the transaction holds a batch of events: this one's alone
         if handler is None:
             applied: Applied = ignored(f"event type {event.type} is not handled")
         else:
@@ -146,7 +148,7 @@ class WebhookProcessor:
         await tx.mark_event(event_id=event.id, event_type=event.type, created=event.created,
                             livemode=event.livemode, payload=item.payload, status=applied.status,
                             message=redact_session_ids(applied.message), source=item.source)
-        return Outcome(applied.status, applied.message, event.id, event.type)
+        return Outcome(applied.status, applied.message, event.id, event.type, tx.mail_queued)
 
     async def _record_failure(self, item: _Pending) -> None:
         event, error = item.event, item.error

@@ -7,7 +7,8 @@ Every error raised on purpose by ``kamiyo_mcp.intel`` derives from ``IntelError`
     ├── NoIncidentDataError    the incident store is empty; the message says how to load data
     ├── SourceFormatError      an ingest source (file, row) is malformed; names the file and line
     ├── SourceFetchError       an http(s) ingest source could not be fetched; names the URL
-    └── ChainProviderError     the on-chain (Etherscan-compatible) provider failed or refused
+    ├── ChainProviderError     the on-chain (Etherscan-compatible) provider failed or refused
+    └── IntelStoreError        the incident store's SQLite file failed (the driver's error is the cause)
 """
 
 from __future__ import annotations
@@ -57,3 +58,10 @@ class SourceFetchError(IntelError):
 
 class ChainProviderError(IntelError):
     """The on-chain provider could not answer (network, HTTP status, API error)."""
+
+
+class IntelStoreError(IntelError):
+    """The incident store could not run a statement or open its file (locked, damaged, unreadable).
+
+    Its message is for the log (it names SQLite's error); callers answer users with their own words.
+    """

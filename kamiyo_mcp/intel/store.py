@@ -1,4 +1,4 @@
-"""The incident store: with ``store_reads`` and ``store_schema``, the only modules that hold SQL.
+"""The incident store: with the other ``store_*`` modules, the only modules that hold SQL.
 
 It lives in the same SQLite file as the billing store, in its own ``intel_``-prefixed tables with
 their own version table ``intel_schema_version``. Each write is one ``BEGIN IMMEDIATE`` transaction.
@@ -7,26 +7,26 @@ their own version table ``intel_schema_version``. Each write is one ``BEGIN IMME
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
-
 from .chains import chain_key
 from .dates import utc_now
+from .errors import IntelStoreError
 from .linking import LinkRow, assign_groups
 from .names import name_key, name_words
 from .records import AddressLink, Incident, merge_incident
 from .store_base import DataStamp
+from .store_connection import IntelConnection, driver_errors
 from .store_pages import StorePages
 from .store_reads import StoreReads, from_json
 from .store_schema import MIGRATIONS
 from .store_sources import StoreSources
 
-BUSY_TIMEOUT_MS = 5000
 _CHUNK = 500
 
 
@@ -41,37 +41,28 @@ def _to_json(incident: Incident) -> str:
     return json.dumps({**incident.content(), "related_ids": list(incident.related_ids)}, default=str)
 
 
-async def _connect(path: str | os.PathLike[str]) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(os.fspath(path), isolation_level=None)
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA foreign_keys = ON")
-    # Incident data can be reloaded from its sources, and page sets are disposable: a commit need
-    # not wait for the disk (the billing connection on the same file keeps its own FULL setting).
-    await db.execute("PRAGMA synchronous = NORMAL")
-    return db
-
-
-async def _migrate(db: aiosqlite.Connection) -> None:
+async def _migrate(db: IntelConnection) -> None:
     """Create or upgrade the intel tables, in one transaction."""
     await db.execute("BEGIN IMMEDIATE")
     try:
         await db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
-        rows = await db.execute_fetchall("SELECT MAX(version) FROM intel_schema_version")
-        current = int(next(iter(rows))[0] or 0)
+        rows = await db.fetchall("SELECT MAX(version) FROM intel_schema_version")
+        current = int(rows[0][0] or 0)
         for version in sorted(v for v in MIGRATIONS if v > current):
             for statement in MIGRATIONS[version]:
                 await db.execute(statement)
             await db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
+        await db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        with contextlib.suppress(IntelStoreError):
+            await db.execute("ROLLBACK")
         raise
-    await db.execute("COMMIT")
 
 
 class IntelStore(StoreReads, StorePages, StoreSources):
     """Async access to the intel tables of one SQLite file."""
 
-    def __init__(self, reader: aiosqlite.Connection, writer: aiosqlite.Connection) -> None:
+    def __init__(self, reader: IntelConnection, writer: IntelConnection) -> None:
         super().__init__(reader, writer)
         self._index_lock = asyncio.Lock()
         self._known_chains: tuple[int, dict[str, str]] | None = None
@@ -82,13 +73,17 @@ class IntelStore(StoreReads, StorePages, StoreSources):
 
         A missing directory is created private (0700): on a fresh host the default one, in the user
         data directory, does not exist yet.
+
+        Raises:
+            IntelStoreError: the directory or file cannot be created, opened or migrated.
         """
-        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        writer = await _connect(path)
+        with driver_errors():
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        writer = await IntelConnection.open(path)
         try:
             await writer.execute("PRAGMA journal_mode = WAL")
             await _migrate(writer)
-            reader = await _connect(path)
+            reader = await IntelConnection.open(path)
         except BaseException:
             await writer.close()
             raise

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+from .errors import IntelStoreError
+from .store_connection import IntelConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +27,14 @@ class DataStamp:
 
 
 class StoreBase:
-    """Two aiosqlite connections to one file: ``_db`` reads, ``_w`` writes.
+    """Two connections to one file: ``_db`` reads, ``_w`` writes (SQLite's errors leave as ``IntelStoreError``).
 
     Writes take ``_transaction`` (``BEGIN IMMEDIATE`` on ``_w``), one at a time. Reads never share
     the writer's connection, so a tool call served while an ingest or refresh is under way sees the
     last committed data (WAL), never a half-applied batch or a search index being rebuilt.
     """
 
-    def __init__(self, reader: aiosqlite.Connection, writer: aiosqlite.Connection) -> None:
+    def __init__(self, reader: IntelConnection, writer: IntelConnection) -> None:
         self._db = reader
         self._w = writer
         self._write_lock = asyncio.Lock()
@@ -44,14 +45,15 @@ class StoreBase:
             await self._w.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                await self._w.execute("COMMIT")  # a refused COMMIT leaves the transaction open: roll it back too
             except BaseException:
-                await self._w.execute("ROLLBACK")
+                with contextlib.suppress(IntelStoreError):  # the first failure is the one to report
+                    await self._w.execute("ROLLBACK")
                 raise
-            await self._w.execute("COMMIT")
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # One trip to the connection's thread for the statement and all its rows.
-        return [tuple(r) for r in await self._db.execute_fetchall(sql, params)]
+        return await self._db.fetchall(sql, params)
 
     async def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = await self._rows(sql, params)
@@ -59,7 +61,7 @@ class StoreBase:
 
     async def _written(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows read through the writer (inside a write transaction: sees its own changes)."""
-        return [tuple(r) for r in await self._w.execute_fetchall(sql, params)]
+        return await self._w.fetchall(sql, params)
 
     async def stamp(self) -> DataStamp:
         """The data generation and ``data_as_of``, in one read."""

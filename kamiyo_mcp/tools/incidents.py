@@ -6,13 +6,17 @@ Reading one is gated and counted like a call of get_exploit_details (see `gate.M
 from __future__ import annotations
 
 import json
+import logging
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from kamiyo_mcp.intel.errors import IntelError, IntelInputError
+from kamiyo_mcp.intel.errors import IntelError, IntelInputError, IntelStoreError
 from kamiyo_mcp.intel.queries import exploit_details
 from kamiyo_mcp.runtime import Runtime
+from kamiyo_mcp.tools.intel import STORE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE = "kamiyo://incidents/{id}"
 PREFIX = "kamiyo://incidents/"
@@ -35,6 +39,9 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             answer = await exploit_details(runtime.intel, id)
         except IntelInputError as exc:  # no such incident (the message says what ids look like)
             raise ResourceNotFoundError(f"{PREFIX}{id}: {exc}") from None
+        except IntelStoreError:
+            logger.exception("%s%s: the incident store failed", PREFIX, id)
+            raise ResourceError(STORE_UNAVAILABLE) from None
         except IntelError as exc:  # e.g. nothing loaded yet: the message says how to load data
             raise ResourceError(str(exc)) from None
         return json.dumps(answer.wire(), ensure_ascii=False)

@@ -9,6 +9,7 @@ says exactly what to change.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, TypeVar
 
@@ -23,13 +24,17 @@ from kamiyo_mcp.intel.answer_details import DetailsAnswer
 from kamiyo_mcp.intel.answer_risk import RiskAnswer
 from kamiyo_mcp.intel.answer_search import SearchAnswer
 from kamiyo_mcp.intel.answer_wallet import WalletAnswer
-from kamiyo_mcp.intel.errors import IntelError
+from kamiyo_mcp.intel.errors import IntelError, IntelStoreError
 from kamiyo_mcp.intel.protocol_risk import Detail
 from kamiyo_mcp.intel.queries import assess_protocol_risk, exploit_details, screen_wallet, search_exploits
 from kamiyo_mcp.intel.render import render_details, render_risk, render_wallet
 from kamiyo_mcp.intel.render_search import render_search
 from kamiyo_mcp.runtime import Runtime
 
+logger = logging.getLogger(__name__)
+
+# What a caller reads when the incident store fails (SQLite's own message goes to the log only).
+STORE_UNAVAILABLE = "The incident data could not be read right now, so this was not answered; please retry shortly."
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 RISK_DETAIL: dict[str, Detail] = {"basic": "basic", "summary": "summary", "full": "full"}
 A = TypeVar("A", bound=Answer)
@@ -117,6 +122,9 @@ async def _answer(query: Awaitable[A], render: Callable[[A], str]) -> CallToolRe
     """The tool result: the answer's compact text and its structured content; an IntelError as a tool error."""
     try:
         answer = await query
+    except IntelStoreError:
+        logger.exception("intel tool: the incident store failed")
+        raise ToolError(STORE_UNAVAILABLE) from None
     except IntelError as exc:
         raise ToolError(str(exc)) from None
     return CallToolResult(content=[TextContent(type="text", text=render(answer))], structured_content=answer.wire())

@@ -7,16 +7,20 @@ the message, with what to do next. Getting one is gated and counted like a call 
 
 from __future__ import annotations
 
+import logging
+
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from kamiyo_mcp.gate import current_grant
-from kamiyo_mcp.intel.errors import IntelError
+from kamiyo_mcp.intel.errors import IntelError, IntelStoreError
 from kamiyo_mcp.intel.queries import assess_protocol_risk, screen_wallet
 from kamiyo_mcp.intel.render import render_risk, render_wallet
 from kamiyo_mcp.runtime import Runtime
-from kamiyo_mcp.tools.intel import RISK_DETAIL
+from kamiyo_mcp.tools.intel import RISK_DETAIL, STORE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
 
 # Each prompt → the tool whose tier and quota getting it counts against, and its required arguments.
 PROMPTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -36,7 +40,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
                                               time_window_days=DILIGENCE_WINDOW_DAYS,
                                               detail=RISK_DETAIL[current_grant().tier.risk_detail])
         except IntelError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            raise _refusal(exc) from None
         where = f" on {risk.chain}" if risk.chain else ""
         return (
             f"I am considering depositing into or integrating with {protocol}{where}. Do a due-diligence review "
@@ -60,7 +64,7 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             screening = await screen_wallet(runtime.intel, runtime.chain_provider, address=address,
                                             chain=chain or "ethereum", lookback_days=90)
         except IntelError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            raise _refusal(exc) from None
         return (
             f"Before I send funds to or approve {screening.address} on {screening.chain}, screen it with KAMIYO.\n\n"
             f"KAMIYO's screening:\n{render_wallet(screening)}\n\n"
@@ -70,3 +74,11 @@ def register(server: MCPServer, runtime: Runtime) -> None:
             "deployer, check and revoke token approvals I no longer need, send a small test transaction first, "
             "and what was not checked."
         )
+
+
+def _refusal(exc: IntelError) -> MCPError:
+    """A bad argument is the caller's to fix; a failing store is the server's (its detail goes to the log)."""
+    if isinstance(exc, IntelStoreError):
+        logger.error("prompt: the incident store failed: %s", exc)
+        return MCPError(code=INTERNAL_ERROR, message=STORE_UNAVAILABLE)
+    return MCPError(code=INVALID_PARAMS, message=str(exc))

@@ -142,3 +142,17 @@ async def test_reading_a_subscription_stripe_does_not_know_is_an_answer_not_an_e
     async with StripeGateway("sk_test_pacing", fake.base_url) as gateway:
         read = await StripeReads(gateway).read_subscription("sub_unknownToStripe")
     assert read.object is None and read.observed_at in (1_700_000_000 - 1, 1_700_000_000)
+
+
+async def test_by_default_reads_start_below_stripes_25_per_second() -> None:
+    time = VirtualTime()
+    paced = Pacer(monotonic=time.monotonic, sleep=time.sleep)
+    starts: list[float] = []
+
+    async def request() -> None:
+        starts.append(time.now)
+
+    for _ in range(100):
+        await paced.call(request)
+
+    assert max(sum(1 for s in starts if t <= s < t + 1 - 1e-9) for t in starts) < 25

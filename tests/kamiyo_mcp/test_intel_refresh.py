@@ -4,6 +4,7 @@ and when the source fails it keeps serving the old data and says so in one log l
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,7 +41,9 @@ async def _until(check: Callable[[], Awaitable[Any]], what: str, seconds: float 
     return found
 
 
-async def test_serve_loads_refreshes_and_survives_a_failing_source(tmp_path, server_factory, local_server) -> None:  # type: ignore[no-untyped-def]
+async def test_serve_loads_refreshes_and_survives_a_failing_source(
+    tmp_path: Path, server_factory: type[ServerProcess], local_server: Callable[[Any], LocalServer]
+) -> None:
     source = Source(local_server)
     env = base_env(tmp_path / "kamiyo.db", KAMIYO_INTEL_SOURCES=source.url, KAMIYO_INTEL_REFRESH_INTERVAL="1s")
     process: ServerProcess = server_factory(env).start()
@@ -86,7 +89,7 @@ async def _contains(names: Callable[[], Awaitable[set[str]]], name: str) -> bool
     return name in await names()
 
 
-def test_the_refresh_interval_setting_is_checked_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_refresh_interval_setting_is_checked_at_start(tmp_path: Path) -> None:
     env = base_env(tmp_path / "kamiyo.db", KAMIYO_INTEL_REFRESH_INTERVAL="every six hours")
     done = cli(["serve", "--port", "1"], env)
     assert done.returncode == 2 and "KAMIYO_INTEL_REFRESH_INTERVAL" in done.stderr

@@ -16,6 +16,7 @@ from billing.webhooks.registry import HandlerRegistry, default_registry
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
 from tests.billing.reconcile.reconcile_support import KEY, FakeClock, World, environment, fresh_fake_stripe
+from tests.billing.webhooks.test_webhook_localstripe import localstripe  # noqa: F401  (the fixture, shared)
 from tests.fakes.stripe_fake import FakeStripe
 
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from billing.access import Denial, Grant
 from billing.reconcile.drift import DriftKind
 from billing.reconcile.report import Report
+from billing.reconcile.runner import Reconciler
+from billing.stripe_pacing import Pacer
 from billing.webhooks.context import Applied, EventContext
 from tests.billing.reconcile.reconcile_support import ENTERPRISE, FOREIGN, PERSONAL, TEAM, World
+from tests.billing.test_stripe_pacing import VirtualTime
 
 K = DriftKind
 
@@ -276,3 +281,77 @@ async def test_pages_are_followed_per_price_and_nothing_is_read_one_by_one_when_
     world.fake.requests.clear()
     await assert_in_sync(world)
     assert len(world.fake.requests) == 5  # and nothing read one by one: every stored row was listed
+
+
+async def test_a_subscription_paid_again_whose_webhook_was_lost_is_entitled_again(world: World) -> None:
+    sub_id = await bought(world, "quinn@example.com", TEAM, "team")
+    await world.mint(sub_id)
+    world.clock.advance()
+    world.life.set_status(sub_id, "unpaid")  # the card kept failing
+    assert await world.deliver_new() == [200]
+    assert isinstance(await world.authorize(sub_id), Denial)
+    world.clock.advance()
+    world.life.set_status(sub_id, "active")  # then the invoice was paid; that webhook never came
+    world.lose_new(stripe_knows=False)
+
+    report = await reconcile_later(world, fix=False)
+
+    assert kinds_of(report) == {sub_id: (K.ENTITLED_IN_STRIPE, K.STATUS)}
+    [finding] = report.findings
+    assert finding.stored is not None and finding.stored.row.status == "unpaid"
+    assert isinstance(await world.authorize(sub_id), Denial)  # a report changes nothing
+
+    healed = await reconcile_later(world, fix=True)
+
+    assert healed.healed_by_kind() == {"entitled_in_stripe": 1, "status": 1}
+    assert isinstance(await world.authorize(sub_id, "monitor_wallet"), Grant)  # the same token works again
+    assert await world.welcome_mails(sub_id) == 1  # the customer already had a way in: no second mail
+    await assert_in_sync(world)
+
+
+async def test_missed_events_are_read_for_our_types_over_the_last_30_days_and_applied_once(world: World) -> None:
+    old = world.life.buy("old@example.com", TEAM, tier="team")
+    lost_long_ago = world.lose_new(stripe_knows=True)  # Stripe gave up on these long ago
+    with world.fake._lock:
+        for event in lost_long_ago:
+            world.fake.state.events[event["id"]]["created"] -= 31 * 86_400
+    recent = world.life.buy("new@example.com", PERSONAL, tier="personal")
+    recent_events = world.lose_new(stripe_knows=True)
+    world.fake.requests.clear()
+
+    report = await reconcile_later(world, fix=True)
+
+    assert sorted(m.event_id for m in report.missed) == sorted(e["id"] for e in recent_events)
+    assert {o.status for o in report.recovered} == {"processed"}
+    [listed] = world.fake.requests_to("GET", "/v1/events")
+    assert listed.params["types"] == list(world.registry.event_types)
+    assert listed.params["delivery_success"] is False
+    assert listed.params["created"] == {"gte": int(world.clock()) - 30 * 86_400}
+    assert old["id"] in kinds_of(report)  # beyond the events' window, the read finds it all the same
+    assert (await world.row(old["id"])).row.status == "active"
+    assert (await world.row(recent["id"])).row.status == "active"
+
+    again = await reconcile_later(world, fix=True)  # Stripe still lists them as undelivered
+
+    assert (again.drift, again.missed, again.recovered) == (0, [], [])
+    sources = world.rows("SELECT source, attempts, status FROM stripe_events")
+    assert sources == [("recovery", 1, "processed")] * len(recent_events)
+
+
+async def test_a_run_that_stripe_rate_limits_midway_waits_as_told_and_finishes_at_a_steady_pace(world: World) -> None:
+    for n in range(3):
+        world.life.buy(f"r{n}@example.com", PERSONAL, tier="personal")
+    world.lose_new(stripe_knows=False)
+    world.clock.advance(2)
+    time = VirtualTime()
+    pacer = Pacer(monotonic=time.monotonic, sleep=time.sleep)
+    reconciler = Reconciler(world.runtime.store, world.gateway, world.runtime.settings.billing, clock=world.clock,
+                            pacer=pacer)
+    world.fake.fail_next(429, headers={"Retry-After": "3"}, after=2)  # the events and the first price's page pass
+    world.fake.requests.clear()
+
+    report = await reconciler.run(fix=True)
+
+    assert (report.result, report.healed_count, report.rate_limited) == ("healed", 3, 1)
+    assert report.stripe_calls == len(world.fake.requests) == 5  # every request paced, the refused one sent again
+    assert time.sleeps == pytest.approx([0.05, 0.05, 3.0, 0.05])  # 20 a second; Retry-After held every request

@@ -268,8 +268,9 @@ async def assert_access_follows_money(world: Deployment, subscription_ids: list[
             fresh = await mint_token(runtime, row.row.user_id, sub["id"], row.row.tier)
             for token in [fresh, *world.tokens.get(sub["id"], [])]:
                 checks.append((sub["id"], entitled, token))
-    for subscription_id, entitled, token in checks:
-        assert await can_call_a_tool(world.server.url, token) is entitled, (subscription_id, entitled)
+    called = await asyncio.gather(*(can_call_a_tool(world.server.url, token) for _, _, token in checks))
+    for (subscription_id, entitled, _), ran in zip(checks, called, strict=True):
+        assert ran is entitled, (subscription_id, entitled)
 
 
 async def can_call_a_tool(url: str, token: str) -> bool:

@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from billing.store import open_store
-from tests.billing.reconcile.reconcile_support import KEY, PERSONAL, TEAM, FakeClock, environment, fresh_fake_stripe
+from tests.billing.reconcile.reconcile_support import (
+    KEY,
+    PERSONAL,
+    TEAM,
+    FakeClock,
+    backend_url,
+    environment,
+    fresh_fake_stripe,
+)
 from tests.fakes.stripe_fake import FakeStripe
-from tests.support import cli, free_port
+from tests.support import REPO, cli, free_port
 
 
 @pytest.fixture
@@ -166,3 +178,36 @@ def test_since_limits_the_scan_to_subscriptions_created_from_then(env: dict[str,
     assert result.returncode == 3, result.stderr
     assert [s["subscription_id"] for s in json.loads(result.stdout)["subscriptions"]] == [recent]
     assert KEY not in result.stdout + result.stderr
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, tmp_path)
+
+
+async def test_two_fix_runs_in_separate_processes_never_overlap(
+        env: dict[str, str], fake: FakeStripe, database_url: str) -> None:
+    env = {**env, "KAMIYO_DATABASE_URL": database_url}
+    sub_id = bought_unseen(fake, "eve@example.com", TEAM, "team")
+    fake.hold_replies("/v1/events")  # the first run's first read stays in flight: it holds the lease meanwhile
+    first = subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "reconcile", "--fix"], cwd=REPO, text=True,
+                             env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with anyio.fail_after(60):
+            while not fake.requests_to("GET", "/v1/events"):
+                assert first.poll() is None, first.communicate()
+                await anyio.sleep(0.05)  # polling the first process's progress, bounded by fail_after
+            second = await anyio.to_thread.run_sync(lambda: cli(["reconcile", "--fix"], env))
+    finally:
+        fake.release_replies("/v1/events")
+        out, err = first.communicate(timeout=60)
+
+    assert second.returncode == 1 and "running in another process (cli-" in second.stderr
+    assert first.returncode == 3 and "1 healed" in out, err
+    store = await open_store(database_url)
+    try:
+        assert (await store.stored_subscriptions([sub_id]))[sub_id].row.status == "active"
+        assert [m.subscription_id for m in await store.list_outbox()] == [sub_id]  # one welcome mail
+    finally:
+        await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -64,6 +65,27 @@ async def test_pages_neither_repeat_nor_skip_while_new_incidents_are_ingested(lo
     assert orphan.id in seen  # shown once, on the page where it was
     fresh_search = await search_exploits(loaded, until="2026-05-31", limit=10, tier_cap=200, now=NOW)
     assert {"Brand New Protocol", "Another New One"} <= {e.protocol for e in fresh_search.exploits}
+
+
+async def test_paging_while_an_ingest_runs_at_the_same_time_neither_repeats_nor_skips(loaded: IntelStore,
+                                                                                      tmp_path: Path) -> None:
+    first = await search_exploits(loaded, until="2026-05-31", limit=20, tier_cap=200, now=NOW)
+    fresh = tmp_path / "hacks.json"
+    fresh.write_text(_defillama_rows(*((f"2026-05-{1 + n % 30:02d}", f"Concurrent {n}", 1e6 + n, ["Ethereum"])
+                                       for n in range(1500))))
+    ingest = asyncio.create_task(ingest_sources(loaded, [str(fresh)]))  # three write batches and a relink
+    seen, cursor, overlapped = [e.id for e in first.exploits], first.next_cursor, 0
+    while cursor:
+        page = await search_exploits(loaded, cursor=cursor, limit=20, tier_cap=200, now=NOW)
+        overlapped += not ingest.done()
+        seen += [e.id for e in page.exploits]
+        cursor = page.next_cursor
+    report = await ingest
+    assert report.added == 1500 and overlapped > 0, "the pages should be read while the ingest runs"
+    assert len(seen) == len(set(seen)) == 200
+    assert not any("concurrent-" in ident for ident in seen)
+    after = await search_exploits(loaded, query="concurrent", limit=1, tier_cap=200, now=NOW)
+    assert after.total_matching == 1500
 
 
 async def test_a_later_page_shows_an_incident_under_its_new_canonical_report(loaded: IntelStore,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kamiyo_mcp.intel.errors import IntelInputError, NoIncidentDataError
+from kamiyo_mcp.intel.names import name_words
 from kamiyo_mcp.intel.queries import TIER_CAPS, exploit_details, search_exploits
 from kamiyo_mcp.intel.store import IntelStore
 
@@ -149,3 +150,44 @@ async def test_an_empty_store_says_no_data_is_loaded_and_how_to_load_it(empty_st
         await _search(empty_store, "euler")
     with pytest.raises(NoIncidentDataError):
         await exploit_details(empty_store, "blocksec:65")
+
+
+async def _all_rows(store: IntelStore, query: str, sort: str) -> list[dict[str, Any]]:
+    """Every result of a search, all pages followed."""
+    result = await _search(store, query, sort=sort, limit=1000, tier_cap=2000)
+    rows = list(result["exploits"])
+    while "next_cursor" in result:
+        result = await _search(store, cursor=result["next_cursor"], limit=1000, tier_cap=2000)
+        rows += result["exploits"]
+    assert len(rows) == result["total_matching"] > 5
+    return rows
+
+
+async def _named(store: IntelStore, row: dict[str, Any], word: str) -> bool:
+    """Whether a report of the row's incident has a name word starting with ``word`` (not only its technique)."""
+    members = await store.group_members(row["id"])
+    words = {w for m in members for w in [*name_words(m.incident.protocol), *m.incident.protocol.lower().split()]}
+    return any(w.startswith(word) for w in words)
+
+
+@pytest.mark.parametrize("word", ["curve", "bridge", "oracle"])
+async def test_relevance_ranks_every_name_match_above_every_technique_only_match(store: IntelStore,
+                                                                                 word: str) -> None:
+    rows = await _all_rows(store, word, "relevance")
+    named = [await _named(store, row, word) for row in rows]
+    assert True in named and False in named, f"'{word}' should match both names and techniques"
+    assert named == sorted(named, reverse=True), [(r["protocol"], r.get("technique")) for r in rows]
+    newest = await _all_rows(store, word, "newest")
+    assert [r["id"] for r in newest] != [r["id"] for r in rows]  # relevance is not the date order
+
+
+@pytest.mark.parametrize("query", ["", "flash loan", "bridge"])
+async def test_newest_and_largest_order_every_result_as_their_names_say(store: IntelStore, query: str) -> None:
+    newest = await _all_rows(store, query, "newest")
+    assert [r["date"] for r in newest] == sorted((r["date"] for r in newest), reverse=True)
+    largest = await _all_rows(store, query, "largest")
+    stated = [r["amount_usd"] for r in largest if "amount_usd" in r]
+    assert stated == sorted(stated, reverse=True) and stated[0] > stated[-1]
+    # Rows without a stated loss come last, not first.
+    assert all("amount_usd" not in r for r in largest[len(stated):])
+    assert {r["id"] for r in largest} == {r["id"] for r in newest}

@@ -29,6 +29,7 @@ async def test_an_incident_reads_as_the_details_answer(intel_server: ServerProce
     assert isinstance(content, TextResourceContents) and content.mime_type == "application/json"
     assert json.loads(content.text) == details.structured_content
     assert json.loads(content.text)["incident"]["id"] == "defillama:2023-03-13:euler-v1"
+    assert json.loads(content.text)["data_as_of"].endswith("Z")
 
 
 async def test_an_unknown_incident_is_not_found_with_a_hint(intel_server: ServerProcess,

@@ -210,10 +210,11 @@ async def test_the_answer_echoes_how_the_text_was_understood(
                                         {"query": "flash loan attacks on BSC in 2023 over $1M"})
         explicit = await client.call_tool("search_crypto_exploits",
                                           {"query": "flash loans on BSC", "chain": "ethereum"})
-    understood = result.structured_content["understood_as"]  # type: ignore[index]
+    assert result.structured_content and explicit.structured_content
+    understood = result.structured_content["understood_as"]
     assert understood["words"] == ["flash", "loan"] and understood["chain"] == "BSC"
     assert (understood["since"], understood["until"], understood["min_usd"]) == ("2023-01-01", "2023-12-31", 1e6)
     assert understood["from_text"] == {"chain": "on BSC", "dates": "2023", "amount": "over $1M"}
     assert "Read from the query" in text_of(result)
-    overridden = explicit.structured_content["understood_as"]  # type: ignore[index]
+    overridden = explicit.structured_content["understood_as"]
     assert overridden["chain"] == "Ethereum" and overridden["from_text"] == {"overridden by arguments": "on BSC"}

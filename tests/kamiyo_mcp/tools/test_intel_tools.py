@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support import ServerProcess, base_env, cli
@@ -19,11 +21,15 @@ async def test_every_intel_tool_publishes_a_typed_output_schema_with_described_f
         tools = {t.name: t for t in (await client.list_tools()).tools}
     for name in TOOLS:
         schema = tools[name].output_schema
-        assert schema and schema.get("additionalProperties") is not True, name
-        for field, spec in schema["properties"].items():
-            assert spec.get("description"), f"{name}.{field} has no description"
-            assert "type" in spec or "anyOf" in spec or "$ref" in spec, f"{name}.{field} has no type"
-        assert "data_as_of" in schema["properties"], name
+        assert schema and "data_as_of" in schema["properties"], name
+        # The answer and every nested model (rows, addresses, factors ...) are closed, typed and described.
+        models = {name: schema, **{f"{name}/{d}": spec for d, spec in schema.get("$defs", {}).items()}}
+        assert len(models) > 1, name
+        for model, spec in models.items():
+            assert spec.get("additionalProperties") is False and spec["properties"], model
+            for field, prop in spec["properties"].items():
+                assert prop.get("description"), f"{model}.{field} has no description"
+                assert "type" in prop or "anyOf" in prop or "$ref" in prop, f"{model}.{field} has no type"
 
 
 async def test_ronin_is_found_with_its_real_amount_and_date(intel_server: ServerProcess,
@@ -127,7 +133,7 @@ async def test_details_show_one_incident_with_the_other_sources_differences_and_
     assert "Caveat:" in text_of(result)
 
 
-async def test_a_store_without_data_says_how_to_load_it(tmp_path, server_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_store_without_data_says_how_to_load_it(tmp_path: Path, server_factory: type[ServerProcess]) -> None:
     env = base_env(tmp_path / "empty.db")
     process = server_factory(env).start()
     token = cli(["token", "issue", "--email", "e@example.com", "--tier", "team"], env).stdout.strip()

@@ -40,6 +40,7 @@ async def test_due_diligence_carries_the_risk_answer_for_the_callers_tier(
     assert "search_crypto_exploits" in text and "recommendation" in text
     assert ("defillama:2022-08-09:curve-dex" in text) is detail_shown  # incidents listed from team up
     assert ("Factors:" in text) is detail_shown
+    assert "Data as of 20" in text
 
 
 async def test_screening_a_wallet_carries_the_verdict_and_its_sources(intel_server: ServerProcess,
@@ -48,6 +49,7 @@ async def test_screening_a_wallet_carries_the_verdict_and_its_sources(intel_serv
         prompt = await client.get_prompt("screen_wallet_before_interacting", {"address": COFFEE})
     text = _text(prompt)
     assert "Known whitehat MEV operator (c0ffeebabe.eth)" in text and "BlueberryProtocol_exp.sol" in text
+    assert "Data as of 20" in text
     assert "approvals" in text
 
 
