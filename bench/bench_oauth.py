@@ -18,7 +18,6 @@ import asyncio
 import itertools
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-from bench_core import free_port, start
+from bench_core import Server, free_port
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.provider import AuthorizationParams
@@ -158,7 +157,8 @@ async def main() -> None:
 
         env = {**os.environ, "KAMIYO_DATABASE_URL": str(db), "MCP_JWT_SECRET": SECRET, "KAMIYO_LOG_LEVEL": "WARNING",
                "KAMIYO_INTEL_SOURCES": "", "KAMIYO_PUBLIC_URL": url}
-        process = start([sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(port)], env, url)
+        server = Server("kamiyo", [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(port)], port)
+        server.start(env)
         over_http: dict[str, list[float]] = {kind: [] for kind in kinds}
         subscriptions = itertools.cycle(range(args.grants))
         try:
@@ -170,12 +170,7 @@ async def main() -> None:
                     rate = await tool_calls_per_second(url, tokens, args.sessions, args.seconds, subscriptions)
                     over_http[kind].append(rate)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            server.stop()
         b, o = statistics.median(over_http["bearer"]), statistics.median(over_http["oauth"])
         paired = statistics.median(x / y for x, y in zip(over_http["oauth"], over_http["bearer"], strict=True))
         print(f"tool calls over streamable HTTP, {args.sessions} sessions, one server, {args.rounds} paired rounds "

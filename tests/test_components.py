@@ -21,8 +21,9 @@ def run_browser_test_without_chromium(tmp_path: Path, ci: str) -> subprocess.Com
     empty.mkdir(exist_ok=True)
     env = {**os.environ, "PATH": str(empty), "PLAYWRIGHT_BROWSERS_PATH": str(empty), "CI": ci}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / ci),
-         BROWSER_TEST], env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider",
+         "--basetemp", str(tmp_path / ci), BROWSER_TEST],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_without_any_chromium_the_browser_tests_skip_with_the_install_command(tmp_path: Path) -> None:
@@ -43,7 +44,7 @@ def test_under_ci_a_missing_chromium_fails_the_run(tmp_path: Path) -> None:
 def test_any_skip_fails_under_ci_with_its_reason(tmp_path: Path, ci: str, expected: str) -> None:
     test_file = tmp_path / "test_widget.py"
     test_file.write_text("import pytest\n\n\ndef test_needs_a_widget():\n    pytest.skip('no widget here')\n")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider",
                              "-p", "tests.components", str(test_file)], env={**os.environ, "CI": ci}, cwd=REPO,
                             capture_output=True, text=True, timeout=120, check=False)
     assert expected in result.stdout and "no widget here" in result.stdout, result.stdout

@@ -40,12 +40,13 @@ from billing.oauth.secret import CODE_PREFIX, REFRESH_PREFIX, REQUEST_PREFIX, lo
 from billing.oauth.secret import secret_hash as hashed
 from billing.store import Store
 from billing.store.connection import Connection
-from billing.store.oauth_records import PendingRequest, StoredClient, StoredGrant, StoredRefresh
+from billing.store.oauth_records import Entitlement, PendingRequest, StoredClient, StoredGrant, StoredRefresh
 from billing.store.records import AuditEntry, NewToken
 from billing.tiers import is_tier
 from billing.tokens import TokenCodec, token_hash
 
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+KIND_OPERATOR_GRANT = "grant"  # subscriptions.kind of an operator grant (`kamiyo-mcp token issue`)
 REUSED = ("this refresh token was already used, so every token of this sign-in was revoked to be safe; "
           "sign in again")
 
@@ -232,16 +233,15 @@ class OAuthProvider:
         entitlement = await self.store.entitlement(subscription_id, db)
         if entitlement is None:
             return "the subscription no longer exists"
-        if not is_tier(entitlement.tier):
-            return f"the subscription's tier {entitlement.tier!r} is unknown"
-        return entitlement_ended(entitlement.status, entitlement.current_period_end,
-                                 entitlement.cancel_at_period_end, now)
+        return entitlement_problem(entitlement, now)
 
     async def _mint(self, db: Connection, grant: StoredGrant, client: OAuthClientInformationFull,
                     now: int) -> OAuthToken:
         entitlement = await self.store.entitlement(grant.subscription_id, db)
         assert entitlement is not None
-        expires_at = now + self.config.access_token_seconds
+        # Nothing an app holds outlives an operator grant (its bearer token's expiry, as for rotation).
+        until = entitlement.live_until if entitlement.kind == KIND_OPERATOR_GRANT else None
+        expires_at = _capped(now + self.config.access_token_seconds, until)
         token, claims = self.codec.mint(sub=grant.user_id, tier=entitlement.tier, sid=grant.subscription_id, now=now,
                                         expires_at=expires_at, audience=grant.resource, grant_id=grant.grant_id)
         await self.store.insert_oauth_access(db, NewToken(claims.jti, grant.user_id, grant.subscription_id,
@@ -250,8 +250,9 @@ class OAuthProvider:
         if "refresh_token" in client.grant_types:
             refresh = new_secret(REFRESH_PREFIX)
             await self.store.insert_oauth_refresh(db, StoredRefresh(
-                hashed(refresh), grant.grant_id, now, now + self.config.refresh_token_days * 86_400, None))
-        return OAuthToken(access_token=token, token_type="Bearer", expires_in=self.config.access_token_seconds,
+                hashed(refresh), grant.grant_id, now, _capped(now + self.config.refresh_token_days * 86_400, until),
+                None))
+        return OAuthToken(access_token=token, token_type="Bearer", expires_in=expires_at - now,
                           scope=grant.scopes, refresh_token=refresh)
 
     # ---- access tokens and revocation ------------------------------------------------------
@@ -277,6 +278,27 @@ class OAuthProvider:
     async def exchange_identity_assertion(self, client: OAuthClientInformationFull,
                                           params: IdentityAssertionParams) -> OAuthToken:
         raise TokenError("unsupported_grant_type", "the JWT bearer grant is not supported by this server")
+
+
+def entitlement_problem(entitlement: Entitlement, now: int) -> str | None:
+    """Why `entitlement` may not be signed in to or refreshed now, or None when it may.
+
+    A subscription as the authority judges it; an operator grant, besides, only while one of its
+    bearer tokens is live: its expiry (`token issue --days`) or its revocation ends the grant, and
+    an app's sign-in must not outlive it.
+    """
+    if not is_tier(entitlement.tier):
+        return f"the subscription's tier {entitlement.tier!r} is unknown"
+    ended = entitlement_ended(entitlement.status, entitlement.current_period_end, entitlement.cancel_at_period_end,
+                              now)
+    if ended is None and entitlement.kind == KIND_OPERATOR_GRANT and (
+            entitlement.live_until is None or entitlement.live_until <= now):
+        return "the grant has ended (its token expired or was revoked)"
+    return ended
+
+
+def _capped(expires_at: int, until: int | None) -> int:
+    return expires_at if until is None else min(expires_at, until)
 
 
 def same_resource(requested: str, ours: str) -> bool:

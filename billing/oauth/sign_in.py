@@ -23,7 +23,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from mcp.server.auth.provider import construct_redirect_uri
 
-from billing.access import entitlement_ended
 from billing.authority import Authority
 from billing.checkout_request import check_email
 from billing.claims import claim_hash, is_claim_code
@@ -31,13 +30,13 @@ from billing.config import OAuthConfig
 from billing.errors import BillingError, InvalidRequestError, InvalidTokenError
 from billing.mail.sign_in import queue_sign_in_mail
 from billing.oauth.clients import KamiyoClient, redirect_host, shown_name
-from billing.oauth.provider import OAuthProvider
+from billing.oauth.provider import OAuthProvider, entitlement_problem
 from billing.oauth.secret import CODE_PREFIX, LINK_PREFIX, REQUEST_PREFIX, looks_like, new_secret, secret_hash
 from billing.store import Store
 from billing.store.connection import Connection
 from billing.store.oauth_records import Entitlement, PendingRequest, SignInLink, StoredCode
 from billing.store.records import AuditEntry
-from billing.tiers import TIERS, is_tier
+from billing.tiers import TIERS
 
 HOUR = 3600
 
@@ -62,8 +61,7 @@ class ConsentView:
 
 def best_entitlement(entitlements: list[Entitlement], now: int) -> Entitlement | None:
     """The subscription that pays: entitled now, highest tier, newest (the list comes newest first)."""
-    live = [e for e in entitlements if is_tier(e.tier)
-            and entitlement_ended(e.status, e.current_period_end, e.cancel_at_period_end, now) is None]
+    live = [e for e in entitlements if entitlement_problem(e, now) is None]
     return max(live, key=lambda e: TIERS[e.tier].rank, default=None)
 
 

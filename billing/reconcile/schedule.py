@@ -50,8 +50,10 @@ def new_holder() -> str:
 
 
 async def run_leased(store: Store, reconciler: Reconciler, *, holder: str, clock: Callable[[], float],
-                     started_before: int | None = None, since: int | None = None) -> Report | None:
-    """Take the job's lease and run a healing reconciliation; None when the job is not due.
+                     started_before: int | None = None, since: int | None = None,
+                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Report | None:
+    """Take the job's lease and run a healing reconciliation, renewing the lease every `LEASE_SECONDS / 3`
+    (`sleep`) while it runs; None when the job is not due.
 
     Raises:
         LeaseHeld: another process holds the lease (and `started_before` is None: the caller insists).
@@ -62,10 +64,12 @@ async def run_leased(store: Store, reconciler: Reconciler, *, holder: str, clock
         if started_before is not None:
             return None
         state = await store.job_state(JOB)
-        raise LeaseHeld(f"a reconciliation is running in another process ({state.holder if state else '?'}); "
-                        "try again when it has finished")
+        if state is None:  # released between the two reads: the caller may simply try again
+            raise LeaseHeld("a reconciliation was running in another process; try again")
+        raise LeaseHeld(f"a reconciliation is running in another process ({state.holder}); try again when it has "
+                        f"finished (if that process has died, its lease expires at {iso(state.lease_expires_at)})")
     started = time.perf_counter()
-    async with _renewing(store, holder, clock):
+    async with _renewing(store, holder, clock, sleep):
         try:
             report = await reconciler.run(fix=True, since=since)
         except BaseException as exc:
@@ -83,10 +87,11 @@ def failure_summary(exc: BaseException, seconds: float, now: int) -> dict[str, A
 
 
 @contextlib.asynccontextmanager
-async def _renewing(store: Store, holder: str, clock: Callable[[], float]) -> AsyncIterator[None]:
+async def _renewing(store: Store, holder: str, clock: Callable[[], float],
+                    sleep: Callable[[float], Awaitable[None]]) -> AsyncIterator[None]:
     async def renew() -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await sleep(LEASE_SECONDS / 3)
             if not await store.renew_job(JOB, holder, now=int(clock()), lease_seconds=LEASE_SECONDS):
                 logger.warning("reconcile: the lease was lost (the run took over %d s); another process may start",
                                LEASE_SECONDS)

@@ -116,6 +116,7 @@ class CoreSQL(SQLMixin):
                 "UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE token_id = ?",
                 (now, reason, token_id),
             )
+            await _end_apps_of_a_finished_grant(db, token_id, now=now)
             await self._audit(db, audit, now=now)
             return True
 
@@ -168,3 +169,22 @@ class CoreSQL(SQLMixin):
         keys = ("at", "actor", "action", "subject", "detail")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+
+async def _end_apps_of_a_finished_grant(db: Connection, token_id: str, *, now: int) -> None:
+    """When an operator grant's last live bearer token is revoked, the grant is over: the OAuth
+    sign-ins its holder gave apps end with it (their access tokens are refused on the next call,
+    their refresh tokens on the next use), as a deleted subscription ends them."""
+    rows = list(await db.execute_fetchall(
+        "SELECT s.subscription_id FROM tokens AS t JOIN subscriptions AS s ON s.subscription_id = t.subscription_id"
+        " WHERE t.token_id = ? AND t.kind <> 'oauth' AND s.kind = 'grant' AND NOT EXISTS (SELECT 1 FROM tokens AS o"
+        "  WHERE o.subscription_id = s.subscription_id AND o.kind <> 'oauth' AND o.revoked_at IS NULL"
+        "  AND o.expires_at > ?)", (token_id, now)))
+    if not rows:
+        return
+    subscription_id, reason = rows[0][0], "the operator grant ended"
+    await db.execute("UPDATE oauth_refresh_tokens SET used_at = ? WHERE used_at IS NULL AND grant_id IN"
+                     " (SELECT grant_id FROM oauth_grants WHERE subscription_id = ?)", (now, subscription_id))
+    await db.execute("UPDATE oauth_grants SET revoked_at = ?, revoked_reason = ? WHERE subscription_id = ?"
+                     " AND revoked_at IS NULL", (now, reason, subscription_id))
+    await db.execute("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE subscription_id = ? AND kind = 'oauth'"
+                     " AND revoked_at IS NULL", (now, reason, subscription_id))

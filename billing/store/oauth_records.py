@@ -80,6 +80,7 @@ class Entitlement:
     status: str
     current_period_end: int | None
     cancel_at_period_end: bool
+    live_until: int | None  # an operator grant ('grant' kind): the latest expiry of its live bearer tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,10 @@ _REQUEST_COLUMNS = ("request_id, client_id, redirect_uri, redirect_uri_explicit,
                     " signed_in_at, completed_at")
 _LINK_COLUMNS = "l.link_id, l.link_hash, l.request_id, l.email, l.created_at, l.expires_at, l.used_at"
 _ENTITLEMENT_SQL = ("SELECT s.subscription_id, s.user_id, c.email, s.kind, s.tier, s.status, s.current_period_end,"
-                    " s.cancel_at_period_end FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id")
+                    " s.cancel_at_period_end,"
+                    " (SELECT MAX(t.expires_at) FROM tokens AS t WHERE t.subscription_id = s.subscription_id"
+                    "  AND t.kind <> 'oauth' AND t.revoked_at IS NULL)"
+                    " FROM subscriptions AS s JOIN customers AS c ON c.user_id = s.user_id")
 
 
 class OAuthSQL(SQLMixin):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from billing.access import Denial, Grant
 from billing.http.webhooks import PATH
@@ -56,6 +57,13 @@ def environment(tmp_path: Path, fake: FakeStripe, **extra: str) -> dict[str, str
     return base_env(tmp_path / "kamiyo.db", STRIPE_SECRET_KEY=KEY, STRIPE_API_BASE=fake.base_url,
                     STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_PRICE_MCP_PERSONAL=PERSONAL, STRIPE_PRICE_MCP_TEAM=TEAM,
                     STRIPE_PRICE_MCP_ENTERPRISE=ENTERPRISE, KAMIYO_LOG_LEVEL="WARNING", **extra)
+
+
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database that several processes' stores open, on the backend the fixture's param names."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @contextmanager

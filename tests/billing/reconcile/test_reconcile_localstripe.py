@@ -11,9 +11,8 @@ unknown id is understood as "Stripe does not know it".
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -28,17 +27,12 @@ from billing.subscription_state import parse_customer, parse_subscription
 from billing.webhooks.processor import WebhookProcessor
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import load_settings
-from tests.billing.webhooks.test_webhook_localstripe import PLAN
+from tests.billing.webhooks.test_webhook_localstripe import PLAN, stripe_call, subscribe
 from tests.billing.webhooks.webhook_support import SECRET
 from tests.support import base_env, mint_token
 
 KEY = "sk_test_12345"
 K = DriftKind
-
-
-async def sdk(call: Callable[[], Any]) -> Any:
-    """A blocking SDK call to localstripe, off the event loop."""
-    return await anyio.to_thread.run_sync(call)
 
 
 @pytest.fixture
@@ -73,16 +67,7 @@ async def read_and_heal(runtime: Runtime, reads: StripeReads, subscription_id: s
 async def test_a_localstripe_subscription_read_one_by_one_is_found_and_healed_until_it_ends(
         localstripe: str, runtime: Runtime) -> None:
     client = stripe.StripeClient(KEY, base_addresses={"api": localstripe}, max_network_retries=0)
-    customer = await sdk(lambda: client.v1.customers.create(params={"email": "Local.Read@Example.com"}))
-    await sdk(lambda: client.v1.plans.create(params={
-        "id": PLAN, "amount": 1900, "currency": "usd", "interval": "month", "product": {"name": "KAMIYO personal"}}))
-    card = await sdk(lambda: client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}}))
-    await sdk(lambda: client.v1.payment_methods.attach(card.id, params={"customer": customer.id}))
-    await sdk(lambda: client.v1.customers.update(
-        customer.id, params={"invoice_settings": {"default_payment_method": card.id}}))
-    subscription = await sdk(lambda: client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"plan": PLAN}]}))
+    subscription = await subscribe(client, "Local.Read@Example.com")
 
     async with StripeGateway(KEY, localstripe) as gateway:
         reads = StripeReads(gateway)
@@ -95,7 +80,7 @@ async def test_a_localstripe_subscription_read_one_by_one_is_found_and_healed_un
         token = await mint_token(runtime, stored.row.user_id, subscription.id, "personal")
         assert isinstance(await runtime.authority.authorize(token, "get_account_status"), Grant)
 
-        await sdk(lambda: client.v1.subscriptions.cancel(subscription.id))  # no webhook is registered: lost
+        await stripe_call(lambda: client.v1.subscriptions.cancel(subscription.id))  # no webhook is registered: lost
 
         assert await read_and_heal(runtime, reads, subscription.id) == (K.ENDED_IN_STRIPE, K.STATUS)
 

@@ -20,11 +20,12 @@ from billing.reconcile.schedule import (
     RETRY_FAILED_SECONDS,
     ReconcileSchedule,
     ScheduleConfig,
+    run_leased,
 )
 from billing.store import open_store
 from billing.stripe_gateway import StripeGateway
 from kamiyo_mcp.settings import Settings
-from tests.billing.reconcile.reconcile_support import KEY, TEAM, FakeClock, World
+from tests.billing.reconcile.reconcile_support import KEY, TEAM, FakeClock, World, backend_url
 from tests.fakes.stripe_fake import FakeStripe
 
 HOUR = 3600.0
@@ -101,10 +102,7 @@ async def test_a_failed_run_is_recorded_and_retried_before_a_full_interval(world
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One database that two processes' stores open, on each backend."""
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    return str(request.getfixturevalue("postgres_url"))
+    return backend_url(request, tmp_path)
 
 
 async def test_two_processes_due_at_once_run_the_reconciliation_once(
@@ -165,3 +163,43 @@ async def test_serve_runs_the_first_reconciliation_shortly_after_start_then_chec
     assert sleeps.seconds == [first, then, then]
     assert observed.runs == [("healed", None)]  # the first check ran it; the next found it not due
     assert (await world.stored(sub["id"])) is not None
+
+
+class LeaseTime(Sleeps):
+    """The renewal's sleep: the test clock moves by what it sleeps (a run that lasts that long)."""
+
+    def __init__(self, clock: FakeClock, limit: int) -> None:
+        super().__init__(limit)
+        self.clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        await super().__call__(seconds)
+
+
+async def test_a_run_longer_than_its_lease_keeps_it_by_renewing_and_releases_it_when_done(world: World) -> None:
+    sub = world.life.buy("bea@example.com", TEAM, tier="team")
+    world.lose_new(stripe_knows=False)
+    world.clock.advance(2)
+    started = int(world.clock())
+    renewals = LeaseTime(world.clock, limit=4)  # renewed at +100, +200 and +300 s; now +400 s
+    world.fake.hold_replies("/v1/events")  # the run's first read stays in flight meanwhile
+    try:
+        run = asyncio.create_task(run_leased(world.runtime.store, world.reconciler, holder="serve-a",
+                                             clock=world.clock, sleep=renewals))
+        with anyio.fail_after(30):
+            await renewals.parked.wait()
+        assert renewals.seconds == [LEASE_SECONDS / 3] * 4
+        assert int(world.clock()) == started + 400 > started + LEASE_SECONDS  # past the first lease
+        assert not await world.runtime.store.start_job(JOB, "serve-b", now=int(world.clock()),
+                                                       lease_seconds=LEASE_SECONDS)
+        state = await world.runtime.store.job_state(JOB)
+        assert state is not None and (state.holder, state.lease_expires_at) == ("serve-a", started + 300 + 300)
+    finally:
+        world.fake.release_replies("/v1/events")
+    with anyio.fail_after(30):
+        report = await run
+
+    assert report is not None and report.result == "healed" and (await world.stored(sub["id"])) is not None
+    assert (await last_result(world))["result"] == "healed"
+    assert await world.runtime.store.start_job(JOB, "serve-b", now=int(world.clock()), lease_seconds=LEASE_SECONDS)

@@ -21,9 +21,10 @@ from billing.config import OAuthConfig
 from billing.oauth.metadata_doc import MetadataDocuments
 from billing.oauth.provider import KamiyoRefreshToken, OAuthProvider
 from billing.oauth.secret import secret_hash
-from billing.oauth.sign_in import SignIn, SignInError
+from billing.oauth.sign_in import SignIn, SignInError, best_entitlement
 from billing.store import AnyStore
 from billing.store.delivery_sql import reserve_email_claim
+from billing.store.oauth_records import StoredRefresh
 from billing.store.records import AuditEntry
 from billing.subscription_state import SubscriptionState
 from billing.tokens import AUDIENCE, TokenCodec
@@ -64,13 +65,13 @@ async def world(store: AnyStore) -> World:
     return World(store, authority, provider, sign_in, client, bearer)
 
 
-async def approved_code(world: World) -> str:
-    """An authorization: /authorize, sign-in with the owner's KAMIYO token, consent; returns the code."""
+async def approved_code(world: World, token: str | None = None) -> str:
+    """An authorization: /authorize, sign-in with a KAMIYO token (the owner's), consent; returns the code."""
     location = await world.provider.authorize(world.client, AuthorizationParams(
         state="st", scopes=["mcp"], code_challenge=CHALLENGE, redirect_uri=AnyUrl(REDIRECT),
         redirect_uri_provided_explicitly=True, resource=RESOURCE))
     request_id = location.split("request=")[1]
-    await world.sign_in.use_secret(request_id, world.bearer.token, SESSION)
+    await world.sign_in.use_secret(request_id, token or world.bearer.token, SESSION)
     back = await world.sign_in.approve(request_id, SESSION)
     assert back.startswith(REDIRECT + "?code=kac_") and "state=st" in back
     return back.split("code=")[1].split("&")[0]
@@ -227,3 +228,50 @@ async def test_a_code_or_refresh_token_gone_between_its_load_and_its_exchange_is
     assert (refresh_gone.value.error, refresh_gone.value.error_description) == (
         "invalid_grant", "refresh token does not exist")
     assert isinstance(await world.authority.authorize(tokens.access_token, "get_account_status"), Grant)
+
+
+async def test_an_app_signed_in_with_an_operator_grant_never_outlives_the_grant(world: World) -> None:
+    trial = await world.authority.issue_grant("trial@example.com", "team", days=1)
+    tokens = await exchange(world, await approved_code(world, trial.token))
+    assert tokens.refresh_token is not None
+    # The grant's day: nothing the app is given lasts longer, and once it is over a refresh is refused.
+    at = [trial.expires_at - 600]
+    later = OAuthProvider(world.store, world.provider.codec, issuer=ISSUER, resource=RESOURCE, config=OAuthConfig(),
+                          documents=MetadataDocuments(), sign_in_url=ISSUER + "/oauth/sign-in", clock=lambda: at[0])
+    loaded = await later.load_refresh_token(world.client, tokens.refresh_token)
+    assert isinstance(loaded, KamiyoRefreshToken)
+    last = await later.exchange_refresh_token(world.client, loaded, loaded.scopes)
+    assert last.expires_in == 600 and last.refresh_token is not None
+    at[0] = trial.expires_at
+    loaded = await later.load_refresh_token(world.client, last.refresh_token)
+    assert isinstance(loaded, KamiyoRefreshToken) and loaded.expires_at == trial.expires_at  # capped, too
+    with pytest.raises(TokenError) as over:
+        await later.exchange_refresh_token(world.client, loaded, loaded.scopes)
+    assert over.value.error == "invalid_grant"
+    legacy = "krt_" + "L" * 43  # a refresh token given before grants capped them: it outlives the grant
+    async with world.store.transaction() as db:
+        await world.store.insert_oauth_refresh(db, StoredRefresh(secret_hash(legacy), loaded.grant_id, at[0] - 60,
+                                                                 at[0] + 30 * 86_400, None))
+    loaded = await later.load_refresh_token(world.client, legacy)
+    assert isinstance(loaded, KamiyoRefreshToken)
+    with pytest.raises(TokenError) as ended:
+        await later.exchange_refresh_token(world.client, loaded, loaded.scopes)
+    assert "the grant has ended" in (ended.value.error_description or "")
+
+    # Revoking the grant's token ends the app's access on its next call, its refresh, and a new sign-in.
+    again = await exchange(world, await approved_code(world, trial.token))
+    assert isinstance(await world.authority.authorize(again.access_token, "get_account_status"), Grant)
+    await world.authority.revoke(trial.token_id)
+    denied = await world.authority.authorize(again.access_token, "get_account_status")
+    assert isinstance(denied, Denial) and denied.code == "token_revoked"
+    assert again.refresh_token is not None
+    with pytest.raises(TokenError):
+        await refresh(world, again.refresh_token)
+    assert best_entitlement(await world.store.entitlements_for_email("trial@example.com"), world.provider.now()) is None
+
+    # A grant with another live token (a rotation's successor, a second device) goes on.
+    assert isinstance(await world.authority.authorize(world.bearer.token, "get_account_status"), Grant)
+    kept = await exchange(world, await approved_code(world))
+    successor = await world.authority.rotate(world.bearer.token_id)
+    assert isinstance(await world.authority.authorize(kept.access_token, "get_account_status"), Grant)
+    assert successor.expires_at == world.bearer.expires_at

@@ -75,6 +75,21 @@ async def eventually(check: Callable[[], Any], what: str) -> Any:
             await asyncio.sleep(0.1)  # localstripe delivers about 1 s after the call; bounded by fail_after
 
 
+async def subscribe(client: stripe.StripeClient, email: str, **customer: str) -> Any:
+    """A customer of `email` who pays for PLAN with a card in localstripe: the subscription."""
+    created = await stripe_call(lambda: client.v1.customers.create(params={"email": email, **customer}))
+    await stripe_call(lambda: client.v1.plans.create(params={
+        "id": PLAN, "amount": 1900, "currency": "usd", "interval": "month",
+        "product": {"name": "KAMIYO personal"}}))
+    card = await stripe_call(lambda: client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}}))
+    await stripe_call(lambda: client.v1.payment_methods.attach(card.id, params={"customer": created.id}))
+    await stripe_call(lambda: client.v1.customers.update(
+        created.id, params={"invoice_settings": {"default_payment_method": card.id}}))
+    return await stripe_call(lambda: client.v1.subscriptions.create(
+        params={"customer": created.id, "items": [{"plan": PLAN}]}))
+
+
 async def test_a_localstripe_subscription_is_created_then_canceled_and_its_token_revoked(
         localstripe: str, live_app: LiveApp) -> None:
     async with httpx.AsyncClient() as http:
@@ -82,18 +97,7 @@ async def test_a_localstripe_subscription_is_created_then_canceled_and_its_token
                                      data={"url": live_app.url + "/api/v1/webhooks/stripe", "secret": SECRET})
         assert registered.status_code == 200
     client = stripe.StripeClient("sk_test_12345", base_addresses={"api": localstripe}, max_network_retries=0)
-    customer = await stripe_call(lambda: client.v1.customers.create(
-        params={"email": "Local.Stripe@Example.com", "name": "Local Stripe"}))
-    await stripe_call(lambda: client.v1.plans.create(params={
-        "id": PLAN, "amount": 1900, "currency": "usd", "interval": "month",
-        "product": {"name": "KAMIYO personal"}}))
-    card = await stripe_call(lambda: client.v1.payment_methods.create(params={
-        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}}))
-    await stripe_call(lambda: client.v1.payment_methods.attach(card.id, params={"customer": customer.id}))
-    await stripe_call(lambda: client.v1.customers.update(
-        customer.id, params={"invoice_settings": {"default_payment_method": card.id}}))
-    subscription = await stripe_call(lambda: client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"plan": PLAN}]}))
+    subscription = await subscribe(client, "Local.Stripe@Example.com", name="Local Stripe")
     store = live_app.runtime.store
 
     async def paid_subscription() -> Any:
