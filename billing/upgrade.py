@@ -102,6 +102,14 @@ class UpgradeLinks:
         """A link that upgrades `subscription_id` to `target_tier`."""
         return await self._issue(subscription_id, target_tier, reason, (subscription_id, target_tier))
 
+    async def bought_already(self, subscription_id: str, target_tier: str) -> str | None:
+        """For an operator grant: the tier of a subscription its user already bought at `target_tier` or
+        above (its own token runs the call; a link would sell a second one), else None."""
+        target = self._config.tiers.get(target_tier)
+        owned = [t for t in map(self._config.tiers.get, await self.store.bought_tiers(subscription_id)) if t]
+        best = max(owned, key=lambda t: t.rank, default=None)
+        return best.name if best is not None and target is not None and best.rank >= target.rank else None
+
     async def issue_overage(self, subscription_id: str) -> IssuedLink | None:
         """A link that turns metered overage on for `subscription_id`, or None when it cannot have it
         (overage not sold here, not its tier's, an operator grant, already on, or not in force)."""
