@@ -9,14 +9,17 @@ A link is a 256-bit code whose SHA-256 is stored (like claims), bound to one sub
 target tier, usable once within 30 minutes, and never carries the MCP token: whoever holds the
 link may only upgrade the subscription it names. Following it opens Stripe's customer portal on
 the `subscription_update_confirm` flow for the target tier's price, which returns to
-`/billing/upgraded` ("done — retry your request"). Stripe's portal cannot update a subscription with
-more than one item, so one that also carries the metered overage price is changed through the API
-instead, once the customer confirmed on our page (the prorated difference invoiced at once, the
-change applied only when it is paid); an operator grant has no Stripe subscription,
-so it opens Checkout for the target tier instead (a new subscription, its token on the success page;
-the session names the link in its metadata, and `checkout.session.completed` completes the link).
-The `customer.subscription.updated` webhook then completes the link and the next call runs at the
-new tier.
+`/billing/upgraded` ("done — retry your request"); the `customer.subscription.updated` webhook then
+completes the link and the next call runs at the new tier. Stripe's portal cannot update a
+subscription with more than one item, so one that also carries the metered overage price is changed
+through the API instead, once the customer confirmed on our page (the prorated difference invoiced
+at once, the change applied only when it is paid). An operator grant has no Stripe subscription, so
+its link opens Checkout for the target tier (a new subscription, its token on the success page; the
+session names the link in its metadata, and `checkout.session.completed` completes the link).
+
+A quota refusal of a tier that sells metered overage also carries a link that turns overage on
+(`issue_overage`, same rules): following it adds the metered price to the subscription through the
+API (nothing is charged until calls past the quota), and the webhook showing that item completes it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from urllib.parse import quote
 from billing.access import ENTITLED_STATUSES
 from billing.claims import claim_hash
 from billing.config import BillingConfig
-from billing.store.upgrade_sql import UpgradeLink
+from billing.overage import overage_terms
+from billing.store.upgrade_sql import OVERAGE_REASON, UpgradeLink
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ class IssuedLink:
 
     `new_subscription`: following it buys a new subscription through Checkout (an operator grant's
     link), whose token comes on the page after payment: the refused token itself is not upgraded.
+    `overage`: following it turns metered overage on for the subscription (its tier stays).
     """
 
     url: str
@@ -73,6 +78,7 @@ class IssuedLink:
     target_tier: str
     expires_at: int
     new_subscription: bool = False
+    overage: bool = False
 
 
 class UpgradeLinks:
@@ -94,8 +100,23 @@ class UpgradeLinks:
 
     async def issue(self, subscription_id: str, target_tier: str, *, reason: str) -> IssuedLink:
         """A link that upgrades `subscription_id` to `target_tier`."""
+        return await self._issue(subscription_id, target_tier, reason, (subscription_id, target_tier))
+
+    async def issue_overage(self, subscription_id: str) -> IssuedLink | None:
+        """A link that turns metered overage on for `subscription_id`, or None when it cannot have it
+        (overage not sold here, not its tier's, an operator grant, already on, or not in force)."""
+        found = await self.store.subscription_for_offer(subscription_id)
+        if found is None or not self._config.overage_enabled:
+            return None
+        kind, tier_name, status, item_id = found
+        tier = self._config.tiers.get(tier_name)
+        if kind != "stripe" or tier is None or not tier.overage or item_id is not None or \
+                status not in ENTITLED_STATUSES:
+            return None
+        return await self._issue(subscription_id, tier_name, OVERAGE_REASON, (subscription_id, "+overage"))
+
+    async def _issue(self, subscription_id: str, target_tier: str, reason: str, key: tuple[str, str]) -> IssuedLink:
         now = self.now()
-        key = (subscription_id, target_tier)
         recent = self._recent.get(key)
         if recent is not None and recent[1].expires_at - now >= REUSE_MIN_SECONDS:
             stored = await self.store.upgrade_link(claim_hash(recent[0]))
@@ -109,7 +130,7 @@ class UpgradeLinks:
         stored = await self.store.upgrade_link(claim_hash(code))
         new_subscription = stored is not None and (stored.kind != "stripe" or not stored.stripe_subscription_id)
         issued = IssuedLink(f"{self._base}{UPGRADE_PATH}?code={quote(code)}", link_id, target_tier, expires_at,
-                            new_subscription)
+                            new_subscription, reason == OVERAGE_REASON)
         if len(self._recent) > 10_000:
             self._recent = {k: v for k, v in self._recent.items() if v[1].expires_at > now}
         self._recent[key] = (code, issued)
@@ -140,6 +161,8 @@ class UpgradeLinks:
             if issued.link_id == link.link_id:
                 del self._recent[key]
         try:
+            if link.reason == OVERAGE_REASON:
+                return await self._turn_on_overage(link, gateway)
             if link.kind == "stripe" and link.stripe_subscription_id:
                 return await self._portal(link, gateway)
             return await self._checkout(link, gateway)
@@ -147,8 +170,8 @@ class UpgradeLinks:
             await self.store.release_upgrade_link(link.link_id)
             raise
 
-    def done_url(self, tier: str) -> str:
-        return f"{self._base}{DONE_PATH}?tier={quote(tier)}"
+    def done_url(self, tier: str, *, overage: bool = False) -> str:
+        return f"{self._base}{DONE_PATH}?tier={quote(tier)}" + ("&overage=on" if overage else "")
 
     def _check(self, link: UpgradeLink | None, now: int) -> None:
         if link is None:
@@ -156,7 +179,9 @@ class UpgradeLinks:
                               "to get a fresh one.")
         tiers = self._config.tiers
         target, current = tiers.get(link.target_tier), tiers.get(link.tier)
-        if link.completed_at is not None or (target and current and current.rank >= target.rank):
+        if link.reason == OVERAGE_REASON:
+            self._check_overage(link)
+        elif link.completed_at is not None or (target and current and current.rank >= target.rank):
             raise LinkRefused(409, "already_upgraded", f"Your subscription is already on the {link.tier} tier. "
                               "Go back to Claude and retry your request.")
         if link.used_at is not None:
@@ -173,6 +198,26 @@ class UpgradeLinks:
         if self._config.price_for_tier(link.target_tier) is None:
             raise LinkRefused(409, "tier_not_available", f"The {link.target_tier} tier cannot be bought on this "
                               "server. Contact support.")
+
+    def _check_overage(self, link: UpgradeLink) -> None:
+        if link.completed_at is not None or link.overage_item_id is not None:
+            raise LinkRefused(409, "already_on", "Metered overage is already on for this subscription. Go back to "
+                              "Claude and retry your request.")
+        tier = self._config.tiers.get(link.tier)
+        if not self._config.overage_enabled or tier is None or not tier.overage:
+            raise LinkRefused(409, "overage_not_available", f"Metered overage is not available on the {link.tier} "
+                              "tier here. Contact support.")
+
+    async def _turn_on_overage(self, link: UpgradeLink, gateway: StripeGateway) -> str:
+        """The metered overage price joins the subscription (no charge until calls past the quota)."""
+        assert link.stripe_subscription_id is not None and link.used_at is not None
+        price = self._config.overage_price
+        assert price is not None
+        subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
+        if overage_terms(subscription, price).item_id is None:  # Stripe has it already: its webhook is coming
+            await gateway.add_subscription_item(link.stripe_subscription_id, price,
+                                                idempotency_key=f"overage-{link.link_id}-{link.used_at}")
+        return self.done_url(link.tier, overage=True)
 
     async def _portal(self, link: UpgradeLink, gateway: StripeGateway) -> str:
         """The customer portal on the confirmation of this subscription's move to the target price."""
