@@ -35,7 +35,7 @@ from urllib.parse import quote
 from billing.access import ENTITLED_STATUSES
 from billing.claims import claim_hash
 from billing.config import BillingConfig
-from billing.overage import overage_terms
+from billing.overage import CAP_METADATA_KEY, overage_terms, parse_cap_usd
 from billing.store.upgrade_sql import OVERAGE_REASON, UpgradeLink
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
 
@@ -102,6 +102,14 @@ class UpgradeLinks:
         """A link that upgrades `subscription_id` to `target_tier`."""
         return await self._issue(subscription_id, target_tier, reason, (subscription_id, target_tier))
 
+    async def bought_already(self, subscription_id: str, target_tier: str) -> str | None:
+        """For an operator grant: the tier of a subscription its user already bought at `target_tier` or
+        above (its own token runs the call; a link would sell a second one), else None."""
+        target = self._config.tiers.get(target_tier)
+        owned = [t for t in map(self._config.tiers.get, await self.store.bought_tiers(subscription_id)) if t]
+        best = max(owned, key=lambda t: t.rank, default=None)
+        return best.name if best is not None and target is not None and best.rank >= target.rank else None
+
     async def issue_overage(self, subscription_id: str) -> IssuedLink | None:
         """A link that turns metered overage on for `subscription_id`, or None when it cannot have it
         (overage not sold here, not its tier's, an operator grant, already on, or not in force)."""
@@ -147,13 +155,18 @@ class UpgradeLinks:
         assert link is not None
         return link
 
-    async def follow(self, code: str, gateway: StripeGateway) -> str:
+    async def follow(self, code: str, gateway: StripeGateway, *, cap_field: str = "") -> str:
         """Use the link once and return the Stripe page (portal flow or Checkout) to send the customer to.
+        `cap_field`: the spend cap (whole dollars) the customer typed on an overage link's page, if any.
 
         Raises:
-            LinkRefused: as `show`, or Stripe cannot open the page (the link then stays usable).
+            LinkRefused: as `show`, a cap that is not allowed (the link unused), or Stripe cannot open
+                the page (the link then stays usable).
         """
-        self._check(await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None, self.now())
+        found = await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None
+        self._check(found, self.now())
+        assert found is not None
+        cap = self._cap(found, cap_field)
         link = await self.store.use_upgrade_link(claim_hash(code), now=self.now())
         if link is None:  # used by a concurrent click between the check and here
             raise LinkRefused(410, "link_used", _USED)
@@ -162,7 +175,7 @@ class UpgradeLinks:
                 del self._recent[key]
         try:
             if link.reason == OVERAGE_REASON:
-                return await self._turn_on_overage(link, gateway)
+                return await self._turn_on_overage(link, gateway, cap)
             if link.kind == "stripe" and link.stripe_subscription_id:
                 return await self._portal(link, gateway)
             return await self._checkout(link, gateway)
@@ -208,11 +221,26 @@ class UpgradeLinks:
             raise LinkRefused(409, "overage_not_available", f"Metered overage is not available on the {link.tier} "
                               "tier here. Contact support.")
 
-    async def _turn_on_overage(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """The metered overage price joins the subscription (no charge until calls past the quota)."""
+    def _cap(self, link: UpgradeLink, field: str) -> int | None:
+        """The customer's spend cap from an overage link's form: None when left empty (the default holds)."""
+        tier = self._config.tiers.get(link.tier)
+        if link.reason != OVERAGE_REASON or not field.strip() or tier is None:
+            return None
+        cap = parse_cap_usd(field)
+        if cap is None or cap > tier.overage_cap_usd * 100:
+            raise LinkRefused(400, "invalid_cap", f"The spend cap must be a whole number of dollars from 0 to "
+                              f"{tier.overage_cap_usd:,} (the most this plan allows). Go back and correct it; "
+                              "the link still works.")
+        return cap // 100
+
+    async def _turn_on_overage(self, link: UpgradeLink, gateway: StripeGateway, cap_usd: int | None) -> str:
+        """The metered overage price joins the subscription (no charge until calls past the quota), with
+        the customer's cap first when they set one."""
         assert link.stripe_subscription_id is not None and link.used_at is not None
         price = self._config.overage_price
         assert price is not None
+        if cap_usd is not None:
+            await gateway.set_subscription_metadata(link.stripe_subscription_id, {CAP_METADATA_KEY: str(cap_usd)})
         subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
         if overage_terms(subscription, price).item_id is None:  # Stripe has it already: its webhook is coming
             await gateway.add_subscription_item(link.stripe_subscription_id, price,
