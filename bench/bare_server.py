@@ -1,11 +1,12 @@
 """The baseline for the core benchmarks: the same tools, over the same transport, with no authorization.
 
-    python bench/bare_server.py DATABASE_PATH PORT TOKEN
+    KAMIYO_BENCH_TOKEN=... python bench/bare_server.py DATABASE_PATH PORT
 
 The product's own tool modules are registered on a plain `MCPServer`; instead of the bearer layer
-and the gate, a trivial interceptor hands every call one fixed grant (the token's, decided once
-at start-up), which is all the tool bodies read. So the two servers differ by exactly the
-per-call authorization: verifying the bearer, one store trip, the gate.
+and the gate, a trivial interceptor hands every call one fixed grant (the token's, decided once at
+start-up), which is all the tool bodies read. So the two servers differ by exactly the per-call
+authorization: verifying the bearer, one store trip, the gate. The token comes in the environment,
+not on the command line (where `ps` would show it).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class FixedGrant(Extension):
 
 
 def main() -> None:
-    database, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    database, port, token = sys.argv[1], int(sys.argv[2]), os.environ["KAMIYO_BENCH_TOKEN"]
     runtime = Runtime(load_settings({**os.environ, "KAMIYO_DATABASE_URL": database, "KAMIYO_LOG_LEVEL": "WARNING"}))
     fixed = FixedGrant()
     server: MCPServer[Any] = MCPServer("bare", log_level="WARNING", extensions=[fixed])

@@ -203,12 +203,12 @@ async def main() -> None:
         kamiyo_port, bare_port = free_port(), free_port()
         servers = [
             Server("kamiyo", [sys.executable, "-m", "kamiyo_mcp", "serve", "--port", str(kamiyo_port)], kamiyo_port),
-            Server("bare", [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db), str(bare_port),
-                            tokens[0]], bare_port),
+            Server("bare", [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db), str(bare_port)],
+                   bare_port),
         ]
         try:
             for server in servers:
-                server.start(env)
+                server.start({**env, "KAMIYO_BENCH_TOKEN": tokens[0]} if server.name == "bare" else env)
             await server_bound(servers, tokens, args.seconds, args.rounds, args.only)
             if not args.skip_sdk:
                 rates: dict[str, list[float]] = {s.name: [] for s in servers}

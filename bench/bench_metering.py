@@ -172,11 +172,12 @@ async def overage_ratio(tmp: Path, args: argparse.Namespace) -> None:
     o, w = statistics.median(rates["overage"]), statistics.median(rates["within quota"])
     print(f"1. tool calls over streamable HTTP, {args.sessions} sessions, median of {args.rounds} x "
           f"{args.seconds:g} s, rounds interleaved:")
-    print(f"   overage {o:,.1f} calls/s (runs {', '.join(f'{r:,.1f}' for r in rates['overage'])}; {metered:,} metered)"
+    runs = ", ".join(f"{r:,.1f}" for r in rates["overage"])
+    print(f"   overage {o:,.1f} calls/s (runs {runs}; {metered:,} metered in them)"
           f" vs. within quota {w:,.1f} calls/s (runs {', '.join(f'{r:,.1f}' for r in rates['within quota'])})")
     paired = statistics.median(a / b for a, b in zip(rates["overage"], rates["within quota"], strict=True))
     print(f"   ratio {o / w:.3f} (medians), {paired:.3f} (median of the rounds' ratios) (goal >= 0.95)")
-    print(f"   meter events sent to Stripe: {sent:,}, the sender finishing each "
+    print(f"   meter events sent to Stripe: {sent:,} (the warm-up's included), the sender finishing each "
           f"round's events {statistics.median(drains):.1f} s after it ended (median; the events wait "
           f"{METER_SETTLE_SECONDS} s before they are due)")
 

@@ -7,11 +7,12 @@
 Inside the caller's write transaction `tx`: the pure transition (`next_subscription_state`, with
 its "newer wins" rule) decides the new row; then come its effects, the same whichever way the state
 arrived: the row written, the customer's email kept current, the overage opt-in and cap recorded,
-open upgrade links to the tier reached completed, tokens revoked and open claims ended when access
-ends; and when the subscription in force grants access but its customer was never given
-a way in (no emailed claim, no token) and the source names the customer's email (a reconcile read
-expands the customer; a subscription event does not, its Checkout Session brings the mail), the
-claim and welcome mail through the outbox. One audit row says what happened and why.
+open upgrade links to the tier reached (and links turning overage on, once it is) completed, tokens
+revoked and open claims ended when access ends; and when the subscription in force grants access
+but its customer was never given a way in (no emailed claim, no token) and the source names the
+customer's email (a reconcile read expands the customer; a subscription event does not, its
+Checkout Session brings the mail), the claim and welcome mail through the outbox. One audit row
+says what happened and why.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from billing.mail.claim_mail import queue_welcome
 from billing.overage import overage_terms
 from billing.store.billing_sql import WebhookTransaction
 from billing.store.meter_sql import write_overage
-from billing.store.upgrade_sql import complete_upgrade_links
+from billing.store.upgrade_sql import complete_overage_links, complete_upgrade_links
 from billing.subscription_state import (
     CustomerSnapshot,
     SubscriptionSnapshot,
@@ -81,6 +82,8 @@ async def apply_subscription(tx: WebhookTransaction, config: BillingConfig, snap
         if tier_row is not None and state.status in ENTITLED_STATUSES:
             reached = [t.name for t in config.tiers if t.rank <= tier_row.rank]
             upgraded = await complete_upgrade_links(tx.db, subscription_id, reached, now=tx.now)
+            if overage.item_id is not None:
+                upgraded += await complete_overage_links(tx.db, subscription_id, now=tx.now)
         if ends_access(state.status):
             revoked = await tx.revoke_subscription_tokens(subscription_id, ENDED_REASON)
             await tx.expire_claims(subscription_id)

@@ -9,14 +9,18 @@ A link is a 256-bit code whose SHA-256 is stored (like claims), bound to one sub
 target tier, usable once within 30 minutes, and never carries the MCP token: whoever holds the
 link may only upgrade the subscription it names. Following it opens Stripe's customer portal on
 the `subscription_update_confirm` flow for the target tier's price, which returns to
-`/billing/upgraded` ("done — retry your request"). Stripe's portal cannot update a subscription with
-more than one item, so one that also carries the metered overage price is changed through the API
-instead, once the customer confirmed on our page (the prorated difference invoiced at once, the
-change applied only when it is paid); an operator grant has no Stripe subscription,
-so it opens Checkout for the target tier instead (a new subscription, its token on the success page;
-the session names the link in its metadata, and `checkout.session.completed` completes the link).
-The `customer.subscription.updated` webhook then completes the link and the next call runs at the
-new tier.
+`/billing/upgraded` ("done — retry your request"); the `customer.subscription.updated` webhook then
+completes the link and the next call runs at the new tier. Stripe's portal cannot update a
+subscription with more than one item, so one that also carries the metered overage price is changed
+through the API instead, once the customer confirmed on our page (the prorated difference invoiced
+at once, the change applied only when it is paid). An operator grant has no Stripe subscription, so
+its link opens Checkout for the target tier (a new subscription, its token on the success page; the
+session names the link in its metadata, and `checkout.session.completed` completes the link). What
+following does at Stripe is `billing.upgrade_stripe`.
+
+A quota refusal of a tier that sells metered overage also carries a link that turns overage on
+(`issue_overage`, same rules): following it adds the metered price to the subscription through the
+API (nothing is charged until calls past the quota), and the webhook showing that item completes it.
 """
 
 from __future__ import annotations
@@ -24,22 +28,23 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from billing.access import ENTITLED_STATUSES
 from billing.claims import claim_hash
 from billing.config import BillingConfig
-from billing.store.upgrade_sql import UpgradeLink
+from billing.overage import parse_cap_usd
+from billing.store.upgrade_sql import OVERAGE_REASON, UpgradeLink
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from billing.upgrade_stripe import LinkRefused, open_checkout, open_portal, turn_on_overage
 
 if TYPE_CHECKING:
-    from stripe.params.billing_portal import SessionCreateParamsFlowData
-    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-
     from billing.store import Store
+
+__all__ = ["DONE_PATH", "UPGRADE_PATH", "IssuedLink", "LinkRefused", "UpgradeLinks"]
 
 UPGRADE_PATH = "/billing/upgrade"
 DONE_PATH = "/billing/upgraded"
@@ -47,17 +52,7 @@ LINK_TTL_SECONDS = 30 * 60
 # A link shown again (the same refusal repeated) keeps at least this long to live.
 REUSE_MIN_SECONDS = 20 * 60
 CODE_BYTES = 32
-# The Checkout Session's metadata key naming the link it was opened from (an operator grant's upgrade).
-LINK_METADATA_KEY = "upgrade_link"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
-
-
-class LinkRefused(Exception):
-    """The link cannot be followed: an HTTP status, a code, and words the customer can act on."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +61,7 @@ class IssuedLink:
 
     `new_subscription`: following it buys a new subscription through Checkout (an operator grant's
     link), whose token comes on the page after payment: the refused token itself is not upgraded.
+    `overage`: following it turns metered overage on for the subscription (its tier stays).
     """
 
     url: str
@@ -73,6 +69,7 @@ class IssuedLink:
     target_tier: str
     expires_at: int
     new_subscription: bool = False
+    overage: bool = False
 
 
 class UpgradeLinks:
@@ -94,8 +91,31 @@ class UpgradeLinks:
 
     async def issue(self, subscription_id: str, target_tier: str, *, reason: str) -> IssuedLink:
         """A link that upgrades `subscription_id` to `target_tier`."""
+        return await self._issue(subscription_id, target_tier, reason, (subscription_id, target_tier))
+
+    async def bought_already(self, subscription_id: str, target_tier: str) -> str | None:
+        """For an operator grant: the tier of a subscription its user already bought at `target_tier` or
+        above (its own token runs the call; a link would sell a second one), else None."""
+        target = self._config.tiers.get(target_tier)
+        owned = [t for t in map(self._config.tiers.get, await self.store.bought_tiers(subscription_id)) if t]
+        best = max(owned, key=lambda t: t.rank, default=None)
+        return best.name if best is not None and target is not None and best.rank >= target.rank else None
+
+    async def issue_overage(self, subscription_id: str) -> IssuedLink | None:
+        """A link that turns metered overage on for `subscription_id`, or None when it cannot have it
+        (overage not sold here, not its tier's, an operator grant, already on, or not in force)."""
+        found = await self.store.subscription_for_offer(subscription_id)
+        if found is None or not self._config.overage_enabled:
+            return None
+        kind, tier_name, status, item_id = found
+        tier = self._config.tiers.get(tier_name)
+        if kind != "stripe" or tier is None or not tier.overage or item_id is not None or \
+                status not in ENTITLED_STATUSES:
+            return None
+        return await self._issue(subscription_id, tier_name, OVERAGE_REASON, (subscription_id, "+overage"))
+
+    async def _issue(self, subscription_id: str, target_tier: str, reason: str, key: tuple[str, str]) -> IssuedLink:
         now = self.now()
-        key = (subscription_id, target_tier)
         recent = self._recent.get(key)
         if recent is not None and recent[1].expires_at - now >= REUSE_MIN_SECONDS:
             stored = await self.store.upgrade_link(claim_hash(recent[0]))
@@ -109,7 +129,7 @@ class UpgradeLinks:
         stored = await self.store.upgrade_link(claim_hash(code))
         new_subscription = stored is not None and (stored.kind != "stripe" or not stored.stripe_subscription_id)
         issued = IssuedLink(f"{self._base}{UPGRADE_PATH}?code={quote(code)}", link_id, target_tier, expires_at,
-                            new_subscription)
+                            new_subscription, reason == OVERAGE_REASON)
         if len(self._recent) > 10_000:
             self._recent = {k: v for k, v in self._recent.items() if v[1].expires_at > now}
         self._recent[key] = (code, issued)
@@ -126,13 +146,18 @@ class UpgradeLinks:
         assert link is not None
         return link
 
-    async def follow(self, code: str, gateway: StripeGateway) -> str:
+    async def follow(self, code: str, gateway: StripeGateway, *, cap_field: str = "") -> str:
         """Use the link once and return the Stripe page (portal flow or Checkout) to send the customer to.
+        `cap_field`: the spend cap (whole dollars) the customer typed on an overage link's page, if any.
 
         Raises:
-            LinkRefused: as `show`, or Stripe cannot open the page (the link then stays usable).
+            LinkRefused: as `show`, a cap that is not allowed (the link unused), or Stripe cannot open
+                the page (the link then stays usable).
         """
-        self._check(await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None, self.now())
+        found = await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None
+        self._check(found, self.now())
+        assert found is not None
+        cap = self._cap(found, cap_field)
         link = await self.store.use_upgrade_link(claim_hash(code), now=self.now())
         if link is None:  # used by a concurrent click between the check and here
             raise LinkRefused(410, "link_used", _USED)
@@ -140,15 +165,17 @@ class UpgradeLinks:
             if issued.link_id == link.link_id:
                 del self._recent[key]
         try:
+            if link.reason == OVERAGE_REASON:
+                return await turn_on_overage(link, gateway, self._config, cap, self.done_url(link.tier, overage=True))
             if link.kind == "stripe" and link.stripe_subscription_id:
-                return await self._portal(link, gateway)
-            return await self._checkout(link, gateway)
+                return await open_portal(link, gateway, self._config, self.done_url(link.target_tier))
+            return await open_checkout(link, gateway, self._config)
         except (StripeGatewayError, LinkRefused):
             await self.store.release_upgrade_link(link.link_id)
             raise
 
-    def done_url(self, tier: str) -> str:
-        return f"{self._base}{DONE_PATH}?tier={quote(tier)}"
+    def done_url(self, tier: str, *, overage: bool = False) -> str:
+        return f"{self._base}{DONE_PATH}?tier={quote(tier)}" + ("&overage=on" if overage else "")
 
     def _check(self, link: UpgradeLink | None, now: int) -> None:
         if link is None:
@@ -156,7 +183,9 @@ class UpgradeLinks:
                               "to get a fresh one.")
         tiers = self._config.tiers
         target, current = tiers.get(link.target_tier), tiers.get(link.tier)
-        if link.completed_at is not None or (target and current and current.rank >= target.rank):
+        if link.reason == OVERAGE_REASON:
+            self._check_overage(link)
+        elif link.completed_at is not None or (target and current and current.rank >= target.rank):
             raise LinkRefused(409, "already_upgraded", f"Your subscription is already on the {link.tier} tier. "
                               "Go back to Claude and retry your request.")
         if link.used_at is not None:
@@ -174,73 +203,27 @@ class UpgradeLinks:
             raise LinkRefused(409, "tier_not_available", f"The {link.target_tier} tier cannot be bought on this "
                               "server. Contact support.")
 
-    async def _portal(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """The customer portal on the confirmation of this subscription's move to the target price."""
-        assert link.stripe_subscription_id is not None and link.stripe_customer_id is not None
-        subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
-        item_id = _base_item(subscription, self._config)
-        if item_id is None:
-            raise LinkRefused(409, "no_plan_item", "This subscription has no KAMIYO plan to change. Contact support.")
-        price = self._config.price_for_tier(link.target_tier)
-        assert price is not None
-        if len((subscription.get("items") or {}).get("data") or []) > 1:
-            return await self._change_directly(link, item_id, price, gateway)
-        flow: SessionCreateParamsFlowData = {
-            "type": "subscription_update_confirm",
-            "subscription_update_confirm": {
-                "subscription": link.stripe_subscription_id,
-                "items": [{"id": item_id, "price": price, "quantity": 1}],
-            },
-            "after_completion": {"type": "redirect", "redirect": {"return_url": self.done_url(link.target_tier)}},
-        }
-        portal = await gateway.create_portal_session(link.stripe_customer_id, f"{self._base}/pricing", flow_data=flow)
-        return str(portal["url"])
+    def _check_overage(self, link: UpgradeLink) -> None:
+        if link.completed_at is not None or link.overage_item_id is not None:
+            raise LinkRefused(409, "already_on", "Metered overage is already on for this subscription. Go back to "
+                              "Claude and retry your request.")
+        tier = self._config.tiers.get(link.tier)
+        if not self._config.overage_enabled or tier is None or not tier.overage:
+            raise LinkRefused(409, "overage_not_available", f"Metered overage is not available on the {link.tier} "
+                              "tier here. Contact support.")
 
-    async def _change_directly(self, link: UpgradeLink, item_id: str, price: str, gateway: StripeGateway) -> str:
-        """A subscription the portal cannot update (it carries the overage item too): the API changes
-        its plan item; the page the customer confirmed on said what Stripe charges."""
-        assert link.stripe_subscription_id is not None and link.used_at is not None
-        changed = await gateway.change_subscription_price(link.stripe_subscription_id, item_id, price,
-                                                          f"upgrade-{link.link_id}-{link.used_at}")
-        if changed.get("pending_update"):
-            raise LinkRefused(402, "payment_incomplete", "Stripe could not take the payment for the upgrade, so "
-                              "your plan is unchanged. Update your payment method (get_account_status has the "
-                              "billing link), then use this link again.")
-        return self.done_url(link.target_tier)
-
-    async def _checkout(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""
-        price = self._config.price_for_tier(link.target_tier)
-        assert price is not None
-        params: CheckoutSessionParams = {
-            "mode": "subscription",
-            "line_items": [{"price": price, "quantity": 1}],
-            "success_url": f"{self._base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{self._base}/pricing",
-            "client_reference_id": link.user_id,
-            "metadata": {"tier": link.target_tier, LINK_METADATA_KEY: link.link_id},
-            "subscription_data": {"metadata": {"tier": link.target_tier}},
-            "allow_promotion_codes": True,
-            "billing_address_collection": "required",
-        }
-        if link.stripe_customer_id:
-            params["customer"] = link.stripe_customer_id
-        else:
-            params["customer_email"] = link.email
-        session = await gateway.create_checkout_session(params, "upgrade-" + link.link_id)
-        return str(session["url"])
+    def _cap(self, link: UpgradeLink, field: str) -> int | None:
+        """The customer's spend cap from an overage link's form: None when left empty (the default holds)."""
+        tier = self._config.tiers.get(link.tier)
+        if link.reason != OVERAGE_REASON or not field.strip() or tier is None:
+            return None
+        cap = parse_cap_usd(field)
+        if cap is None or cap > tier.overage_cap_usd * 100:
+            raise LinkRefused(400, "invalid_cap", f"The spend cap must be a whole number of dollars from 0 to "
+                              f"{tier.overage_cap_usd:,} (the most this plan allows). Go back and correct it; "
+                              "the link still works.")
+        return cap // 100
 
 
 _USED = ("This upgrade link was already used. If the change did not go through, retry your request in Claude to "
          "get a fresh link.")
-
-
-def _base_item(subscription: Mapping[str, Any], config: BillingConfig) -> str | None:
-    """The id of the subscription item that carries a tier's price (the plan, not the overage item)."""
-    items = (subscription.get("items") or {}).get("data") or []
-    for item in items:
-        price = item.get("price") or item.get("plan") or {}
-        price_id = price.get("id") if isinstance(price, Mapping) else price
-        if config.tier_for_price(price_id) is not None:
-            return str(item["id"])
-    return None

@@ -136,7 +136,7 @@ class AuthorizationGate(Extension):
                 return refusal("The account service is unavailable right now, so this call was not run. "
                                "Please retry in a few seconds.")
         if isinstance(decision, Denial):
-            if self._upgrades is None or (decision.upgrade_to is None and params.request_state is None):
+            if self._upgrades is None or (not self._upgrades.may_offer(decision) and params.request_state is None):
                 return self._refuse(name, decision)
             credential = caller.credential
             answer = await self._upgrades.answer(ctx, params, decision,

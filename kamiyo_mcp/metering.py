@@ -22,7 +22,8 @@ from billing.http.upgrade import upgrade_routes
 from billing.meter_sender import MeterEventSender
 from billing.upgrade import UpgradeLinks
 from kamiyo_mcp.runtime import Runtime
-from kamiyo_mcp.upgrade_prompt import UpgradeNotices, UpgradeOffers
+from kamiyo_mcp.upgrade_notices import UpgradeNotices
+from kamiyo_mcp.upgrade_prompt import UpgradeOffers
 
 
 class MeteringWiring:

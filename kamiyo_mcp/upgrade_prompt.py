@@ -16,23 +16,22 @@ An operator grant's link buys a new subscription through Checkout (`IssuedLink.n
 its token comes on the page after payment, and the refused token stays on its grant's tier, so the
 words say so and no call waits to run on the refused token once the purchase completes.
 
-The elicitation id is the link's id (never its code). `UpgradeNotices` is one background task per
-process that watches the store for completed links (cross-process: any process may receive the
-webhook) and wakes the calls waiting for them.
+A daily-quota refusal of a tier that sells metered overage also offers to turn it on (a link of its
+own, `UpgradeLinks.issue_overage`): in the text beside the upgrade, and as the elicitation (it keeps
+the tier and costs only what is used), after which the call runs metered.
+
+The elicitation id is the link's id (never its code); `UpgradeNotices` (kamiyo_mcp.upgrade_notices)
+waits for links to complete and tells the clients.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp.server.context import ServerRequestContext
-from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CallToolRequestParams,
@@ -43,11 +42,10 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from billing.access import Denial, Grant
-from billing.background import in_background, sleep_until_woken
+from billing.access import Denial, DenialCode, Grant
 from billing.errors import StoreError
-from billing.store import Store
 from billing.upgrade import IssuedLink, UpgradeLinks
+from kamiyo_mcp.upgrade_notices import WAIT_SECONDS, UpgradeNotices
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +54,6 @@ INPUT_KEY = "upgrade"
 STATE_PREFIX = "kamiyo-upgrade:"
 # The request state of an operator grant's link (Checkout for a new subscription): its retry never runs.
 STATE_PREFIX_NEW = "kamiyo-subscribe:"
-WAIT_SECONDS = 20.0
-POLL_SECONDS = 0.5
 
 
 def prompt_mode(ctx: ServerRequestContext[Any, Any]) -> Mode:
@@ -72,6 +68,10 @@ def prompt_mode(ctx: ServerRequestContext[Any, Any]) -> Mode:
 
 
 def elicitation_message(reason: str, link: IssuedLink) -> str:
+    if link.overage:
+        return (f"{reason} Open this page to turn on metered overage in two clicks (a one-time link, no sign-in): "
+                "calls past the daily quota then keep working, billed per 1,000 up to your spend cap; your request "
+                "runs once Stripe confirms.")
     if link.new_subscription:
         return (f"{reason} Open this page to subscribe to the {link.target_tier} tier in two clicks (a one-time "
                 "link, no sign-in); the page after payment gives you its token, to use in place of this one.")
@@ -107,83 +107,6 @@ def upgrade_retry(params: CallToolRequestParams) -> UpgradeRetry | None:
                         prefix == STATE_PREFIX_NEW)
 
 
-@dataclass(slots=True)
-class _Watch:
-    expires_at: float
-    sessions: list[ServerSession] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class UpgradeNotices:
-    """Waits for upgrade links to complete and tells the clients that elicited them."""
-
-    def __init__(self, store: Callable[[], Store], *, poll_seconds: float = POLL_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._poll = poll_seconds
-        self._clock = clock
-        self._watches: dict[str, _Watch] = {}
-        self._wake = asyncio.Event()
-        self._stopping = False
-
-    def now(self) -> float:
-        return self._clock()
-
-    def watch(self, link: IssuedLink, session: ServerSession | None = None) -> None:
-        """Follow `link` until it completes or expires; then notify `session` (an elicitation's client)."""
-        watch = self._watches.setdefault(link.link_id, _Watch(float(link.expires_at)))
-        if session is not None and session not in watch.sessions:
-            watch.sessions.append(session)
-        self._wake.set()
-
-    async def wait(self, link_id: str, expires_at: int, seconds: float = WAIT_SECONDS) -> bool:
-        """Wait up to `seconds` for the link's webhook; True when it has landed."""
-        watch = self._watches.setdefault(link_id, _Watch(float(expires_at)))
-        self._wake.set()
-        waiting = asyncio.ensure_future(watch.done.wait())
-        try:
-            # asyncio.wait, not wait_for/timeout: on 3.11 those can swallow the caller's cancellation.
-            await asyncio.wait([waiting], timeout=seconds)
-        finally:
-            waiting.cancel()
-        return watch.done.is_set()
-
-    async def check(self) -> None:
-        """One look at the store: wake the waiters and notify the clients of every completed link."""
-        now = self._clock()
-        for link_id, watch in list(self._watches.items()):
-            if watch.expires_at < now and not watch.done.is_set():
-                del self._watches[link_id]
-        pending = [link_id for link_id, watch in self._watches.items() if not watch.done.is_set()]
-        if not pending:
-            return
-        for link_id in await self._store().completed_upgrade_links(pending):
-            watch = self._watches.pop(link_id)
-            watch.done.set()
-            for session in watch.sessions:
-                try:
-                    await session.send_elicit_complete(link_id)
-                except Exception:  # noqa: BLE001 - the client went away; nothing else to tell it
-                    logger.info("upgrade %s completed; its client could not be told (disconnected)", link_id)
-
-    async def run(self) -> None:
-        while not self._stopping:
-            try:
-                await self.check()
-            except StoreError:
-                logger.exception("upgrade notices: the store could not be read")
-            await sleep_until_woken(self._wake, self._poll if self._watches else 3600.0)
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[UpgradeNotices]:
-        async with in_background(self.run, self._stop, "kamiyo-upgrade-notices"):
-            yield self
-
-    def _stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-
 Readmit = Callable[[], Awaitable[Grant | Denial]]
 Refuse = Callable[[str, Denial], CallToolResult]
 
@@ -217,10 +140,14 @@ class UpgradeOffers:
                     return decision
                 denial = decision
             return refuse(await self._with_link(denial), denial)
-        link = await self._issue(denial)
-        if link is None:
+        owned = await self._bought_already(denial)
+        if owned is not None:
+            return refuse(owned, denial)
+        offered = await self._offers(denial)
+        if not offered:
             return refuse(denial.message, denial)
-        text = f"{denial.message} {_link_sentence(link)}"
+        text = _offer_text(denial, offered)
+        link = offered[0]  # the one elicited: turning overage on where it is offered, else the upgrade
         mode = prompt_mode(ctx)
         if mode == "input_required":
             self.notices.watch(link)
@@ -242,27 +169,64 @@ class UpgradeOffers:
                     if isinstance(decision, Grant):
                         return decision
                     return refuse(await self._with_link(decision), decision)
-                return refuse(f"{denial.message} Finish the upgrade on the page that opened ({link.url}); once "
+                what = "turning overage on" if link.overage else "the upgrade"
+                return refuse(f"{denial.message} Finish {what} on the page that opened ({link.url}); once "
                               "Stripe confirms it you will be told, and your request can be retried.", denial)
         return refuse(text, denial)
 
-    async def _issue(self, denial: Denial) -> IssuedLink | None:
-        target, subscription = denial.upgrade_to, denial.subscription_id
+    @staticmethod
+    def may_offer(denial: Denial) -> bool:
+        """Whether a refusal could carry a link: a tier above to upgrade to, or a full day (overage)."""
+        return denial.upgrade_to is not None or denial.code == DenialCode.DAILY_QUOTA_EXHAUSTED
+
+    async def _offers(self, denial: Denial) -> list[IssuedLink]:
+        """The refusal's links: turning metered overage on (a full day, where the tier sells it), then the upgrade."""
+        subscription, target = denial.subscription_id, denial.upgrade_to
+        if subscription is None:
+            return []
         links = self._links()
-        if target is None or subscription is None or not links.can_offer(target):
-            return None
+        offered: list[IssuedLink] = []
         try:
-            return await links.issue(subscription, target, reason=str(denial.code))
+            if denial.code == DenialCode.DAILY_QUOTA_EXHAUSTED:
+                overage = await links.issue_overage(subscription)
+                offered += [overage] if overage is not None else []
+            if target is not None and links.can_offer(target):
+                offered.append(await links.issue(subscription, target, reason=str(denial.code)))
         except StoreError:
             logger.exception("could not issue an upgrade link for subscription %s", subscription)
+        return offered
+
+    async def _bought_already(self, denial: Denial) -> str | None:
+        """The refusal of a grant's call whose user already bought the tier it needs: use that token."""
+        if denial.subscription_id is None or denial.upgrade_to is None:
             return None
+        try:
+            owned = await self._links().bought_already(denial.subscription_id, denial.upgrade_to)
+        except StoreError:
+            logger.exception("could not read the subscriptions of grant %s", denial.subscription_id)
+            return None
+        if owned is None:
+            return None
+        return (f"{denial.message} You already have a {owned} subscription: use its token (shown on the page "
+                "after payment) in place of this operator grant's token, then retry your request.")
 
     async def _with_link(self, denial: Denial) -> str:
-        link = await self._issue(denial)
-        return denial.message if link is None else f"{denial.message} {_link_sentence(link)}"
+        owned = await self._bought_already(denial)
+        if owned is not None:
+            return owned
+        offered = await self._offers(denial)
+        return _offer_text(denial, offered) if offered else denial.message
+
+
+def _offer_text(denial: Denial, offered: list[IssuedLink]) -> str:
+    sentences = [_link_sentence(link) for link in offered]
+    return " ".join([denial.message, sentences[0], *("Or " + s[0].lower() + s[1:] for s in sentences[1:])])
 
 
 def _link_sentence(link: IssuedLink) -> str:
+    if link.overage:
+        return (f"Keep working now: turn on metered overage in two clicks: {link.url} (a one-time link, valid 30 "
+                "minutes, no sign-in needed), then retry your request.")
     if link.new_subscription:
         return (f"Subscribe to the {link.target_tier} tier in two clicks: {link.url} (a one-time link, valid 30 "
                 "minutes, no sign-in needed). The page after payment shows your new token: use it in place of this "
@@ -275,7 +239,7 @@ def _bought_sentence(denial: Denial, done: bool, link: IssuedLink | None = None)
     """The refusal of a grant's call after its user went to Checkout: this token cannot run it."""
     if done:
         return (f"{denial.message} Your new subscription is active: use the token from the page after payment "
-                "(or the claim link in your email) in place of this one, then retry your request.")
+                "in place of this one, then retry your request.")
     where = f" ({link.url})" if link is not None else ""
     return (f"{denial.message} Finish the purchase on the page that opened{where}; the page after payment shows "
             "your new token. Use it in place of this one, then retry your request.")

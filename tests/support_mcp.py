@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx2
@@ -31,8 +32,10 @@ async def start_of_a_fresh_minute_window() -> None:
             await anyio.sleep(remaining + 0.05)
 
 
-async def account_calls(*sessions: tuple[Client, int], refusal: str) -> list[bool]:
-    """Call `get_account_status` n times through each session concurrently; True per call admitted.
+async def account_calls(*sessions: tuple[Client, int], refusal: str, tool: str = "get_account_status",
+                        arguments: dict[str, Any] | None = None) -> list[bool]:
+    """Call `tool` (by default `get_account_status`) n times through each session concurrently; True per
+    call admitted.
 
     Every refused call must say `refusal`.
     """
@@ -40,10 +43,10 @@ async def account_calls(*sessions: tuple[Client, int], refusal: str) -> list[boo
 
     async def call(client: Client, n: int) -> None:
         for _ in range(n):
-            result = await client.call_tool("get_account_status", {})
+            result = await client.call_tool(tool, arguments or {})
             outcomes.append(not result.is_error)
             if result.is_error:
-                assert refusal in text_of(result)
+                assert refusal in text_of(result), text_of(result)
 
     async with anyio.create_task_group() as group:
         for client, n in sessions:

@@ -64,8 +64,10 @@ async def run_leased(store: Store, reconciler: Reconciler, *, holder: str, clock
         if started_before is not None:
             return None
         state = await store.job_state(JOB)
-        raise LeaseHeld(f"a reconciliation is running in another process ({state.holder if state else '?'}); "
-                        "try again when it has finished")
+        if state is None:  # released between the two reads: the caller may simply try again
+            raise LeaseHeld("a reconciliation was running in another process; try again")
+        raise LeaseHeld(f"a reconciliation is running in another process ({state.holder}); try again when it has "
+                        f"finished (if that process has died, its lease expires at {iso(state.lease_expires_at)})")
     started = time.perf_counter()
     async with _renewing(store, holder, clock, sleep):
         try:

@@ -3,7 +3,8 @@
 `UpgradeSQL` is mixed into the store classes. Only the SHA-256 of a link's code is stored; a link
 is used once (`use_upgrade_link` is the single-use check: one UPDATE that only an unused, unexpired
 link passes), and completed by the webhook that shows its subscription at the target tier
-(`complete_upgrade_links`, inside that webhook's transaction), or, for an operator grant's link,
+(`complete_upgrade_links`, inside that webhook's transaction; a link that turns metered overage on,
+by the one that shows the overage item: `complete_overage_links`), or, for an operator grant's link,
 by the `checkout.session.completed` of the Checkout it opened (`complete_bought_upgrade_link`).
 """
 
@@ -17,11 +18,13 @@ from typing import Any
 from billing.store.connection import Connection, Row, SQLMixin
 
 PURGE_AFTER_SECONDS = 7 * 24 * 3600
+# The reason of a link that turns metered overage on (its target tier is the subscription's own).
+OVERAGE_REASON = "overage_on"
 
 _LINK_SQL = """
 SELECT l.link_id, l.subscription_id, l.target_tier, l.reason, l.created_at, l.expires_at, l.used_at,
        l.completed_at, s.kind, s.stripe_subscription_id, c.stripe_customer_id, c.email, s.user_id, s.tier,
-       s.status, s.overage_item_id
+       s.status, s.overage_item_id, s.overage_cap_cents
 FROM upgrade_links AS l
 JOIN subscriptions AS s ON s.subscription_id = l.subscription_id
 JOIN customers AS c ON c.user_id = s.user_id
@@ -48,6 +51,7 @@ class UpgradeLink:
     tier: str
     status: str
     overage_item_id: str | None = None  # the subscription also carries the metered overage price
+    overage_cap_cents: int | None = None  # the customer's own spend cap, when set
 
 
 async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Sequence[str], *, now: int) -> list[str]:
@@ -58,7 +62,17 @@ async def complete_upgrade_links(db: Connection, subscription_id: str, tiers: Se
     marks = ", ".join("?" for _ in tiers)
     rows = await db.execute_fetchall(
         f"UPDATE upgrade_links SET completed_at = ? WHERE subscription_id = ? AND completed_at IS NULL"
-        f" AND target_tier IN ({marks}) RETURNING link_id", (now, subscription_id, *tiers))
+        f" AND target_tier IN ({marks}) AND reason <> ? RETURNING link_id",
+        (now, subscription_id, *tiers, OVERAGE_REASON))
+    return [str(row[0]) for row in rows]
+
+
+async def complete_overage_links(db: Connection, subscription_id: str, *, now: int) -> list[str]:
+    """Inside the open transaction `db`: the subscription now carries the metered overage item, so its
+    open links that turn overage on are done; returns their ids."""
+    rows = await db.execute_fetchall(
+        "UPDATE upgrade_links SET completed_at = ? WHERE subscription_id = ? AND completed_at IS NULL"
+        " AND reason = ? RETURNING link_id", (now, subscription_id, OVERAGE_REASON))
     return [str(row[0]) for row in rows]
 
 
@@ -114,6 +128,24 @@ class UpgradeSQL(SQLMixin):
             await db.execute("UPDATE upgrade_links SET used_at = NULL WHERE link_id = ? AND completed_at IS NULL",
                              (link_id,))
 
+    async def subscription_for_offer(self, subscription_id: str) -> tuple[str, str, str, str | None] | None:
+        """What a refusal's offers depend on: the subscription's kind, tier, status and overage item."""
+        rows = await self._read.execute_fetchall(
+            "SELECT kind, tier, status, overage_item_id FROM subscriptions WHERE subscription_id = ?",
+            (subscription_id,))
+        if not rows:
+            return None
+        kind, tier, status, item = rows[0]
+        return str(kind), str(tier), str(status), _str(item)
+
+    async def bought_tiers(self, subscription_id: str) -> list[str]:
+        """For an operator grant: the tiers of the Stripe subscriptions in force its user bought (else none)."""
+        rows = await self._read.execute_fetchall(
+            "SELECT o.tier FROM subscriptions AS g JOIN subscriptions AS o ON o.user_id = g.user_id"
+            " WHERE g.subscription_id = ? AND g.kind <> 'stripe' AND o.kind = 'stripe'"
+            " AND o.status IN ('active', 'trialing', 'past_due')", (subscription_id,))
+        return [str(row[0]) for row in rows]
+
     async def completed_upgrade_links(self, link_ids: Iterable[str]) -> set[str]:
         """Which of `link_ids` a webhook has completed."""
         ids = list(link_ids)
@@ -131,6 +163,7 @@ def _link(row: Row) -> UpgradeLink:
         created_at=int(row[4]), expires_at=int(row[5]), used_at=_int(row[6]), completed_at=_int(row[7]),
         kind=str(row[8]), stripe_subscription_id=_str(row[9]), stripe_customer_id=_str(row[10]), email=str(row[11]),
         user_id=str(row[12]), tier=str(row[13]), status=str(row[14]), overage_item_id=_str(row[15]),
+        overage_cap_cents=_int(row[16]),
     )
 
 

@@ -148,7 +148,7 @@ async def ingest_sources(store: IntelStore, sources: list[str], *, progress: Tex
             except SourceFormatError as exc:
                 rep.errors.append(str(exc))
             bar.finish()
-    if report.added or report.updated:
+    if await store.needs_relink():  # this ingest's reports, or those of one that stopped before relinking
         await store.relink()
     report.incidents_total = await store.incident_count()
     report.incident_groups = await store.group_count()

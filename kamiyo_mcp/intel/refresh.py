@@ -23,7 +23,7 @@ from typing import Any
 from billing.background import sleep_until_woken
 
 from .dates import as_utc, iso_utc, utc_now
-from .errors import SourceFetchError, SourceFormatError
+from .errors import IntelStoreError, SourceFetchError, SourceFormatError
 from .fetch import fetch, safe_url
 from .ingest import ingest_if_empty, load_text
 from .progress import ProgressBar
@@ -72,7 +72,7 @@ async def refresh_sources(store: IntelStore, urls: Sequence[str], *, now: dateti
             continue
         (report.unchanged if fetched.unchanged else report.changed).append(url)
         await store.record_source_ok(url, fetched.validators, moment, changed=not fetched.unchanged)
-    if report.added or report.updated:
+    if await store.needs_relink():
         await store.relink()
         await store.protocol_index()  # rebuilt now, not on the next call
     if not report.failed and urls:
@@ -119,23 +119,45 @@ class RefreshSchedule:
         self._wake.set()
 
     async def run(self) -> None:
-        """Load an empty store, then refresh on schedule until stopped (failures are logged, never raised)."""
+        """Load an empty store, then refresh on schedule until stopped (failures are logged, never raised).
+
+        A store failure (locked past its busy timeout, damaged) is retried like a failed source: the
+        start-up load too, so one bad moment never ends the refreshes for the life of the process.
+        """
+        started = False
+        while not self._stopped:
+            try:
+                if not started:
+                    await self._start()
+                    started = True
+                if not self.urls or self.interval <= 0:
+                    return
+                due = next_due(await self._store.source_states(), self.urls, self.interval, self._clock())
+                wait = (due - self._clock()).total_seconds()
+                if wait <= 0:
+                    self.last = await refresh_sources(self._store, self.urls, now=self._clock())
+                    await self._log(self.last)
+                    continue
+            except IntelStoreError as exc:
+                wait = self._retry_after
+                logger.error("Intel refresh could not use the incident store, keeping the data as it was; "
+                             "retrying in %.0f s: %s", wait, exc)
+            except Exception:  # the loop outlives any one refresh; the data stays as it was
+                wait = self._retry_after
+                logger.exception("Intel refresh crashed; keeping the data as it was")
+            await sleep_until_woken(self._wake, wait)
+
+    @property
+    def _retry_after(self) -> float:
+        return min(self.interval, RETRY_AFTER_S) if self.interval > 0 else RETRY_AFTER_S
+
+    async def _start(self) -> None:
+        """Load the sources into an empty store; finish the linking of an ingest that stopped before it."""
         if self._sources:
             await ingest_if_empty(self._store, self._sources)
+        if await self._store.needs_relink():
+            await self._store.relink()
         await self._store.protocol_index()
-        while not self._stopped and self.urls and self.interval > 0:
-            due = next_due(await self._store.source_states(), self.urls, self.interval, self._clock())
-            wait = (due - self._clock()).total_seconds()
-            if wait > 0:
-                await sleep_until_woken(self._wake, wait)
-                continue
-            try:
-                self.last = await refresh_sources(self._store, self.urls, now=self._clock())
-            except Exception:  # the loop outlives any one refresh; the data stays as it was
-                logger.exception("Intel refresh crashed; keeping the data as it was")
-                await sleep_until_woken(self._wake, min(self.interval, RETRY_AFTER_S))
-                continue
-            await self._log(self.last)
 
     async def _log(self, report: RefreshReport) -> None:
         as_of = (await self._store.stamp()).data_as_of or "never"

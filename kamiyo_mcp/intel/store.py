@@ -138,6 +138,9 @@ class IntelStore(StoreReads, StorePages, StoreSources):
                     await self._write(item, now, insert=True)
             if added or updated:
                 await self._bump_generation()
+                # Until the next relink these reports are in no incident group and not in the search
+                # index; the mark outlives a crash in between, so the next ingest or refresh relinks.
+                await self._w.execute("INSERT OR IGNORE INTO intel_meta (key, value) VALUES ('unlinked', '1')")
         return WriteCounts(added, updated, skipped)
 
     async def _write(self, item: Incident, now: str, *, insert: bool) -> None:
@@ -155,10 +158,12 @@ class IntelStore(StoreReads, StorePages, StoreSources):
             item.content_hash(),
         )
         if insert:
+            # Not canonical until the relink places it in its incident group: a search made meanwhile
+            # never shows a new report of a known incident as a second incident.
             await self._w.execute(
                 "INSERT INTO intel_incidents (source, date, protocol, name_key, classification, technique,"
                 " amount_usd, returned_usd, source_url, data, content_hash, id, group_id, ingested_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated_at, is_canonical) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                 (*values, item.id, item.id, now, now),
             )
         else:
@@ -217,7 +222,12 @@ class IntelStore(StoreReads, StorePages, StoreSources):
                 "INSERT INTO intel_search (group_id, names, technique, classification, chains) VALUES (?,?,?,?,?)",
                 [_search_document(gid, group) for gid, group in members.items()],
             )
+            await self._w.execute("DELETE FROM intel_meta WHERE key = 'unlinked'")
             await self._bump_generation()
+
+    async def needs_relink(self) -> bool:
+        """Whether reports were written since the last ``relink`` (e.g. an ingest stopped before it)."""
+        return bool(await self._scalar("SELECT EXISTS (SELECT 1 FROM intel_meta WHERE key = 'unlinked')"))
 
     # The query reads live in ``store_reads.StoreReads``.
 

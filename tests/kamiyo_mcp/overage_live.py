@@ -92,6 +92,16 @@ class Shop:
         portal_session = followed.headers["location"].rsplit("test_", 1)[-1]
         await self.deliver(self.fake.complete_portal_flow(portal_session))
 
+    async def turn_on_overage(self, url: str, subscription_id: str) -> None:
+        """A person follows a quota refusal's overage link: the page, its button (the server adds the
+        metered item in Stripe), and Stripe's signed `customer.subscription.updated` reaching the server."""
+        async with httpx.AsyncClient() as browser:
+            shown = await browser.get(url)
+            assert shown.status_code == 200 and "Turn on overage" in shown.text, shown.text
+            followed = await browser.post(url.split("?", 1)[0], data={"code": url.split("code=", 1)[1]})
+            assert followed.status_code == 303 and followed.headers["location"].endswith("overage=on"), followed.text
+        await self.deliver(self.fake.subscription_event(subscription_id))
+
     async def buy(self, url: str) -> str:
         """A person with an operator grant follows the link: the page, its button, paying in Stripe
         Checkout, and Stripe's signed `checkout.session.completed` reaching the server. Returns the

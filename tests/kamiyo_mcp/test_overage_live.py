@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.fakes.fixtures import OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe
-from tests.kamiyo_mcp.overage_live import CUSTOMER, TEAM_PRICE, Shop, fake, open_shop, until
+from tests.kamiyo_mcp.overage_live import CUSTOMER, TEAM_PRICE, Shop, fake, open_shop, until, upgrade_link
 from tests.support import ServerProcess
 from tests.support_mcp import mcp_session, text_of
 
@@ -82,3 +87,49 @@ async def test_overage_calls_are_billed_exactly_once_through_a_kill_and_stripe_f
     assert 'kamiyo_meter_events{status="sent"} 10.0' in metrics
     assert 'kamiyo_meter_events{status="pending"} 0.0' in metrics
     assert 'kamiyo_meter_events{status="failed"} 0.0' in metrics
+
+
+async def test_a_full_day_offers_overage_in_two_clicks_and_the_retried_call_runs_metered(
+        tmp_path: Path, fake: FakeStripe, server_factory: type[ServerProcess]) -> None:
+    shop = open_shop(tmp_path, fake, server_factory)
+    subscription = shop.fake.add_subscription(CUSTOMER, price=TEAM_PRICE)["id"]
+    token = await shop.subscribe(subscription, "team")  # overage not on
+    async with mcp_session(shop.server.url, token) as client:
+        within = [await client.call_tool("get_account_status", {}) for _ in range(3)]
+        refused = await client.call_tool("get_account_status", {})
+        assert not any(a.is_error for a in within) and refused.is_error
+        text = text_of(refused)
+        assert "daily quota of 3 calls" in text and "turn on metered overage in two clicks" in text
+        await shop.turn_on_overage(upgrade_link(text), subscription)
+        (added,) = fake.requests_to("POST", "/v1/subscription_items")
+        assert added.params == {"subscription": subscription, "price": OVERAGE_PRICE}
+        retried = await client.call_tool("get_account_status", {})
+    assert not retried.is_error, text_of(retried)
+    assert retried.structured_content is not None
+    assert retried.structured_content["overage"]["this_call_metered"] is True
+    assert shop.rows("SELECT reason, completed_at IS NOT NULL FROM upgrade_links") == [("overage_on", 1)]
+    assert list(stored_events(shop).values()) == ["pending"]  # the retried call is billed
+
+
+async def test_an_eliciting_client_is_asked_to_turn_overage_on_and_its_call_runs(
+        tmp_path: Path, fake: FakeStripe, server_factory: type[ServerProcess]) -> None:
+    shop = open_shop(tmp_path, fake, server_factory)
+    subscription = shop.fake.add_subscription(CUSTOMER, price=TEAM_PRICE)["id"]
+    token = await shop.subscribe(subscription, "team")
+    asked: list[types.ElicitRequestURLParams] = []
+
+    async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestURLParams)
+        asked.append(params)
+        await shop.turn_on_overage(params.url, subscription)
+        return types.ElicitResult(action="accept")
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        transport = streamable_http_client(shop.server.url + "/mcp", http_client=http)
+        async with Client(transport, mode="legacy", elicitation_callback=person) as client:
+            answers = [await client.call_tool("get_account_status", {}) for _ in range(4)]
+    assert not any(a.is_error for a in answers), [text_of(a) for a in answers]
+    (question,) = asked
+    assert question.mode == "url" and "turn on metered overage" in question.message
+    assert answers[-1].structured_content is not None
+    assert answers[-1].structured_content["overage"]["this_call_metered"] is True

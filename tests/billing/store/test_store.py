@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from billing.access import Grant
+from billing.access import Denial, Grant
 from billing.authority import Authority
 from billing.errors import NotFoundError
 from billing.quota import windows
@@ -224,12 +224,20 @@ async def test_a_refunded_call_no_longer_counts_in_its_windows(store: AnyStore) 
     assert state is not None and (state.minute_count, state.day_count) == (1, 30)
 
 
-async def test_concurrent_calls_through_two_stores_share_the_minute_quota_exactly(store_url: str) -> None:
+# Both per-call paths: the account view's (the trip reads the token's state too) and every other
+# tool's (the trip is the admit-and-count statement alone; the state is read only for a refusal).
+PATHS = pytest.mark.parametrize("tool, with_account", [("get_account_status", True),
+                                                        ("search_crypto_exploits", False)])
+
+
+@PATHS
+async def test_concurrent_calls_through_two_stores_share_the_minute_quota_exactly(store_url: str, tool: str,
+                                                                                  with_account: bool) -> None:
     a, b = await open_store(store_url), await open_store(store_url)
     try:
         issued = await authority(a).issue_grant("a@example.com", "personal")
         decisions = await asyncio.gather(*(
-            authority(a if i % 2 else b).authorize(issued.token, "get_account_status") for i in range(45)
+            authority(a if i % 2 else b).authorize(issued.token, tool, with_account=with_account) for i in range(45)
         ))
         assert sum(isinstance(d, Grant) for d in decisions) == 30
         assert sorted(d.minute_used for d in decisions if isinstance(d, Grant)) == list(range(1, 31))
@@ -238,13 +246,16 @@ async def test_concurrent_calls_through_two_stores_share_the_minute_quota_exactl
         await b.close()
 
 
-async def test_a_revocation_through_one_store_refuses_the_next_call_through_another(store_url: str) -> None:
+@PATHS
+async def test_a_revocation_through_one_store_refuses_the_next_call_through_another(store_url: str, tool: str,
+                                                                                    with_account: bool) -> None:
     a, b = await open_store(store_url), await open_store(store_url)
     try:
         issued = await authority(a).issue_grant("rev@example.com", "team")
-        assert isinstance(await authority(b).authorize(issued.token, "get_account_status"), Grant)
-        await authority(a).revoke(issued.token_id)
-        assert not isinstance(await authority(b).authorize(issued.token, "get_account_status"), Grant)
+        assert isinstance(await authority(b).authorize(issued.token, tool, with_account=with_account), Grant)
+        await authority(a).revoke(issued.token_id, reason="abuse")
+        refused = await authority(b).authorize(issued.token, tool, with_account=with_account)
+        assert isinstance(refused, Denial) and refused.code == "token_revoked" and "abuse" in refused.message
     finally:
         await a.close()
         await b.close()

@@ -5,7 +5,12 @@ from __future__ import annotations
 from billing.claims import claim_hash
 from billing.store import AnyStore
 from billing.store.meter_sql import MeterOutcomes, write_overage
-from billing.store.upgrade_sql import complete_upgrade_links
+from billing.store.upgrade_sql import (
+    OVERAGE_REASON,
+    complete_bought_upgrade_link,
+    complete_overage_links,
+    complete_upgrade_links,
+)
 from billing.subscription_state import SubscriptionState
 
 NOW = 1_900_000_000
@@ -62,6 +67,42 @@ async def test_a_webhook_at_the_target_tier_completes_the_subscriptions_open_lin
     assert done == [to_team]
     assert await store.completed_upgrade_links([to_team, to_enterprise, "upl_x"]) == {to_team}
     assert await store.use_upgrade_link(claim_hash("a"), now=NOW + 61) is None
+
+
+async def test_an_overage_link_is_completed_by_the_overage_item_never_by_the_tier(store: AnyStore) -> None:
+    await subscribed(store, "team")
+    overage = await store.create_upgrade_link(subscription_id=SUB, target_tier="team", reason=OVERAGE_REASON,
+                                              code_hash=claim_hash("o"), now=NOW, expires_at=NOW + 1800)
+    assert await store.subscription_for_offer(SUB) == ("stripe", "team", "active", None)
+    async with store.webhook_transaction(NOW + 60) as tx:
+        assert await complete_upgrade_links(tx.db, SUB, ["personal", "team"], now=tx.now) == []
+        await write_overage(tx.db, SUB, item_id="si_metered", cap_cents=5000, now=tx.now)
+        assert await complete_overage_links(tx.db, SUB, now=tx.now) == [overage]
+    shown = await store.upgrade_link(claim_hash("o"))
+    assert shown is not None and (shown.overage_item_id, shown.overage_cap_cents) == ("si_metered", 5000)
+    assert await store.subscription_for_offer(SUB) == ("stripe", "team", "active", "si_metered")
+    assert await store.subscription_for_offer("sub_missing") is None
+
+
+async def test_a_bought_link_completes_only_for_its_own_customer_at_its_tier(store: AnyStore) -> None:
+    user_id = await subscribed(store)
+    link = await store.create_upgrade_link(subscription_id=SUB, target_tier="team", reason="tier_required",
+                                           code_hash=claim_hash("g"), now=NOW, expires_at=NOW + 1800)
+    async with store.webhook_transaction(NOW + 60) as tx:
+        assert await complete_bought_upgrade_link(tx.db, link, "user_other", ["personal", "team"], now=tx.now) == []
+        assert await complete_bought_upgrade_link(tx.db, link, user_id, ["personal"], now=tx.now) == []
+        assert await complete_bought_upgrade_link(tx.db, link, user_id, ["personal", "team"], now=tx.now) == [link]
+
+
+async def test_a_grants_bought_tiers_are_its_users_stripe_subscriptions_in_force(store: AnyStore) -> None:
+    user_id = await subscribed(store, "team")  # a Stripe subscription of the user
+    async with store.webhook_transaction(NOW) as tx:
+        await tx.write_subscription("sub_ended", user_id, SubscriptionState("enterprise", "canceled", NOW, False, NOW))
+        await tx.db.execute("INSERT INTO subscriptions (subscription_id, user_id, kind, tier, status, created_at,"
+                            " updated_at) VALUES ('grant_1', ?, 'grant', 'personal', 'active', ?, ?)",
+                            (user_id, NOW, NOW))
+    assert await store.bought_tiers("grant_1") == ["team"]  # the canceled one does not count
+    assert await store.bought_tiers(SUB) == []  # only asked of grants
 
 
 async def test_the_sender_takes_due_events_under_a_lease_and_records_a_batch_at_once(store: AnyStore) -> None:

@@ -180,6 +180,21 @@ def test_since_limits_the_scan_to_subscriptions_created_from_then(env: dict[str,
     assert KEY not in result.stdout + result.stderr
 
 
+def start_fix(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`kamiyo-mcp reconcile --fix` started in the background, as `cli` runs it."""
+    return subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "reconcile", "--fix"], cwd=REPO, text=True,
+                            env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def reached(fake: FakeStripe, process: subprocess.Popen[str], path: str) -> None:
+    """Wait until the process has sent its request to `path` (whose reply the fake holds)."""
+    with anyio.fail_after(60):
+        while not fake.requests_to("GET", path):
+            assert process.poll() is None, process.communicate()
+            await anyio.sleep(0.05)  # polling the process's progress, bounded by fail_after
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return backend_url(request, tmp_path)
@@ -190,14 +205,10 @@ async def test_two_fix_runs_in_separate_processes_never_overlap(
     env = {**env, "KAMIYO_DATABASE_URL": database_url}
     sub_id = bought_unseen(fake, "eve@example.com", TEAM, "team")
     fake.hold_replies("/v1/events")  # the first run's first read stays in flight: it holds the lease meanwhile
-    first = subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "reconcile", "--fix"], cwd=REPO, text=True,
-                             env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = start_fix(env)
     try:
+        await reached(fake, first, "/v1/events")
         with anyio.fail_after(60):
-            while not fake.requests_to("GET", "/v1/events"):
-                assert first.poll() is None, first.communicate()
-                await anyio.sleep(0.05)  # polling the first process's progress, bounded by fail_after
             second = await anyio.to_thread.run_sync(lambda: cli(["reconcile", "--fix"], env))
     finally:
         fake.release_replies("/v1/events")
@@ -211,3 +222,33 @@ async def test_two_fix_runs_in_separate_processes_never_overlap(
         assert [m.subscription_id for m in await store.list_outbox()] == [sub_id]  # one welcome mail
     finally:
         await store.close()
+
+
+async def test_a_fix_run_killed_mid_read_applies_nothing_and_the_next_run_heals_once_its_lease_expires(
+        env: dict[str, str], fake: FakeStripe) -> None:
+    sub_id = bought_unseen(fake, "kit@example.com", TEAM, "team", stripe_knows=True)
+    fake.hold_replies("/v1/subscriptions")  # the missed events are read; the first listing is in flight
+    killed = start_fix(env)
+    try:
+        await reached(fake, killed, "/v1/subscriptions")
+        killed.kill()
+        killed.communicate(timeout=30)
+    finally:
+        fake.release_replies("/v1/subscriptions")
+
+    assert subscriptions(env) == []
+    with sqlite3.connect(env["KAMIYO_DATABASE_URL"]) as db:
+        assert db.execute("SELECT COUNT(*) FROM stripe_events").fetchone() == (0,)  # read, never applied
+    refused = cli(["reconcile", "--fix"], env)
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert "running in another process (cli-" in line and "if that process has died, its lease expires at" in line
+    assert cli(["reconcile"], env).returncode == 3  # a report needs no lease
+
+    with sqlite3.connect(env["KAMIYO_DATABASE_URL"]) as db:  # the lease's five minutes pass
+        db.execute("UPDATE scheduled_jobs SET lease_expires_at = ?", (int(time.time()) - 1,))
+    healed = cli(["reconcile", "--fix"], env)
+
+    assert healed.returncode == 3 and "4 healed" in healed.stdout.splitlines()[0], healed.stdout
+    assert subscriptions(env) == [(sub_id, "active", "team")]
+    assert cli(["reconcile"], env).returncode == 0

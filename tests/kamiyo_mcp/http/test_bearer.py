@@ -21,7 +21,7 @@ from kamiyo_mcp.http.protected_resource import ProtectedResource
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.server import build_server
 from kamiyo_mcp.settings import Settings
-from tests.kamiyo_mcp.gate_support import Clock
+from tests.kamiyo_mcp.gate_support import Clock, stripe_subscription
 from tests.kamiyo_mcp.live import live_app
 from tests.support import JWT_SECRET
 from tests.support_mcp import mcp_session, text_of
@@ -156,6 +156,23 @@ async def test_a_session_is_not_opened_for_a_token_whose_account_allows_no_calls
     body = refused.json()
     assert body["jsonrpc"] == "2.0" and body["id"] == 7 and body["error"]["data"]["reason"] == "token_revoked"
     assert "revoked (chargeback)" in body["error"]["message"] and issued.token not in refused.text
+
+
+@pytest.mark.parametrize("status, ended_period", [("canceled", False), ("active", True)])
+async def test_a_session_is_not_opened_for_a_token_whose_subscription_ended(tmp_path: Path, status: str,
+                                                                           ended_period: bool) -> None:
+    async with live_app(tmp_path / "k.db") as live:
+        now = live.runtime.authority.now()
+        token = await stripe_subscription(live.runtime, "team", status, period_end=now - 1 if ended_period else None,
+                                          cancel_at_period_end=ended_period)
+        initialize = rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                        "clientInfo": {"name": "t", "version": "1"}}, request_id=3)
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            refused = [await http.post("/mcp", json=initialize, headers={**ACCEPT, "Authorization": f"Bearer {token}"})
+                       for _ in range(3)]
+    assert [r.status_code for r in refused] == [403] * 3
+    assert all("mcp-session-id" not in r.headers for r in refused)
+    assert {r.json()["error"]["data"]["reason"] for r in refused} == {"subscription_ended"}
 
 
 async def test_a_call_with_arguments_the_tool_refuses_spends_no_quota_over_http(tmp_path: Path) -> None:

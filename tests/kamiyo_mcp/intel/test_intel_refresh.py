@@ -3,15 +3,21 @@ against a real local HTTP server serving DeFiLlama's /hacks format."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from kamiyo_mcp.intel.errors import IntelStoreError, NoIncidentDataError
 from kamiyo_mcp.intel.fetch import Validators
 from kamiyo_mcp.intel.ingest import ingest_sources
-from kamiyo_mcp.intel.refresh import RETRY_AFTER_S, next_due, refresh_sources
+from kamiyo_mcp.intel.refresh import RETRY_AFTER_S, RefreshSchedule, next_due, refresh_sources
 from kamiyo_mcp.intel.search import search_exploits
 from kamiyo_mcp.intel.store import IntelStore
 from kamiyo_mcp.intel.store_sources import SourceState
@@ -158,3 +164,82 @@ async def test_a_manual_ingest_of_a_url_records_its_validators(empty_store: Inte
     assert report.added == 1 and "api_key" not in report.format()
     assert (await empty_store.source_states())[source.url].validators.etag == ETAG
     assert (await refresh_sources(empty_store, [source.url], now=NOW)).unchanged == [source.url]
+
+
+def _drop_sources_table(db: Path) -> str:
+    """Drop ``intel_sources`` from outside the store (a damaged file); returns the DDL to restore it."""
+    with sqlite3.connect(db) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'intel_sources'").fetchone()[0]
+        conn.execute("DROP TABLE intel_sources")
+    return str(ddl)
+
+
+def _restore(db: Path, ddl: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(ddl)
+
+
+async def _found_by_word(store: IntelStore, word: str) -> set[str]:
+    return {e.protocol for e in (await search_exploits(store, query=word, tier_cap=50)).exploits}
+
+
+async def test_an_ingest_stopped_before_linking_is_linked_by_the_next_one(tmp_path: Path, local_server: Any) -> None:
+    source = Source(local_server)
+    store = await IntelStore.open(tmp_path / "kamiyo.db")
+    try:
+        ddl = _drop_sources_table(tmp_path / "kamiyo.db")
+        with pytest.raises(IntelStoreError):  # the reports are written, then recording the source fails
+            await ingest_sources(store, [source.url])
+        assert await store.needs_relink()
+        with pytest.raises(NoIncidentDataError):  # written but in no incident yet: nothing to search
+            await _found_by_word(store, "alpha")
+        _restore(tmp_path / "kamiyo.db", ddl)
+        again = await ingest_sources(store, [source.url])
+        assert again.added == 0  # nothing new, yet the earlier reports are linked and searchable now
+        assert await _found_by_word(store, "alpha") == {"Alpha Protocol"} and not await store.needs_relink()
+    finally:
+        await store.close()
+
+
+class _Awaited(logging.Handler):
+    """Sets ``event`` when a record's message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text, self.event = text, asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def test_the_refresh_loop_outlives_a_store_failure_and_finishes_the_load(tmp_path: Path,
+                                                                              local_server: Any) -> None:
+    source = Source(local_server)
+    store = await IntelStore.open(tmp_path / "kamiyo.db")
+    ddl = _drop_sources_table(tmp_path / "kamiyo.db")
+    failed, refreshed = _Awaited("could not use the incident store"), _Awaited("Intel refresh: ")
+    log = logging.getLogger("kamiyo_mcp.intel.refresh")
+    level = log.level
+    log.setLevel(logging.INFO)
+    for handler in (failed, refreshed):
+        log.addHandler(handler)
+    schedule = RefreshSchedule(store, [source.url], interval=0.05)
+    task = asyncio.create_task(schedule.run())
+    try:
+        with anyio.fail_after(15):
+            await failed.event.wait()
+        assert not task.done()  # the start-up load failed; the loop retries it
+        _restore(tmp_path / "kamiyo.db", ddl)
+        with anyio.fail_after(15):
+            await refreshed.event.wait()
+        assert await _found_by_word(store, "alpha") == {"Alpha Protocol"}
+        assert (await schedule.health())["refresh"] == "ok"
+    finally:
+        schedule.stop()
+        with anyio.fail_after(15):
+            await task  # ends cleanly: no exception escapes the loop
+        for handler in (failed, refreshed):
+            log.removeHandler(handler)
+        log.setLevel(level)
+        await store.close()
