@@ -15,7 +15,8 @@ subscription with more than one item, so one that also carries the metered overa
 through the API instead, once the customer confirmed on our page (the prorated difference invoiced
 at once, the change applied only when it is paid). An operator grant has no Stripe subscription, so
 its link opens Checkout for the target tier (a new subscription, its token on the success page; the
-session names the link in its metadata, and `checkout.session.completed` completes the link).
+session names the link in its metadata, and `checkout.session.completed` completes the link). What
+following does at Stripe is `billing.upgrade_stripe`.
 
 A quota refusal of a tier that sells metered overage also carries a link that turns overage on
 (`issue_overage`, same rules): following it adds the metered price to the subscription through the
@@ -27,23 +28,23 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from billing.access import ENTITLED_STATUSES
 from billing.claims import claim_hash
 from billing.config import BillingConfig
-from billing.overage import overage_terms
+from billing.overage import parse_cap_usd
 from billing.store.upgrade_sql import OVERAGE_REASON, UpgradeLink
 from billing.stripe_gateway import StripeGateway, StripeGatewayError
+from billing.upgrade_stripe import LinkRefused, open_checkout, open_portal, turn_on_overage
 
 if TYPE_CHECKING:
-    from stripe.params.billing_portal import SessionCreateParamsFlowData
-    from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
-
     from billing.store import Store
+
+__all__ = ["DONE_PATH", "UPGRADE_PATH", "IssuedLink", "LinkRefused", "UpgradeLinks"]
 
 UPGRADE_PATH = "/billing/upgrade"
 DONE_PATH = "/billing/upgraded"
@@ -51,17 +52,7 @@ LINK_TTL_SECONDS = 30 * 60
 # A link shown again (the same refusal repeated) keeps at least this long to live.
 REUSE_MIN_SECONDS = 20 * 60
 CODE_BYTES = 32
-# The Checkout Session's metadata key naming the link it was opened from (an operator grant's upgrade).
-LINK_METADATA_KEY = "upgrade_link"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
-
-
-class LinkRefused(Exception):
-    """The link cannot be followed: an HTTP status, a code, and words the customer can act on."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +92,14 @@ class UpgradeLinks:
     async def issue(self, subscription_id: str, target_tier: str, *, reason: str) -> IssuedLink:
         """A link that upgrades `subscription_id` to `target_tier`."""
         return await self._issue(subscription_id, target_tier, reason, (subscription_id, target_tier))
+
+    async def bought_already(self, subscription_id: str, target_tier: str) -> str | None:
+        """For an operator grant: the tier of a subscription its user already bought at `target_tier` or
+        above (its own token runs the call; a link would sell a second one), else None."""
+        target = self._config.tiers.get(target_tier)
+        owned = [t for t in map(self._config.tiers.get, await self.store.bought_tiers(subscription_id)) if t]
+        best = max(owned, key=lambda t: t.rank, default=None)
+        return best.name if best is not None and target is not None and best.rank >= target.rank else None
 
     async def issue_overage(self, subscription_id: str) -> IssuedLink | None:
         """A link that turns metered overage on for `subscription_id`, or None when it cannot have it
@@ -147,13 +146,18 @@ class UpgradeLinks:
         assert link is not None
         return link
 
-    async def follow(self, code: str, gateway: StripeGateway) -> str:
+    async def follow(self, code: str, gateway: StripeGateway, *, cap_field: str = "") -> str:
         """Use the link once and return the Stripe page (portal flow or Checkout) to send the customer to.
+        `cap_field`: the spend cap (whole dollars) the customer typed on an overage link's page, if any.
 
         Raises:
-            LinkRefused: as `show`, or Stripe cannot open the page (the link then stays usable).
+            LinkRefused: as `show`, a cap that is not allowed (the link unused), or Stripe cannot open
+                the page (the link then stays usable).
         """
-        self._check(await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None, self.now())
+        found = await self.store.upgrade_link(claim_hash(code)) if _CODE.match(code) else None
+        self._check(found, self.now())
+        assert found is not None
+        cap = self._cap(found, cap_field)
         link = await self.store.use_upgrade_link(claim_hash(code), now=self.now())
         if link is None:  # used by a concurrent click between the check and here
             raise LinkRefused(410, "link_used", _USED)
@@ -162,10 +166,10 @@ class UpgradeLinks:
                 del self._recent[key]
         try:
             if link.reason == OVERAGE_REASON:
-                return await self._turn_on_overage(link, gateway)
+                return await turn_on_overage(link, gateway, self._config, cap, self.done_url(link.tier, overage=True))
             if link.kind == "stripe" and link.stripe_subscription_id:
-                return await self._portal(link, gateway)
-            return await self._checkout(link, gateway)
+                return await open_portal(link, gateway, self._config, self.done_url(link.target_tier))
+            return await open_checkout(link, gateway, self._config)
         except (StripeGatewayError, LinkRefused):
             await self.store.release_upgrade_link(link.link_id)
             raise
@@ -208,84 +212,18 @@ class UpgradeLinks:
             raise LinkRefused(409, "overage_not_available", f"Metered overage is not available on the {link.tier} "
                               "tier here. Contact support.")
 
-    async def _turn_on_overage(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """The metered overage price joins the subscription (no charge until calls past the quota)."""
-        assert link.stripe_subscription_id is not None and link.used_at is not None
-        price = self._config.overage_price
-        assert price is not None
-        subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
-        if overage_terms(subscription, price).item_id is None:  # Stripe has it already: its webhook is coming
-            await gateway.add_subscription_item(link.stripe_subscription_id, price,
-                                                idempotency_key=f"overage-{link.link_id}-{link.used_at}")
-        return self.done_url(link.tier, overage=True)
-
-    async def _portal(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """The customer portal on the confirmation of this subscription's move to the target price."""
-        assert link.stripe_subscription_id is not None and link.stripe_customer_id is not None
-        subscription = await gateway.retrieve_subscription(link.stripe_subscription_id)
-        item_id = _base_item(subscription, self._config)
-        if item_id is None:
-            raise LinkRefused(409, "no_plan_item", "This subscription has no KAMIYO plan to change. Contact support.")
-        price = self._config.price_for_tier(link.target_tier)
-        assert price is not None
-        if len((subscription.get("items") or {}).get("data") or []) > 1:
-            return await self._change_directly(link, item_id, price, gateway)
-        flow: SessionCreateParamsFlowData = {
-            "type": "subscription_update_confirm",
-            "subscription_update_confirm": {
-                "subscription": link.stripe_subscription_id,
-                "items": [{"id": item_id, "price": price, "quantity": 1}],
-            },
-            "after_completion": {"type": "redirect", "redirect": {"return_url": self.done_url(link.target_tier)}},
-        }
-        portal = await gateway.create_portal_session(link.stripe_customer_id, f"{self._base}/pricing", flow_data=flow)
-        return str(portal["url"])
-
-    async def _change_directly(self, link: UpgradeLink, item_id: str, price: str, gateway: StripeGateway) -> str:
-        """A subscription the portal cannot update (it carries the overage item too): the API changes
-        its plan item; the page the customer confirmed on said what Stripe charges."""
-        assert link.stripe_subscription_id is not None and link.used_at is not None
-        changed = await gateway.change_subscription_price(link.stripe_subscription_id, item_id, price,
-                                                          f"upgrade-{link.link_id}-{link.used_at}")
-        if changed.get("pending_update"):
-            raise LinkRefused(402, "payment_incomplete", "Stripe could not take the payment for the upgrade, so "
-                              "your plan is unchanged. Update your payment method (get_account_status has the "
-                              "billing link), then use this link again.")
-        return self.done_url(link.target_tier)
-
-    async def _checkout(self, link: UpgradeLink, gateway: StripeGateway) -> str:
-        """Checkout for the target tier: an operator grant (or a customer without a subscription) buys one."""
-        price = self._config.price_for_tier(link.target_tier)
-        assert price is not None
-        params: CheckoutSessionParams = {
-            "mode": "subscription",
-            "line_items": [{"price": price, "quantity": 1}],
-            "success_url": f"{self._base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{self._base}/pricing",
-            "client_reference_id": link.user_id,
-            "metadata": {"tier": link.target_tier, LINK_METADATA_KEY: link.link_id},
-            "subscription_data": {"metadata": {"tier": link.target_tier}},
-            "allow_promotion_codes": True,
-            "billing_address_collection": "required",
-        }
-        if link.stripe_customer_id:
-            params["customer"] = link.stripe_customer_id
-        else:
-            params["customer_email"] = link.email
-        session = await gateway.create_checkout_session(params, "upgrade-" + link.link_id)
-        return str(session["url"])
+    def _cap(self, link: UpgradeLink, field: str) -> int | None:
+        """The customer's spend cap from an overage link's form: None when left empty (the default holds)."""
+        tier = self._config.tiers.get(link.tier)
+        if link.reason != OVERAGE_REASON or not field.strip() or tier is None:
+            return None
+        cap = parse_cap_usd(field)
+        if cap is None or cap > tier.overage_cap_usd * 100:
+            raise LinkRefused(400, "invalid_cap", f"The spend cap must be a whole number of dollars from 0 to "
+                              f"{tier.overage_cap_usd:,} (the most this plan allows). Go back and correct it; "
+                              "the link still works.")
+        return cap // 100
 
 
 _USED = ("This upgrade link was already used. If the change did not go through, retry your request in Claude to "
          "get a fresh link.")
-
-
-def _base_item(subscription: Mapping[str, Any], config: BillingConfig) -> str | None:
-    """The id of the subscription item that carries a tier's price (the plan, not the overage item)."""
-    items = (subscription.get("items") or {}).get("data") or []
-    for item in items:
-        price = item.get("price") or item.get("plan") or {}
-        price_id = price.get("id") if isinstance(price, Mapping) else price
-        if config.tier_for_price(price_id) is not None:
-            return str(item["id"])
-    return None

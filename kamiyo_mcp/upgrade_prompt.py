@@ -140,6 +140,9 @@ class UpgradeOffers:
                     return decision
                 denial = decision
             return refuse(await self._with_link(denial), denial)
+        owned = await self._bought_already(denial)
+        if owned is not None:
+            return refuse(owned, denial)
         offered = await self._offers(denial)
         if not offered:
             return refuse(denial.message, denial)
@@ -193,7 +196,24 @@ class UpgradeOffers:
             logger.exception("could not issue an upgrade link for subscription %s", subscription)
         return offered
 
+    async def _bought_already(self, denial: Denial) -> str | None:
+        """The refusal of a grant's call whose user already bought the tier it needs: use that token."""
+        if denial.subscription_id is None or denial.upgrade_to is None:
+            return None
+        try:
+            owned = await self._links().bought_already(denial.subscription_id, denial.upgrade_to)
+        except StoreError:
+            logger.exception("could not read the subscriptions of grant %s", denial.subscription_id)
+            return None
+        if owned is None:
+            return None
+        return (f"{denial.message} You already have a {owned} subscription: use its token (shown on the page "
+                "after payment) in place of this operator grant's token, then retry your request.")
+
     async def _with_link(self, denial: Denial) -> str:
+        owned = await self._bought_already(denial)
+        if owned is not None:
+            return owned
         offered = await self._offers(denial)
         return _offer_text(denial, offered) if offered else denial.message
 

@@ -1,7 +1,7 @@
 """The upgrade link's pages: GET shows, POST acts, and the "done — retry your request" page.
 
     GET  /billing/upgrade?code=…    what the link changes, and a "Continue to Stripe" button
-    POST /billing/upgrade           (form: code) uses the link once → 303 to Stripe's portal flow or Checkout
+    POST /billing/upgrade           (form: code[, cap_usd]) uses the link once → 303 to Stripe's portal flow or Checkout
                                     (or, for a plan the portal cannot change, changes it → 303 to the done page)
     GET  /billing/upgraded?tier=…   where Stripe returns: done, retry the request in Claude (&overage=on:
                                     the link turned metered overage on)
@@ -52,7 +52,8 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
                         headers={**_HEADERS, **(extra or {})})
 
     def _refusal(refused: LinkRefused) -> Response:
-        title = "Already upgraded" if refused.code == "already_upgraded" else "This link cannot be used"
+        titles = {"already_upgraded": "Already upgraded", "already_on": "Already on", "invalid_cap": "Check the cap"}
+        title = titles.get(refused.code, "This link cannot be used")
         return _page(title, f"<p>{escape(refused.message)}</p>", status=refused.status)
 
     def _unavailable() -> Response:
@@ -87,7 +88,7 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         else:
             how = ("Your access today is a grant from the operator, so this opens Stripe Checkout for a new "
                    f"{escape(link.target_tier)} subscription. After paying, the next page gives you its token.")
-        body = _form("Plan change", details, how, code, button, link.expires_at)
+        body = _link_form("Plan change", details, how, code, button, link.expires_at)
         return _page(f"Upgrade to {link.target_tier}", body)
 
     def _overage_body(link: UpgradeLink, code: str) -> str:
@@ -99,20 +100,23 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
         details = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
         how = ("Calls past the daily quota keep working and are billed with your plan's invoice, never beyond the "
                "spend cap; the per-minute limit stays. Nothing is charged until you make such calls.")
-        return _form("Metered overage", details, how, code, "Turn on overage", link.expires_at)
+        field = (f'<label>Lower the spend cap (whole dollars, 0 to {tier.overage_cap_usd:,}; empty keeps '
+                 f'${cap:,.2f}) <input type="number" name="cap_usd" min="0" max="{tier.overage_cap_usd}" step="1" '
+                 'inputmode="numeric"></label>')
+        return _link_form("Metered overage", details, how, code, "Turn on overage", link.expires_at, field)
 
     async def follow(request: Request) -> Response:
         retry_after = limiter.hit_request(request)
         if retry_after is not None:
             return _page("Too many attempts", f"<p>Too many attempts from this address. Try again in {retry_after} s."
                          "</p>", status=429, extra={"Retry-After": str(retry_after)})
-        code = await _form_code(request)
+        form = await _form(request)
         opened = gateway()
         if opened is None:
             return _page("Upgrade unavailable", "<p>Billing is not available on this server right now. Try again "
                          "shortly.</p>", status=503, extra={"Retry-After": "5"})
         try:
-            url = await links().follow(code, opened)
+            url = await links().follow(form.get("code", ""), opened, cap_field=form.get("cap_usd", ""))
         except LinkRefused as refused:
             return _refusal(refused)
         except StripeGatewayError as exc:
@@ -142,29 +146,29 @@ def upgrade_routes(links: Callable[[], UpgradeLinks], gateway: Callable[[], Stri
     ]
 
 
-def _form(label: str, details: str, how: str, code: str, button: str, expires_at: int) -> str:
+def _link_form(label: str, details: str, how: str, code: str, button: str, expires_at: int, field: str = "") -> str:
     """The link page's body: what changes, how, and the one button that uses the link."""
     expiry = datetime.fromtimestamp(expires_at, UTC).strftime("%H:%M UTC")
     return (f'<section class="plan-change" aria-label="{label}"><dl>{details}</dl><p>{how}</p>'
             f'<form class="inline" method="post" action="{UPGRADE_PATH}">'
-            f'<input type="hidden" name="code" value="{escape(code, quote=True)}">'
+            f'<input type="hidden" name="code" value="{escape(code, quote=True)}">{field}'
             f'<button type="submit" class="primary">{button}</button></form></section>'
             f'<p class="small">This link works once, until {expiry}. It never shows or needs your token.</p>')
 
 
-async def _form_code(request: Request) -> str:
-    """The `code` field of a small urlencoded form ("" when absent or unusable)."""
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a small urlencoded form, first value each (empty when the form is unusable)."""
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_FORM_BYTES:
-                return ""
+                return {}
             chunks.append(chunk)
     except ClientDisconnect:
-        return ""
+        return {}
     try:
         form = parse_qs(b"".join(chunks).decode("ascii"), max_num_fields=4)
     except (UnicodeDecodeError, ValueError):
-        return ""
-    return (form.get("code") or [""])[0]
+        return {}
+    return {key: values[0] for key, values in form.items() if values}

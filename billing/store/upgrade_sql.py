@@ -138,6 +138,14 @@ class UpgradeSQL(SQLMixin):
         kind, tier, status, item = rows[0]
         return str(kind), str(tier), str(status), _str(item)
 
+    async def bought_tiers(self, subscription_id: str) -> list[str]:
+        """For an operator grant: the tiers of the Stripe subscriptions in force its user bought (else none)."""
+        rows = await self._read.execute_fetchall(
+            "SELECT o.tier FROM subscriptions AS g JOIN subscriptions AS o ON o.user_id = g.user_id"
+            " WHERE g.subscription_id = ? AND g.kind <> 'stripe' AND o.kind = 'stripe'"
+            " AND o.status IN ('active', 'trialing', 'past_due')", (subscription_id,))
+        return [str(row[0]) for row in rows]
+
     async def completed_upgrade_links(self, link_ids: Iterable[str]) -> set[str]:
         """Which of `link_ids` a webhook has completed."""
         ids = list(link_ids)

@@ -9,7 +9,7 @@ from billing.claims import KIND_SESSION, SESSION_CLAIM_TTL_SECONDS, session_clai
 from billing.mail.claim_mail import queue_welcome, reserve_expired_email_claim
 from billing.store.upgrade_sql import complete_bought_upgrade_link
 from billing.subscription_state import ends_access, parse_checkout_session, provisional_state
-from billing.upgrade import LINK_METADATA_KEY
+from billing.upgrade_stripe import LINK_METADATA_KEY
 from billing.webhooks.context import ACTOR, Applied, EventContext, Handler, ignored, processed
 
 

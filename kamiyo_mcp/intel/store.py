@@ -158,10 +158,12 @@ class IntelStore(StoreReads, StorePages, StoreSources):
             item.content_hash(),
         )
         if insert:
+            # Not canonical until the relink places it in its incident group: a search made meanwhile
+            # never shows a new report of a known incident as a second incident.
             await self._w.execute(
                 "INSERT INTO intel_incidents (source, date, protocol, name_key, classification, technique,"
                 " amount_usd, returned_usd, source_url, data, content_hash, id, group_id, ingested_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " updated_at, is_canonical) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                 (*values, item.id, item.id, now, now),
             )
         else:

@@ -132,9 +132,9 @@ class BuyingClient(ElicitingClient):
         return types.ElicitResult(action="accept")
 
 
-async def grant_token(shop: Shop) -> str:
+async def grant_token(shop: Shop, email: str = "friend@example.com") -> str:
     async with Runtime(load_settings(shop.env)).opened() as runtime:
-        return (await runtime.authority.issue_grant("friend@example.com", "personal")).token
+        return (await runtime.authority.issue_grant(email, "personal")).token
 
 
 async def claim(shop: Shop, session_id: str) -> str:
@@ -162,10 +162,14 @@ async def test_an_operator_grant_is_sent_to_checkout_told_when_it_is_paid_and_th
     assert person.completed == [asked.elicitation_id]  # told once the purchase's webhook landed
     assert result.is_error and "new token" in text_of(result)  # the grant's token itself stays personal
 
-    modern = BuyingClient(shop)  # a 2026-07-28 client: the input-required round trip, then its retry
-    retried = await call_wallet(shop, token, "2026-07-28", modern)
+    modern = BuyingClient(shop)  # another grant's 2026-07-28 client: the input-required round trip, then its retry
+    retried = await call_wallet(shop, await grant_token(shop, "friend2@example.com"), "2026-07-28", modern)
     assert len(modern.asked) == 1 and retried.is_error
     assert "Your new subscription is active" in text_of(retried) and "/billing/upgrade?code=" not in text_of(retried)
+
+    again = await call_wallet(shop, token, "legacy")  # the old grant token once more
+    assert again.is_error and "You already have a team subscription" in text_of(again)
+    assert "/billing/upgrade?code=" not in text_of(again)  # no second purchase offered
 
     new_token = await claim(shop, person.sessions[0])
     async with mcp_session(shop.server.url, new_token) as client:

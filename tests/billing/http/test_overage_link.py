@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from billing.claims import claim_hash as issued_hash
 from billing.http.webhooks import PATH as WEBHOOK_PATH
 from billing.upgrade import UpgradeLinks
 from tests.billing.http.app_harness import (
@@ -95,3 +96,29 @@ async def test_overage_is_offered_only_where_it_can_be_had(tmp_path: Path, fake:
         team = await subscribed(billing, fake, TEAM_PRICE)
         links = UpgradeLinks(billing.runtime.store, billing.settings.billing)
         assert await links.issue_overage(team) is None  # overage not sold on this server
+
+
+async def test_the_customer_can_lower_the_cap_on_the_overage_page_and_a_bad_cap_uses_nothing(
+        tmp_path: Path, fake: FakeStripe) -> None:
+    async with running_app(overage_env(tmp_path, fake), fake) as billing:
+        subscription = await subscribed(billing, fake, TEAM_PRICE)
+        issued = await UpgradeLinks(billing.runtime.store, billing.settings.billing).issue_overage(subscription)
+        assert issued is not None
+        code = parse_qs(urlsplit(issued.url).query)["code"][0]
+        shown = await billing.client.get(f"/billing/upgrade?code={code}")
+        assert 'name="cap_usd"' in shown.text and 'max="200"' in shown.text
+
+        for bad in ("500", "-1", "12.5", "lots"):
+            refused = await billing.client.post("/billing/upgrade", data={"code": code, "cap_usd": bad})
+            assert refused.status_code == 400 and "from 0 to 200" in refused.text, bad
+        assert fake.requests_to("POST", "/v1/subscription_items") == []  # nothing happened, the link is unused
+
+        followed = await billing.client.post("/billing/upgrade", data={"code": code, "cap_usd": "50"})
+        assert followed.status_code == 303
+        (capped,) = fake.requests_to("POST", f"/v1/subscriptions/{subscription}")
+        assert capped.params == {"metadata": {"overage_cap_usd": "50"}}
+        assert len(fake.requests_to("POST", "/v1/subscription_items")) == 1
+        await deliver(billing, fake.subscription_event(subscription))
+        shown_after = await billing.runtime.store.upgrade_link(issued_hash(code))
+        assert shown_after is not None and shown_after.overage_cap_cents == 5000
+        assert shown_after.overage_item_id is not None and shown_after.completed_at is not None

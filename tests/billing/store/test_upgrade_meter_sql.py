@@ -94,6 +94,17 @@ async def test_a_bought_link_completes_only_for_its_own_customer_at_its_tier(sto
         assert await complete_bought_upgrade_link(tx.db, link, user_id, ["personal", "team"], now=tx.now) == [link]
 
 
+async def test_a_grants_bought_tiers_are_its_users_stripe_subscriptions_in_force(store: AnyStore) -> None:
+    user_id = await subscribed(store, "team")  # a Stripe subscription of the user
+    async with store.webhook_transaction(NOW) as tx:
+        await tx.write_subscription("sub_ended", user_id, SubscriptionState("enterprise", "canceled", NOW, False, NOW))
+        await tx.db.execute("INSERT INTO subscriptions (subscription_id, user_id, kind, tier, status, created_at,"
+                            " updated_at) VALUES ('grant_1', ?, 'grant', 'personal', 'active', ?, ?)",
+                            (user_id, NOW, NOW))
+    assert await store.bought_tiers("grant_1") == ["team"]  # the canceled one does not count
+    assert await store.bought_tiers(SUB) == []  # only asked of grants
+
+
 async def test_the_sender_takes_due_events_under_a_lease_and_records_a_batch_at_once(store: AnyStore) -> None:
     await subscribed(store, "team")
     async with store.webhook_transaction(NOW) as tx:

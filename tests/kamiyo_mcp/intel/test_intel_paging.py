@@ -14,6 +14,7 @@ import pytest
 from kamiyo_mcp.intel.budget import BUDGET_BYTES, answer_size
 from kamiyo_mcp.intel.errors import IntelInputError
 from kamiyo_mcp.intel.ingest import ingest_sources
+from kamiyo_mcp.intel.records import Incident
 from kamiyo_mcp.intel.render_search import render_search
 from kamiyo_mcp.intel.search import search_exploits
 from kamiyo_mcp.intel.store import IntelStore
@@ -144,3 +145,18 @@ async def test_a_search_that_fits_one_page_keeps_no_page_set(loaded: IntelStore)
     answer = await search_exploits(loaded, query="euler", tier_cap=50, now=NOW)
     assert answer.next_cursor is None and answer.returned == answer.total_matching
     assert await loaded._scalar("SELECT COUNT(*) FROM intel_pages") == 0
+
+
+async def test_a_new_report_of_a_known_incident_shows_only_once_linked(loaded: IntelStore) -> None:
+    page = await search_exploits(loaded, until="2026-05-31", limit=200, tier_cap=200, now=NOW)
+    orphan = next(e for e in page.exploits if e.source == "blocksec")  # an incident only BlockSec reports
+    report = Incident(id=f"defillama:{orphan.date}:late-report", source="defillama", date=orphan.date,
+                      protocol=orphan.protocol, chains=tuple(orphan.chains), amount_usd=orphan.amount_usd or 1e6)
+    await loaded.apply_incidents([report])  # written, not linked yet (an ingest between its batches and relink)
+    meanwhile = await search_exploits(loaded, until=orphan.date, since=orphan.date, tier_cap=200, now=NOW)
+    assert report.id not in [e.id for e in meanwhile.exploits] and orphan.id in [e.id for e in meanwhile.exploits]
+    await loaded.relink()
+    linked = await search_exploits(loaded, until=orphan.date, since=orphan.date, tier_cap=200, now=NOW)
+    ids = [e.id for e in linked.exploits]
+    assert report.id in ids and orphan.id not in ids  # one incident, now under DeFiLlama's report
+    assert linked.total_matching == meanwhile.total_matching
