@@ -116,8 +116,10 @@ class CoreSQL(SQLMixin):
                 "UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE token_id = ?",
                 (now, reason, token_id),
             )
-            await _end_apps_of_a_finished_grant(db, token_id, now=now)
             await self._audit(db, audit, now=now)
+            for grant_id in await _end_apps_of_a_finished_grant(db, token_id, now=now):
+                await self._audit(db, AuditEntry(audit.actor, "oauth.revoke", grant_id, "the operator grant ended"),
+                                  now=now)
             return True
 
     async def rotate_token(self, old_token_id: str, new: NewToken, *, now: int, audit: AuditEntry) -> None:
@@ -170,21 +172,25 @@ class CoreSQL(SQLMixin):
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-async def _end_apps_of_a_finished_grant(db: Connection, token_id: str, *, now: int) -> None:
+async def _end_apps_of_a_finished_grant(db: Connection, token_id: str, *, now: int) -> list[str]:
     """When an operator grant's last live bearer token is revoked, the grant is over: the OAuth
     sign-ins its holder gave apps end with it (their access tokens are refused on the next call,
-    their refresh tokens on the next use), as a deleted subscription ends them."""
+    their refresh tokens on the next use), as a deleted subscription ends them. Returns their ids."""
     rows = list(await db.execute_fetchall(
         "SELECT s.subscription_id FROM tokens AS t JOIN subscriptions AS s ON s.subscription_id = t.subscription_id"
         " WHERE t.token_id = ? AND t.kind <> 'oauth' AND s.kind = 'grant' AND NOT EXISTS (SELECT 1 FROM tokens AS o"
         "  WHERE o.subscription_id = s.subscription_id AND o.kind <> 'oauth' AND o.revoked_at IS NULL"
         "  AND o.expires_at > ?)", (token_id, now)))
     if not rows:
-        return
+        return []
     subscription_id, reason = rows[0][0], "the operator grant ended"
+    ended = [str(row[0]) for row in await db.execute_fetchall(
+        "SELECT grant_id FROM oauth_grants WHERE subscription_id = ? AND revoked_at IS NULL ORDER BY grant_id",
+        (subscription_id,))]
     await db.execute("UPDATE oauth_refresh_tokens SET used_at = ? WHERE used_at IS NULL AND grant_id IN"
                      " (SELECT grant_id FROM oauth_grants WHERE subscription_id = ?)", (now, subscription_id))
     await db.execute("UPDATE oauth_grants SET revoked_at = ?, revoked_reason = ? WHERE subscription_id = ?"
                      " AND revoked_at IS NULL", (now, reason, subscription_id))
     await db.execute("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE subscription_id = ? AND kind = 'oauth'"
                      " AND revoked_at IS NULL", (now, reason, subscription_id))
+    return ended

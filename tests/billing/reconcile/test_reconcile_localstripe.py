@@ -47,7 +47,7 @@ async def read_and_heal(runtime: Runtime, reads: StripeReads, subscription_id: s
     """Read the subscription from localstripe, compare it with the store and heal what differs: the kinds."""
     config = runtime.settings.billing
     stored = (await runtime.store.stored_subscriptions([subscription_id])).get(subscription_id)
-    with anyio.fail_after(5):
+    with anyio.fail_after(20):
         while True:  # a read in the second of the store's last change cannot win over it: wait for the next
             read = await reads.read_subscription(subscription_id)
             if stored is None or stored.row.last_event_created is None \

@@ -264,6 +264,8 @@ async def test_an_app_signed_in_with_an_operator_grant_never_outlives_the_grant(
     await world.authority.revoke(trial.token_id)
     denied = await world.authority.authorize(again.access_token, "get_account_status")
     assert isinstance(denied, Denial) and denied.code == "token_revoked"
+    audit = [(row["action"], row["detail"]) for row in await world.store.audit_entries()]
+    assert ("oauth.revoke", "the operator grant ended") in audit
     assert again.refresh_token is not None
     with pytest.raises(TokenError):
         await refresh(world, again.refresh_token)
