@@ -197,7 +197,8 @@ def _daily_quota(state: TokenState, tier: Tier, now: int, links: Links) -> Denia
     overage = ""
     if state.kind == "stripe" and tier.overage and links.overage_sold:
         overage = (f" To keep working past the quota, turn on metered overage (${tier.overage_usd_per_1000_calls:,.2f} "
-                   "per 1,000 extra calls) in the billing portal.")
+                   f"per 1,000 extra calls): ask {links.support_email}, or open the one-time overage link when "
+                   "one is offered below (Stripe's billing portal cannot add it).")
     return Denial(
         DenialCode.DAILY_QUOTA_EXHAUSTED,
         f"The daily quota of {tier.calls_per_day:,} calls on the {tier.name} tier is used up. {resets}{overage}"

@@ -27,6 +27,8 @@ def test_a_full_day_without_overage_offers_it_and_the_next_tier() -> None:
     denial = diagnose(TEAM, tool="get_account_status", now=NOW, links=LINKS)
     assert denial.code == DenialCode.DAILY_QUOTA_EXHAUSTED and denial.upgrade_to == "enterprise"
     assert "turn on metered overage ($100.00 per 1,000 extra calls)" in denial.message
+    # Stripe's portal cannot add a second item to a subscription: the refusal never sends people there for it.
+    assert "help@k.test" in denial.message and "in the billing portal" not in denial.message
 
 
 def test_with_overage_on_a_full_day_is_no_refusal_until_the_cap() -> None:
