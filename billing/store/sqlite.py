@@ -8,7 +8,8 @@ Four connections, each with its own thread:
   sqlite_batch.py); it shares `_write`'s lock, so the process runs one write transaction at a time;
 - `_usage` (`SQLiteThread`): call counters, `synchronous=NORMAL` (losing the last increments to a
   power cut is harmless, an fsync per tool call is not); each trip admits and counts a batch of
-  calls and reads back the states it needs (see call_counter.py);
+  calls and reads back the states it needs (see call_counter.py); a lone call's trip runs on the
+  event loop's thread, never waiting for a lock or a disk there;
 - `_read` (aiosqlite): point reads outside any transaction.
 WAL lets readers run while a writer commits, and other processes on the same file see every
 commit, so a revocation or a quota count is shared by every process on the file. Every statement
@@ -34,7 +35,7 @@ from billing.errors import StoreError
 from billing.quota import Windows
 from billing.store import migrations
 from billing.store.billing_sql import BillingSQL, WebhookTransaction
-from billing.store.call_counter import CallCounter
+from billing.store.call_counter import USAGE_PRAGMAS, CallCounter
 from billing.store.connection import Connection
 from billing.store.core_sql import CoreSQL
 from billing.store.customers_sql import CustomersSQL
@@ -72,7 +73,7 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
         self._usage = usage
         self._batch = batch
         self._connections = (self._read, self._write)
-        self._calls = CallCounter(usage, tiers)
+        self._calls = CallCounter(usage, tiers, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._write_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -92,9 +93,8 @@ class SQLiteStore(CoreSQL, BillingSQL, CustomersSQL, DeliverySQL, OutboxSQL, Upg
             for synchronous in ("FULL", "NORMAL"):
                 opened.append(await _connect(path, synchronous=synchronous))
             # The write connection switched the file to WAL (a persistent mode) above.
-            usage = await SQLiteThread.open(path, [f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-                                                   "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"],
-                                            name="kamiyo-usage")
+            usage = await SQLiteThread.open(path, [*USAGE_PRAGMAS, "PRAGMA synchronous = NORMAL",
+                                                   "PRAGMA foreign_keys = ON"], name="kamiyo-usage")
         except BaseException:
             for conn in opened:
                 await conn.close()

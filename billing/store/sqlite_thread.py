@@ -3,7 +3,9 @@
 The per-call path needs several statements (admit-and-count, then read the token's state) in one
 trip to the database's thread: a trip costs more than the SQL. aiosqlite hands its thread only
 single statements, so the call counter owns this small runner instead. Functions run one at a time,
-in submission order; a driver error reaches the awaiting caller as `StoreError`.
+in submission order; a driver error reaches the awaiting caller as `StoreError`. While no job is
+queued or running (`idle`), the owner may run statements on the connection from the event loop's
+thread itself (the call counter does, for a lone call).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SQLiteThread:
         self._connection = connection
         self._jobs: SimpleQueue[_Job] = SimpleQueue()
         self._closed = False
+        self._in_flight = 0  # jobs queued or running (settled back on the event loop)
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -66,8 +69,15 @@ class SQLiteThread:
         if self._closed:
             raise StoreError("the SQLite connection is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._in_flight += 1
         self._jobs.put((future, fn))
         return await future
+
+    @property
+    def idle(self) -> bool:
+        """No job of this runner is queued or running: the caller may use `connection` on its own
+        thread until it next calls `run` (a job whose caller was cancelled counts until it has run)."""
+        return self._in_flight == 0
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -93,15 +103,22 @@ class SQLiteThread:
             try:
                 result = fn(self._connection)
             except sqlite3.Error as exc:
-                _settle(future, error=StoreError(f"SQLite failed: {type(exc).__name__}: {exc}"))
+                _settle(future, self._job_done, error=StoreError(f"SQLite failed: {type(exc).__name__}: {exc}"))
             except BaseException as exc:  # delivered to the caller, who knows what it means
-                _settle(future, error=exc)
+                _settle(future, self._job_done, error=exc)
             else:
-                _settle(future, result=result)
+                _settle(future, self._job_done, result=result)
+
+    def _job_done(self) -> None:
+        self._in_flight -= 1
 
 
-def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+def _settle(future: asyncio.Future[Any], done: Callable[[], None], *, result: Any = None,
+            error: BaseException | None = None) -> None:
+    """Hand a job's outcome to its loop, which first counts the job finished (`done`)."""
+
     def settle() -> None:
+        done()
         if future.done():  # the caller was cancelled meanwhile
             return
         if error is not None:

@@ -77,3 +77,53 @@ async def test_a_call_waits_for_another_writer_instead_of_failing_or_blocking_th
         assert isinstance(decision, Grant) and decision.minute_used == 1
     finally:
         await store.close()
+
+
+async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_usage_thread(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "k.db")
+    try:
+        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
+        issued = await authority.issue_grant("lone@example.com", "enterprise")
+        credential = authority.verify(issued.token)
+        usage = store._usage
+        jobs = 0
+        run = usage.run
+
+        async def counted_run(fn):  # type: ignore[no-untyped-def]
+            nonlocal jobs
+            jobs += 1
+            return await run(fn)
+
+        usage.run = counted_run  # type: ignore[method-assign]
+        for expected in (1, 2, 3):  # one after the other: each alone
+            decision = await authority.admit(credential, "get_account_status")
+            assert isinstance(decision, Grant) and decision.minute_used == expected
+        assert jobs == 0
+        crowd = await asyncio.gather(*(authority.admit(credential, "get_account_status") for _ in range(40)))
+        assert jobs >= 1  # more than a loop turn's share goes to the thread
+        used = sorted(d.minute_used for d in crowd if isinstance(d, Grant))
+        assert used == list(range(4, 44))  # every call counted exactly once
+    finally:
+        await store.close()
+
+
+async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stays_small(tmp_path: Path) -> None:
+    from billing.store.call_counter import CHECKPOINT_EVERY
+
+    path = tmp_path / "k.db"
+    store = await SQLiteStore.open(path)
+    try:
+        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
+        credentials = [authority.verify((await authority.issue_grant(f"c{i}@example.com", "enterprise")).token)
+                       for i in range(50)]
+        assert pragma(path, "wal_autocheckpoint") == 1000  # other connections keep SQLite's default
+        for i in range(4 * CHECKPOINT_EVERY):  # lone calls, each its own commit on the usage connection
+            assert isinstance(await authority.admit(credentials[i % 50], "search_crypto_exploits"), Grant)
+        await asyncio.sleep(0.2)  # the last checkpoint job finishes
+        with sqlite3.connect(path) as conn:  # a passive checkpoint reports the frames the WAL holds now
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # Each commit adds at least one frame: without checkpoints the WAL would hold all of them; with
+        # one every CHECKPOINT_EVERY commits it restarts from its beginning after each.
+        assert 0 <= frames < 2 * CHECKPOINT_EVERY
+    finally:
+        await store.close()
