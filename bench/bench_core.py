@@ -6,10 +6,13 @@
    (`raw_http.py`) at 8 and 32 connections, in both protocol eras (2025-11-25 sessions, 2026-07-28
    stateless requests), for a cheap tool (`get_account_status`) and for search, in interleaved
    rounds; calls/s and server CPU per call (utime + stime of the server process, /proc/PID/stat);
+   with an A/A control: a second, identical bare server in the same rounds, whose ratio to the
+   first shows how far this machine's noise alone moves a ratio (skip it with --no-control);
 3. the same with the official MCP client (8 sessions), which saturates a core before either server:
    client-bound, kept for comparison with earlier figures.
 
     python bench/bench_core.py [--seconds 2] [--rounds 6] [--cold-tokens 10000] [--skip-cold] [--skip-sdk]
+                               [--no-control] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -155,22 +158,35 @@ async def server_bound(servers: list[Server], tokens: list[str], seconds: float,
         for load in loads.values():
             await load.close()
     client_cpu = (time.process_time() - client) / calls
-    kamiyo, bare = servers
+    kamiyo, bare, *control = servers
     print(f"server-bound: raw keep-alive HTTP/1.1 client; {rounds} rounds of {seconds:g} s per server and "
-          "config, the two servers back to back in each round; ratios are the median of the per-round ratios")
+          "config, the servers back to back in each round (order reversed every other round); ratios are the "
+          "median of the per-round ratios")
     print("  era        | tool   | conns | kamiyo calls/s | bare calls/s | ratio | kamiyo CPU/call | bare CPU/call "
-          "| CPU ratio")
+          "| CPU ratio" + (" | control: bare-2 ÷ bare (calls/s, CPU)" if control else ""))
     for era, kind, n in configs:
         key = f"{era}|{kind}|{n}"
         k, b = kamiyo.figures[key], bare.figures[key]
-        rate = statistics.median(x[0] / y[0] for x, y in zip(k, b, strict=True))
-        cpu = statistics.median(x[1] / y[1] for x, y in zip(k, b, strict=True))
-        print(f"  {era} | {kind:6} | {n:5} | {statistics.median(x[0] for x in k):14,.0f} | "
-              f"{statistics.median(y[0] for y in b):12,.0f} | {rate:5.3f} | "
-              f"{statistics.median(x[1] for x in k) * 1e6:12,.0f} us | "
-              f"{statistics.median(y[1] for y in b) * 1e6:10,.0f} us | {cpu:5.3f}")
+        rate, cpu = _paired(k, b)
+        row = (f"  {era} | {kind:6} | {n:5} | {statistics.median(x[0] for x in k):14,.0f} | "
+               f"{statistics.median(y[0] for y in b):12,.0f} | {rate:5.3f} | "
+               f"{statistics.median(x[1] for x in k) * 1e6:12,.0f} us | "
+               f"{statistics.median(y[1] for y in b) * 1e6:10,.0f} us | {cpu:5.3f}")
+        if control:
+            c_rate, c_cpu = _paired(control[0].figures[key], b)
+            row += f" | {c_rate:5.3f}, {c_cpu:5.3f}"
+        print(row)
     print(f"  (goals: ratio >= 0.95, CPU ratio <= 1.05; the load client used {client_cpu * 1e6:.0f} us of CPU "
           "per call)")
+    if control:
+        print("  control: a second, identical bare server measured in the same rounds; its distance from 1.000 is "
+              "what this machine's noise alone does to a ratio")
+
+
+def _paired(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median of the per-round ratios a ÷ b: (calls/s, CPU per call)."""
+    return (statistics.median(x[0] / y[0] for x, y in zip(a, b, strict=True)),
+            statistics.median(x[1] / y[1] for x, y in zip(a, b, strict=True)))
 
 
 async def main() -> None:
@@ -180,6 +196,7 @@ async def main() -> None:
     parser.add_argument("--cold-tokens", type=int, default=10_000)
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument("--no-control", action="store_true", help="skip the second bare server (the A/A control)")
     parser.add_argument("--only", default="", help="run only configs containing this text, e.g. '2025-11-25|cheap|8'")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores ({os.getloadavg()[0]:.1f} load when started), Python "
@@ -206,15 +223,19 @@ async def main() -> None:
             Server("bare", [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db), str(bare_port)],
                    bare_port),
         ]
+        if not args.no_control:
+            control_port = free_port()
+            servers.append(Server("bare-2", [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(db),
+                                             str(control_port)], control_port))
         try:
             for server in servers:
-                server.start({**env, "KAMIYO_BENCH_TOKEN": tokens[0]} if server.name == "bare" else env)
+                server.start({**env, "KAMIYO_BENCH_TOKEN": tokens[0]} if server.name.startswith("bare") else env)
             await server_bound(servers, tokens, args.seconds, args.rounds, args.only)
             if not args.skip_sdk:
-                rates: dict[str, list[float]] = {s.name: [] for s in servers}
+                rates: dict[str, list[float]] = {s.name: [] for s in servers[:2]}
                 fresh = iter(range(0, 10 * len(tokens), 8))  # 8 tokens a round: none reaches 600 calls a minute
                 for r in range(args.rounds):
-                    for server in servers if r % 2 == 0 else servers[::-1]:
+                    for server in servers[:2] if r % 2 == 0 else servers[1::-1]:
                         start = next(fresh) % len(tokens)
                         rates[server.name].append(await sdk_calls_per_second(server.url, tokens[start:start + 8], 8,
                                                                              args.seconds))
