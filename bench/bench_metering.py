@@ -6,7 +6,8 @@
    HTTP/1.1 client of `raw_http.py` (through `bench_core.Load`) at 8 and 32 connections, in both
    protocol eras (2025-11-25 sessions, 2026-07-28 stateless requests), in interleaved rounds: calls/s
    and server CPU per call (utime + stime of the server process), ratios as the median of the
-   rounds' paired ratios (goal: overage ÷ within quota >= 0.95);
+   rounds' paired ratios (goal: overage ÷ within quota >= 0.95), with an A/A control (calls within
+   the quota of other subscriptions, measured in the same rounds) that shows the machine's noise;
 2. client-bound: the same through the official MCP client (8 sessions), which saturates a core of
    its own before the server does (kept for comparison with earlier figures);
 3. meter events delivered per second by the sender to the fake Stripe over HTTP (its pace set to
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx2  # noqa: E402
-from bench_core import Load, Server, free_port  # noqa: E402
+from bench_core import Load, Server, _paired, free_port  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from raw_http import SESSION, STATELESS, Call  # noqa: E402
@@ -65,6 +66,7 @@ DAY_LIMIT = 100_000_000
 SUBSCRIPTIONS = 32  # of each kind: one per connection at 32 connections
 CHEAP = Call("get_account_status", {})
 KINDS = ("overage", "within quota")
+CONTROL = "control"  # more calls within the quota, of other subscriptions: the A/A control
 
 
 def start_fake(customers: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -135,10 +137,11 @@ async def setup(tmp: Path) -> tuple[Path, dict[str, list[str]], list[str]]:
     store = await SQLiteStore.open(db)
     try:
         tokens = {"overage": await subscribers(store, "over", SUBSCRIPTIONS, past_quota=True),
-                  "within quota": await subscribers(store, "within", SUBSCRIPTIONS, past_quota=False)}
+                  "within quota": await subscribers(store, "within", SUBSCRIPTIONS, past_quota=False),
+                  CONTROL: await subscribers(store, "control", SUBSCRIPTIONS, past_quota=False)}
     finally:
         await store.close()
-    return db, tokens, [f"cus_bench_{name}_{i}" for name in ("over", "within") for i in range(SUBSCRIPTIONS)]
+    return db, tokens, [f"cus_bench_{name}_{i}" for name in ("over", "within", "control") for i in range(SUBSCRIPTIONS)]
 
 
 def server_env(tmp: Path, db: Path, fake_url: str, port: int) -> dict[str, str]:
@@ -154,16 +157,17 @@ def server_env(tmp: Path, db: Path, fake_url: str, port: int) -> dict[str, str]:
 
 async def server_bound(server: Server, db: Path, tokens: dict[str, list[str]], args: argparse.Namespace) -> None:
     configs = [(era, n) for era in (SESSION, STATELESS) for n in (8, 32) if args.only in f"{era}|{n}"]
+    kinds = (*KINDS, CONTROL)
     loads = {(config, kind): await Load.open(server, config[0], CHEAP, config[1], tokens[kind])
-             for config in configs for kind in KINDS}
+             for config in configs for kind in kinds}
     await _drain(db)  # the warm-ups' events
     figures: dict[tuple[tuple[str, int], str], list[tuple[float, float]]] = {key: [] for key in loads}
     metered = estimated = 0
     drains: list[float] = []
     try:
-        for r in range(args.rounds):  # each config's two kinds back to back, the order alternating by round
+        for r in range(args.rounds):  # each config's kinds back to back, the order rotating by round
             for config in configs:
-                for kind in KINDS if r % 2 == 0 else KINDS[::-1]:
+                for kind in kinds[r % 3:] + kinds[:r % 3]:
                     rate, cpu = await loads[config, kind].measure(args.seconds)
                     figures[config, kind].append((rate, cpu))
                     count, seconds = await _drain(db)
@@ -176,20 +180,22 @@ async def server_bound(server: Server, db: Path, tokens: dict[str, list[str]], a
         for load in loads.values():
             await load.close()
     print(f"1. server-bound: get_account_status through the raw keep-alive HTTP/1.1 client (bench/raw_http.py), "
-          f"{args.rounds} rounds of {args.seconds:g} s per kind and config, the two kinds back to back in each "
-          "round; ratios are the median of the rounds' paired ratios")
+          f"{args.rounds} rounds of {args.seconds:g} s per kind and config, the kinds back to back in each "
+          "round (order rotating); ratios are the median of the rounds' paired ratios")
     print("  era        | conns | overage calls/s | within calls/s | ratio | overage CPU/call | within CPU/call "
-          "| CPU ratio")
+          "| CPU ratio | control ÷ within (calls/s, CPU)")
     for config in configs:
         over, within = figures[config, "overage"], figures[config, "within quota"]
-        rate, cpu = (statistics.median(x[i] / y[i] for x, y in zip(over, within, strict=True)) for i in (0, 1))
+        (rate, cpu), (c_rate, c_cpu) = _paired(over, within), _paired(figures[config, CONTROL], within)
         rates = [statistics.median(x[0] for x in kind) for kind in (over, within)]
         cpus = [statistics.median(x[1] for x in kind) * 1e6 for kind in (over, within)]
         print(f"  {config[0]} | {config[1]:5} | {rates[0]:15,.0f} | {rates[1]:14,.0f} | {rate:5.3f} | "
-              f"{cpus[0]:13,.0f} us | {cpus[1]:12,.0f} us | {cpu:5.3f}")
+              f"{cpus[0]:13,.0f} us | {cpus[1]:12,.0f} us | {cpu:9.3f} | {c_rate:5.3f}, {c_cpu:5.3f}")
     print(f"  (goal: ratio >= 0.95; {metered:,} meter events written in the overage rounds for ~{estimated:,} "
           f"overage calls; the sender delivered each round's events {statistics.median(drains):.1f} s after it "
-          f"ended (median), between rounds: the events wait {METER_SETTLE_SECONDS} s before they are due)")
+          f"ended (median), between rounds: the events wait {METER_SETTLE_SECONDS} s before they are due); control: "
+          "calls within the quota of other subscriptions in the same rounds, its distance from 1.000 is what this "
+          "machine's noise alone does to a ratio")
 
 
 async def client_bound(server: Server, db: Path, tokens: dict[str, list[str]], args: argparse.Namespace) -> None:
