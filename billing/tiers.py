@@ -70,12 +70,17 @@ class TierTable:
     """The tiers in force: the built-in table, or the one a tiers file overrode (by rank order)."""
 
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(TIERS))
+    _ranked: tuple[Tier, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sorted once: the account view and the gate walk the tiers on every call.
+        object.__setattr__(self, "_ranked", tuple(sorted(self.tiers.values(), key=lambda t: t.rank)))
 
     def __getitem__(self, name: str) -> Tier:
         return self.tiers[name]
 
     def __iter__(self) -> Iterator[Tier]:
-        return iter(sorted(self.tiers.values(), key=lambda t: t.rank))
+        return iter(self._ranked)
 
     def get(self, name: str) -> Tier | None:
         return self.tiers.get(name)

@@ -7,24 +7,22 @@ account view shows for calls that asked for it), committed together. It is atomi
 process on the file. Calls that arrive while a trip runs wait and go together in the next one (a
 batch of one when the server is idle), so one thread hop and one commit serve them all.
 
-A lone call (nothing queued or in flight on the usage thread) makes its trip on the event loop's
-own thread instead, which spares it two thread hops: its BEGIN IMMEDIATE never waits there (the
-connection's busy timeout is 0; when another connection holds the write lock, the trip goes to the
-thread, which waits for it), and it commits at NORMAL, which writes the WAL without an fsync. A trip
-that finds it would meter a call rolls back and goes to the thread (it must commit at FULL, and an
-fsync never runs on the loop). Checkpoints never run on the loop either: the usage connection does
-not checkpoint on commit; every `CHECKPOINT_EVERY` commits a passive checkpoint job runs on its
-thread (the other connections still checkpoint on theirs).
+The calls made in one turn of the event loop are flushed together. While the usage thread is idle
+(nothing queued or in flight there) and the batch is small (`MAX_HERE`), its trip runs on the
+loop's own thread, which spares it two thread hops and the GIL handoffs between them: its BEGIN
+IMMEDIATE never waits there (the connection's busy timeout is 0; when another connection holds the
+write lock, the trip goes to the thread, which waits for it), and it commits at NORMAL, which
+writes the WAL without an fsync. A trip that finds it would meter a call rolls back and goes to the
+thread (it must commit at FULL, and an fsync never runs on the loop). Checkpoints never run on the
+loop either: the usage connection does not checkpoint on commit; every `CHECKPOINT_EVERY` commits
+a passive checkpoint job runs on its thread (the other connections still checkpoint on theirs).
+Measured (bench_core, raw client, 2026-07-28 stateless `get_account_status`, 8 connections, each ÷
+a bare server): 0.824 -> 0.916 in calls/s and 1.299 -> 1.118 in server CPU per call against trips
+that all went to the thread; a lone caller's cold-token decision 151 -> 68 us.
 
-Why batches go to a thread, not the event loop: every SQLite step gives up the GIL, and while the
-incident store's reader threads are busy, winning it back can take milliseconds; on the usage thread
-that wait holds up only the calls of the batch, on the loop it would hold up every request. Measured
-side by side (raw keep-alive client, 2025-11-25 sessions, 20 interleaved rounds, each ÷ a bare
-server; load ~8): this design 1.14 / 0.98 (cheap tool, 8 / 32 connections) and 1.10 / 1.00
-(search) in calls/s, against 0.94 / 0.87 and 0.95 / 0.78 for trips on the loop's own connection,
-with less server CPU per call in all four (1.10 / 1.12 / 1.08 / 1.09 against 1.16 / 1.14 / 1.08 /
-1.27). The same holds for metered calls, whose trip commits at FULL: on this thread the fsync
-holds up only its batch.
+Batches that arrive while the thread is busy, or larger ones, still go to the thread. (An earlier
+measurement on a loaded machine, load ~8, had found every trip on the loop slower than on the
+thread; re-measured on a quiet machine with this flush, the loop wins, as above.)
 
 Durability: counts alone may be lost to a power cut (the usage connection commits with
 `synchronous=NORMAL`, no fsync per call), but a meter event is billing state, so a trip that meters
@@ -66,7 +64,7 @@ from billing.tiers import DEFAULT_TIERS, TierTable
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-MAX_HERE = 8  # a batch of at most this many calls may make its trip on the loop (longer ones hold it up)
+MAX_HERE = 64  # a batch of at most this many calls may make its trip on the loop (~1 ms; longer ones hold it up)
 CHECKPOINT_EVERY = 256  # commits between two passive checkpoints of the WAL (a few pages each)
 # The usage connection's own settings (the counter never waits for the write lock on the loop).
 USAGE_PRAGMAS = ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0")

@@ -38,6 +38,8 @@ class ProtectedResource:
         if description is not None:
             params.append(f'error="invalid_token", error_description="{_quoted(description)}"')
         params.append(f'resource_metadata="{self.metadata_url}"')
+        if self.scopes:  # the scope a client asks for when it signs in (MCP authorization, RFC 6750 §3)
+            params.append(f'scope="{" ".join(self.scopes)}"')
         return "Bearer " + ", ".join(params)
 
 

@@ -57,8 +57,10 @@ async def test_the_401_and_the_resource_metadata_lead_to_this_authorization_serv
         challenge = unauthenticated.headers["www-authenticate"]
         metadata_url = challenge.split('resource_metadata="')[1].split('"')[0]
         assert metadata_url == PUBLIC_URL + "/.well-known/oauth-protected-resource/mcp"
+        assert 'scope="mcp"' in challenge  # the scope to ask for, as the resource metadata lists it
         resource = (await server.browser.get(metadata_url.removeprefix(PUBLIC_URL))).json()
         assert resource["resource"] == RESOURCE and resource["authorization_servers"] == [PUBLIC_URL]
+        assert resource["scopes_supported"] == ["mcp"]
         issuer = resource["authorization_servers"][0]
         found = await server.browser.get(issuer.removeprefix(PUBLIC_URL) + "/.well-known/oauth-authorization-server")
         assert found.status_code == 200 and found.json()["issuer"] == issuer
@@ -69,6 +71,7 @@ async def test_with_oauth_switched_off_nothing_advertises_or_serves_an_authoriza
         unauthenticated = await server.browser.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
         assert unauthenticated.status_code == 401
         assert "resource_metadata=" in unauthenticated.headers["www-authenticate"]
+        assert "scope=" not in unauthenticated.headers["www-authenticate"]  # no authorization server to ask
         resource = (await server.browser.get("/.well-known/oauth-protected-resource/mcp")).json()
         assert resource["resource"] == RESOURCE and not resource.get("authorization_servers")
         for path in ("/.well-known/oauth-authorization-server", "/authorize", "/oauth/sign-in"):

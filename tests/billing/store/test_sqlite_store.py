@@ -80,6 +80,8 @@ async def test_a_call_waits_for_another_writer_instead_of_failing_or_blocking_th
 
 
 async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_usage_thread(tmp_path: Path) -> None:
+    from billing.store.call_counter import MAX_HERE
+
     store = await SQLiteStore.open(tmp_path / "k.db")
     try:
         authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
@@ -99,10 +101,11 @@ async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_
             decision = await authority.admit(credential, "get_account_status")
             assert isinstance(decision, Grant) and decision.minute_used == expected
         assert jobs == 0
-        crowd = await asyncio.gather(*(authority.admit(credential, "get_account_status") for _ in range(40)))
-        assert jobs >= 1  # more than a loop turn's share goes to the thread
+        crowd = await asyncio.gather(*(authority.admit(credential, "get_account_status")
+                                       for _ in range(MAX_HERE + 16)))
+        assert jobs >= 1  # a turn's batch larger than MAX_HERE goes to the thread
         used = sorted(d.minute_used for d in crowd if isinstance(d, Grant))
-        assert used == list(range(4, 44))  # every call counted exactly once
+        assert used == list(range(4, 4 + MAX_HERE + 16))  # every call counted exactly once
     finally:
         await store.close()
 
