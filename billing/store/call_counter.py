@@ -153,8 +153,10 @@ class CallCounter:
             batch, self._pending = self._pending, []
             try:
                 outcome = self._here(batch)
-            except StoreError as exc:
+            except BaseException as exc:  # every waiter learns of the failure; none hangs
                 _fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
                 return
             if outcome is not None:
                 _answer(batch, outcome)

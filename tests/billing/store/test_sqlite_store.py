@@ -130,3 +130,22 @@ async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stay
         assert 0 <= frames < 2 * CHECKPOINT_EVERY
     finally:
         await store.close()
+
+
+async def test_a_trip_that_fails_on_the_loop_fails_its_calls_with_a_store_error_and_none_hangs(tmp_path: Path) -> None:
+    from billing.errors import StoreError
+
+    path = tmp_path / "k.db"
+    store = await SQLiteStore.open(path)
+    try:
+        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
+        credential = authority.verify((await authority.issue_grant("fail@example.com", "team")).token)
+        with sqlite3.connect(path) as other:  # the statement can no longer run
+            other.execute("ALTER TABLE usage RENAME TO usage_gone")
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(*(authority.admit(credential, "get_account_status") for _ in range(3)),
+                                            return_exceptions=True)
+        assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+        assert "usage" in str(outcomes[0])  # SQLite's reason, wrapped
+    finally:
+        await store.close()
