@@ -26,11 +26,11 @@ import httpx
 
 from tests.billing.http.delivery_harness import Inbox, claim_link
 from tests.fakes.stripe_fake import FakeStripe
-from tests.support import DATA, JWT_SECRET, ServerProcess, base_env
+from tests.support import DATA, JWT_SECRET, ServerProcess, base_env, webhook_secret
 from tests.support_mcp import mcp_session, text_of
 
 SECRET_KEY = "sk_test_paidflow_" + "k" * 24
-WEBHOOK_SECRET = "whsec_paidflow_" + "w" * 24
+WEBHOOK_SECRET = webhook_secret("paidflow_" + "w" * 24)
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
 EVENTS_DIR = DATA / "stripe" / "events"

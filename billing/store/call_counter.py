@@ -36,11 +36,10 @@ disk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.errors import StoreError
@@ -57,7 +56,7 @@ from billing.store.call_sql import (
     token_state,
 )
 from billing.store.records import Admission, CallCount, TokenState, new_call_id
-from billing.store.sqlite_connection import FAILURES, store_error
+from billing.store.sqlite_connection import FAILURES, is_busy, store_error, waiting_for_locks
 from billing.store.sqlite_thread import SQLiteThread
 from billing.tiers import DEFAULT_TIERS, TierTable
 
@@ -68,7 +67,6 @@ MAX_HERE = 64  # a batch of at most this many calls may make its trip on the loo
 CHECKPOINT_EVERY = 256  # commits between two passive checkpoints of the WAL (a few pages each)
 # The usage connection's own settings (the counter never waits for the write lock on the loop).
 USAGE_PRAGMAS = ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0")
-_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 CALLS_SOURCE = (
     "(SELECT CAST(key AS INTEGER) AS id, value ->> '$.h' AS hash, value ->> '$.n' AS now,"
@@ -138,7 +136,7 @@ class CallCounter:
         params = (counted_in.minute, counted_in.day, subscription_id)
 
         def refund(conn: sqlite3.Connection) -> None:
-            with _waiting(conn, self._busy_timeout_ms):
+            with waiting_for_locks(conn, self._busy_timeout_ms):
                 conn.execute(REFUND_SQL, params).close()
 
         await self._usage.run(refund)
@@ -270,22 +268,12 @@ def _begin(conn: sqlite3.Connection, busy_timeout_ms: int | None) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF not in _BUSY:  # the primary code: SQLITE_BUSY or SQLITE_LOCKED
+        if not is_busy(exc):
             raise
         if busy_timeout_ms is None:
             raise _Elsewhere from None
-        with _waiting(conn, busy_timeout_ms):
+        with waiting_for_locks(conn, busy_timeout_ms):
             conn.execute("BEGIN IMMEDIATE")
-
-
-@contextlib.contextmanager
-def _waiting(conn: sqlite3.Connection, busy_timeout_ms: int) -> Iterator[None]:
-    """The connection waits up to `busy_timeout_ms` for a lock in the block (0 again after it)."""
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    try:
-        yield
-    finally:
-        conn.execute("PRAGMA busy_timeout = 0")
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

@@ -32,10 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from billing.store.connection import Row
-from billing.store.sqlite_connection import FAILURES, sqlite_errors, store_error
+from billing.store.sqlite_connection import FAILURES, is_busy, sqlite_errors, store_error, waiting_for_locks
 from billing.store.sqlite_thread import SQLiteThread
-
-_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class InlineConnection:
@@ -125,18 +123,15 @@ class BatchWriter:
             try:
                 self._thread.connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF in _BUSY:  # the primary code: SQLITE_BUSY or SQLITE_LOCKED
+                if is_busy(exc):
                     return False
                 raise
         return True
 
     def _begin_waiting(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE in the connection's thread, waiting up to the busy timeout for the lock."""
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        try:
+        with waiting_for_locks(conn, self._busy_timeout_ms):
             conn.execute("BEGIN IMMEDIATE")
-        finally:
-            conn.execute("PRAGMA busy_timeout = 0")
 
 
 def _commit(conn: sqlite3.Connection) -> None:

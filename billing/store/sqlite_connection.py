@@ -18,6 +18,23 @@ from billing.store.connection import Row
 
 # aiosqlite answers a call on a closed connection with ValueError ("Connection closed").
 FAILURES = (sqlite3.Error, ValueError)
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (primary code BUSY or LOCKED)."""
+    return exc.sqlite_errorcode & 0xFF in _BUSY
+
+
+@contextmanager
+def waiting_for_locks(conn: sqlite3.Connection, busy_timeout_ms: int) -> Iterator[None]:
+    """The connection waits up to `busy_timeout_ms` for a lock in the block (0, never, again after it):
+    for connections whose statements also run on the event loop, which must never wait."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA busy_timeout = 0")
 
 
 def store_error(exc: Exception) -> StoreError:

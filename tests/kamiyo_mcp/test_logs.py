@@ -19,7 +19,7 @@ from billing.oauth.secret import (
 )
 from billing.tokens import TokenCodec
 from kamiyo_mcp.logs import CLAMPED, RedactSecrets, configure_logging, redact
-from tests.support import JWT_SECRET
+from tests.support import JWT_SECRET, webhook_secret
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def test_every_secret_shape_is_redacted_from_a_log_line() -> None:
                                            expires_at=1_900_086_400)
     session = "cs_live_" + "a1B2c3" * 10
     key = "sk_" + "live_" + "Z9" * 12
+    signing = webhook_secret("abcdefghijklmnop0123")
     code = "Q1w2E3r4T5y6U7i8O9p0-_abcdefghijklmnopqrs"
     secrets = {
         f"minted {token}": token,
@@ -52,7 +53,7 @@ def test_every_secret_shape_is_redacted_from_a_log_line() -> None:
         f"GET /claim?code={code} HTTP/1.1": code,
         'body {"claim_code": "Q1w2E3r4T5y6U7i8O9p0"}': "Q1w2E3r4T5y6U7i8O9p0",
         f"stripe key {key}": key,
-        "signing with whsec_abcdefghijklmnop0123": "whsec_abcdefghijklmnop0123",
+        f"signing with {signing}": signing,
         "Authorization: Bearer abc.def-ghi_jkl~mno": "abc.def-ghi_jkl~mno",
     }
     for line, secret in secrets.items():

@@ -24,12 +24,12 @@ from kamiyo_mcp.app import create_app
 from kamiyo_mcp.runtime import Runtime
 from kamiyo_mcp.settings import Settings, load_settings
 from tests.fakes.stripe_fake import FakeStripe
-from tests.support import DATA, JWT_SECRET
+from tests.support import DATA, JWT_SECRET, webhook_secret
 
 EVENTS_DIR = DATA / "stripe" / "events"
 PUBLIC_URL = "https://kamiyo.test"
 SECRET_KEY = "sk_test_billing_http_0123456789"
-WEBHOOK_SECRET = "whsec_billing_http_0123456789"
+WEBHOOK_SECRET = webhook_secret("billing_http_0123456789")
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
 SEEDED_CUSTOMER = "cus_QXg1o8vcGmoR32"

@@ -15,7 +15,7 @@ import anyio
 import httpx
 
 from tests.clock_server import set_clock
-from tests.support import DATA, JWT_SECRET, ServerProcess, cli, free_port
+from tests.support import DATA, JWT_SECRET, ServerProcess, cli, free_port, webhook_secret
 from tests.support_mcp import account_calls, mcp_session, text_of
 from tests.support_oauth import authorized_over_http
 
@@ -68,7 +68,7 @@ async def test_a_revocation_through_one_postgres_process_refuses_the_next_call_t
 async def test_one_event_delivered_to_two_postgres_processes_at_once_is_applied_once(
     postgres_url: str, tmp_path: Path, server_factory: type[ServerProcess]
 ) -> None:
-    secret = "whsec_two_processes_0123456789"
+    secret = webhook_secret("two_processes_0123456789")
     env = {**environment(postgres_url, tmp_path), "STRIPE_WEBHOOK_SECRET": secret,
            "STRIPE_PRICE_MCP_PERSONAL": "price_1PgafmB7WZ01zgkW6dKueIc5"}
     a, b = started(server_factory, env, tmp_path), started(server_factory, env, tmp_path)

@@ -2,6 +2,8 @@
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -9,10 +11,11 @@ import pytest
 
 from billing.access import Grant
 from billing.authority import Authority
-from billing.errors import ConfigurationError
+from billing.errors import ConfigurationError, StoreError
 from billing.store import SQLiteStore, sqlite_path
+from billing.store.call_counter import CHECKPOINT_EVERY, MAX_HERE
 from billing.store.migrations import split_statements
-from billing.tokens import TokenCodec
+from billing.tokens import Credential, TokenCodec
 from tests.support import JWT_SECRET
 
 
@@ -79,14 +82,23 @@ async def test_a_call_waits_for_another_writer_instead_of_failing_or_blocking_th
         await store.close()
 
 
-async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_usage_thread(tmp_path: Path) -> None:
-    from billing.store.call_counter import MAX_HERE
-
-    store = await SQLiteStore.open(tmp_path / "k.db")
+@asynccontextmanager
+async def authority_on(path: Path) -> AsyncIterator[tuple[SQLiteStore, Authority]]:
+    """A SQLite store at `path` and an authority over it, closed after the block."""
+    store = await SQLiteStore.open(path)
     try:
-        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
-        issued = await authority.issue_grant("lone@example.com", "enterprise")
-        credential = authority.verify(issued.token)
+        yield store, Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
+    finally:
+        await store.close()
+
+
+async def credential(authority: Authority, email: str, tier: str) -> Credential:
+    return authority.verify((await authority.issue_grant(email, tier)).token)
+
+
+async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_usage_thread(tmp_path: Path) -> None:
+    async with authority_on(tmp_path / "k.db") as (store, authority):
+        lone = await credential(authority, "lone@example.com", "enterprise")
         usage = store._usage
         jobs = 0
         run = usage.run
@@ -98,27 +110,19 @@ async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_
 
         usage.run = counted_run  # type: ignore[method-assign]
         for expected in (1, 2, 3):  # one after the other: each alone
-            decision = await authority.admit(credential, "get_account_status")
+            decision = await authority.admit(lone, "get_account_status")
             assert isinstance(decision, Grant) and decision.minute_used == expected
         assert jobs == 0
-        crowd = await asyncio.gather(*(authority.admit(credential, "get_account_status")
-                                       for _ in range(MAX_HERE + 16)))
+        crowd = await asyncio.gather(*(authority.admit(lone, "get_account_status") for _ in range(MAX_HERE + 16)))
         assert jobs >= 1  # a turn's batch larger than MAX_HERE goes to the thread
         used = sorted(d.minute_used for d in crowd if isinstance(d, Grant))
         assert used == list(range(4, 4 + MAX_HERE + 16))  # every call counted exactly once
-    finally:
-        await store.close()
 
 
 async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stays_small(tmp_path: Path) -> None:
-    from billing.store.call_counter import CHECKPOINT_EVERY
-
     path = tmp_path / "k.db"
-    store = await SQLiteStore.open(path)
-    try:
-        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
-        credentials = [authority.verify((await authority.issue_grant(f"c{i}@example.com", "enterprise")).token)
-                       for i in range(50)]
+    async with authority_on(path) as (_, authority):
+        credentials = [await credential(authority, f"c{i}@example.com", "enterprise") for i in range(50)]
         assert pragma(path, "wal_autocheckpoint") == 1000  # other connections keep SQLite's default
         for i in range(4 * CHECKPOINT_EVERY):  # lone calls, each its own commit on the usage connection
             assert isinstance(await authority.admit(credentials[i % 50], "search_crypto_exploits"), Grant)
@@ -128,24 +132,16 @@ async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stay
         # Each commit adds at least one frame: without checkpoints the WAL would hold all of them; with
         # one every CHECKPOINT_EVERY commits it restarts from its beginning after each.
         assert 0 <= frames < 2 * CHECKPOINT_EVERY
-    finally:
-        await store.close()
 
 
 async def test_a_trip_that_fails_on_the_loop_fails_its_calls_with_a_store_error_and_none_hangs(tmp_path: Path) -> None:
-    from billing.errors import StoreError
-
     path = tmp_path / "k.db"
-    store = await SQLiteStore.open(path)
-    try:
-        authority = Authority(store, TokenCodec(JWT_SECRET), public_url="http://x.test")
-        credential = authority.verify((await authority.issue_grant("fail@example.com", "team")).token)
+    async with authority_on(path) as (_, authority):
+        failing = await credential(authority, "fail@example.com", "team")
         with sqlite3.connect(path) as other:  # the statement can no longer run
             other.execute("ALTER TABLE usage RENAME TO usage_gone")
         with anyio.fail_after(10):
-            outcomes = await asyncio.gather(*(authority.admit(credential, "get_account_status") for _ in range(3)),
+            outcomes = await asyncio.gather(*(authority.admit(failing, "get_account_status") for _ in range(3)),
                                             return_exceptions=True)
         assert all(isinstance(o, StoreError) for o in outcomes), outcomes
         assert "usage" in str(outcomes[0])  # SQLite's reason, wrapped
-    finally:
-        await store.close()

@@ -11,6 +11,7 @@ import stripe
 
 from billing.webhooks.signature import SignatureError, verify_signature
 from tests.billing.webhooks.webhook_support import SECRET, raw_event
+from tests.support import webhook_secret
 
 BODY = raw_event("customer.subscription.updated")
 
@@ -21,7 +22,7 @@ def sign(body: bytes, t: int, secret: str = SECRET) -> str:
 
 def headers(now: int) -> dict[str, str]:
     """Signature headers for BODY, by what they hold, signed around `now`."""
-    good, other = sign(BODY, now), sign(BODY, now, "whsec_another_secret")
+    good, other = sign(BODY, now), sign(BODY, now, webhook_secret("another_secret"))
     return {
         "signed now": f"t={now},v1={good}",
         "during a secret's rotation (two v1, the second ours)": f"t={now},v1={other},v1={good}",

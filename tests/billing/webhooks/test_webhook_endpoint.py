@@ -24,6 +24,7 @@ from tests.billing.webhooks.webhook_support import (
     raw_event,
     signed_headers,
 )
+from tests.support import webhook_secret
 from tests.support_mcp import start_of_a_fresh_minute_window
 
 ANSWER_KEYS = {"status", "message", "event_id", "event_type", "processing_time_ms"}
@@ -120,7 +121,7 @@ async def test_a_missing_signature_is_refused_with_400_and_nothing_stored(webhoo
 async def test_a_signature_made_with_another_secret_is_refused_with_400(webhooks: Webhooks) -> None:
     payload = raw_event("customer.subscription.created")
 
-    response = await webhooks.post(payload, headers=signed_headers(payload, secret="whsec_someone_else"))
+    response = await webhooks.post(payload, headers=signed_headers(payload, secret=webhook_secret("someone_else")))
 
     assert_error_shape(response, 400, "invalid_signature")
     assert stored_events(webhooks) == []
@@ -174,7 +175,7 @@ async def test_a_body_over_one_mebibyte_is_refused_with_413(webhooks: Webhooks) 
 async def test_unverified_requests_from_one_address_are_throttled_but_signed_ones_are_not(
         webhooks: Webhooks) -> None:
     payload = raw_event("customer.subscription.created")
-    bad = signed_headers(payload, secret="whsec_forged")
+    bad = signed_headers(payload, secret=webhook_secret("forged"))
     limit = webhooks.runtime.settings.billing.webhook_unverified_rate_per_minute
     await start_of_a_fresh_minute_window()  # the limiter counts per minute: keep these requests in one
     statuses = [(await webhooks.post(payload, headers=bad)).status_code for _ in range(limit + 2)]

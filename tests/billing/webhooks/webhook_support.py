@@ -16,10 +16,10 @@ import httpx
 
 from billing.http.webhooks import PATH
 from kamiyo_mcp.runtime import Runtime
-from tests.support import DATA, base_env
+from tests.support import DATA, base_env, webhook_secret
 
 EVENTS_DIR = DATA / "stripe" / "events"
-SECRET = "whsec_test_webhooks_0123456789"
+SECRET = webhook_secret("test_webhooks_0123456789")
 PERSONAL_PRICE = "price_1PgafmB7WZ01zgkW6dKueIc5"
 TEAM_PRICE = "price_1PgafmB7WZ01zgkW02Hf9z6c"
 SUBSCRIPTION = "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw"
