@@ -30,6 +30,7 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 from billing.access import Grant  # noqa: E402
+from kamiyo_mcp import heap  # noqa: E402
 from kamiyo_mcp.gate import running_with  # noqa: E402
 from kamiyo_mcp.runtime import Runtime  # noqa: E402
 from kamiyo_mcp.settings import load_settings  # noqa: E402
@@ -66,6 +67,7 @@ def main() -> None:
             decision = await runtime.authority.authorize(token, "get_account_status")
             assert isinstance(decision, Grant), decision
             fixed.grant = decision
+            heap.settle()  # the collector settings of `kamiyo-mcp serve`
             yield
 
     app = Starlette(routes=[Mount("/", app=mcp_app)], lifespan=lifespan)

@@ -17,6 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from billing.http.checkout import StripeGatewaySlot, billing_routes
 from billing.http.webhooks import webhook_routes
 from billing.oauth.clients import SUPPORTED_SCOPES
+from kamiyo_mcp import heap
 from kamiyo_mcp.delivery import DeliveryWiring
 from kamiyo_mcp.gate import caller_from_request
 from kamiyo_mcp.http.bearer import BearerAuth
@@ -36,10 +37,12 @@ MCP_PATH = "/mcp"
 
 
 def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
-               clock: Callable[[], float] = time.time) -> Starlette:
+               clock: Callable[[], float] = time.time, settle_heap: bool = False) -> Starlette:
     """A new app (with a new MCP session manager): `/mcp`, health, validation, metadata.
 
-    `clock` is the authority's time; only tests pass another (see tests/clock_server.py).
+    `clock` is the authority's time; only tests pass another (see tests/clock_server.py). `settle_heap`:
+    this process is the server and lives long: tune the garbage collector once start-up is done
+    (`kamiyo_mcp.heap`; not for a test process that builds many apps).
     """
     runtime = Runtime(settings, clock=clock)
     stripe_gateway = StripeGatewaySlot(settings.billing)
@@ -64,6 +67,8 @@ def create_app(settings: Settings, *, bind_host: str = "127.0.0.1",
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime.opened(), stripe_gateway.opened(), delivery.sending(), metering.sending(), \
                 reconciliation.running(), intel_refresh.running(), server.session_manager.run():
+            if settle_heap:
+                heap.settle()
             yield
 
     # `/mcp` is matched first and goes straight to the session manager behind the bearer layer: the

@@ -140,7 +140,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"kamiyo-mcp: {problem.message}", file=sys.stderr)
         return problem.exit_code
-    app = create_app(settings, bind_host=args.host)
+    app = create_app(settings, bind_host=args.host, settle_heap=True)
     logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
                 settings.database_label)
     # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).

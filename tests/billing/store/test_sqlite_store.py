@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from billing.access import Grant
+from billing.access import Denial, Grant
 from billing.authority import Authority
 from billing.errors import ConfigurationError, StoreError
 from billing.store import SQLiteStore, sqlite_path
@@ -117,6 +117,25 @@ async def test_a_lone_call_is_decided_on_the_loop_and_a_crowd_in_batches_on_the_
         assert jobs >= 1  # a turn's batch larger than MAX_HERE goes to the thread
         used = sorted(d.minute_used for d in crowd if isinstance(d, Grant))
         assert used == list(range(4, 4 + MAX_HERE + 16))  # every call counted exactly once
+
+
+async def test_calls_that_arrive_over_consecutive_turns_of_the_loop_are_decided_in_one_commit(tmp_path: Path) -> None:
+    async with authority_on(tmp_path / "k.db") as (store, authority):
+        creds = [await credential(authority, f"s{i}@example.com", "enterprise") for i in range(6)]
+        statements: list[str] = []
+        store._usage.connection.set_trace_callback(statements.append)
+
+        async def arriving(turns: int, cred: Credential) -> Grant | Denial:
+            for _ in range(turns):  # a request the loop is still reading
+                await asyncio.sleep(0)
+            return await authority.admit(cred, "get_account_status")
+
+        decisions = await asyncio.gather(*(arriving(i // 2, c) for i, c in enumerate(creds)))
+        assert all(isinstance(d, Grant) and d.minute_used == 1 for d in decisions)
+        assert statements.count("COMMIT") == 1  # two calls per turn over three turns: one trip
+        statements.clear()
+        assert isinstance(await authority.admit(creds[0], "get_account_status"), Grant)
+        assert statements.count("COMMIT") == 1  # a lone call: its own trip
 
 
 async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stays_small(tmp_path: Path) -> None:
