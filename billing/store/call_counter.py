@@ -5,9 +5,13 @@ the batch as JSON, the meter events of the calls it metered (past the daily quot
 on), then one read of the token states the batch needs (why a call was refused, and what the
 account view shows for calls that asked for it), committed together. It is atomic across every
 process on the file. Calls that arrive while a trip runs wait and go together in the next one (a
-batch of one when the server is idle), so one thread hop and one commit serve them all.
+batch of one when the server is idle), so one thread hop and one commit serve them all. The account
+view's token states are read once and kept while no other connection commits to the file (`_States`,
+checked with `PRAGMA data_version` inside the trip's transaction): a webhook, a revocation, another
+process's call all make the next trip read them again.
 
-The calls made in one turn of the event loop are flushed together. While the usage thread is idle
+The calls made in one turn of the event loop are flushed together (while more keep arriving, the
+flush waits up to `MAX_WAITS` more turns for them). While the usage thread is idle
 (nothing queued or in flight there) and the batch is small (`MAX_HERE`), its trip runs on the
 loop's own thread, which spares it two thread hops and the GIL handoffs between them: its BEGIN
 IMMEDIATE never waits there (the connection's busy timeout is 0; when another connection holds the
@@ -40,7 +44,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from billing.errors import StoreError
 from billing.quota import Windows, windows
@@ -98,6 +102,22 @@ class _Durability:
     full: bool = False
 
 
+@dataclass(slots=True)
+class _States:
+    """Token states the usage connection has read, valid while no other connection has committed.
+
+    `PRAGMA data_version` changes exactly when another connection (of this process or another) has
+    committed to the file since; the usage connection itself only writes counts and meter events,
+    which the states' counters are refreshed from. Read and written only inside trips, which never
+    overlap.
+    """
+
+    version: int = -1
+    by_hash: dict[str, TokenState] = field(default_factory=dict)
+
+
+MAX_STATES = 50_000  # token states kept at most (~1 kB each); beyond that the cache starts again
+
 _Outcome = tuple[dict[int, CallCount], dict[str, TokenState]]
 
 
@@ -117,6 +137,7 @@ class CallCounter:
         self._usage = usage
         self._consume = admit_and_count_sql(CALLS_SOURCE, tiers)
         self._mode = _Durability()
+        self._states = _States()
         self._busy_timeout_ms = busy_timeout_ms
         self._pending: list[_Call] = []
         self._worker: asyncio.Task[None] | None = None
@@ -186,7 +207,7 @@ class CallCounter:
             StoreError: SQLite failed.
         """
         try:
-            outcome = _trip(batch, self._consume, self._mode, None)(self._usage.connection)
+            outcome = _trip(batch, self._consume, self._mode, self._states, None)(self._usage.connection)
         except _Elsewhere:
             return None
         except FAILURES as exc:
@@ -198,7 +219,8 @@ class CallCounter:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                outcome = await self._usage.run(_trip(batch, self._consume, self._mode, self._busy_timeout_ms))
+                outcome = await self._usage.run(_trip(batch, self._consume, self._mode, self._states,
+                                                           self._busy_timeout_ms))
             except BaseException as exc:  # every waiter learns of the failure; none hangs
                 _fail(batch, exc)
                 if not isinstance(exc, Exception):
@@ -233,11 +255,13 @@ def _fail(batch: list[_Call], error: BaseException) -> None:
             call.result.set_exception(error)
 
 
-def _trip(batch: list[_Call], consume: str, mode: _Durability,
+def _trip(batch: list[_Call], consume: str, mode: _Durability, known: _States,
           busy_timeout_ms: int | None) -> Callable[[sqlite3.Connection], _Outcome]:
     """The batch's trip. Only the states the batch needs are read (the calls that asked for theirs, and
     every refused one): for most tools a trip is one statement inside its transaction, and the fewer
-    SQLite calls, the fewer times the GIL changes hands.
+    SQLite calls, the fewer times the GIL changes hands. An admitted call's state comes from `known`
+    while no other connection has committed since it was read, with the counters this trip wrote; a
+    refused call's state is always read (its counters explain the refusal).
 
     `busy_timeout_ms` None: the trip runs on the event loop's thread, so it never waits for the write
     lock and never commits at FULL; it raises `_Elsewhere` (having changed nothing) instead.
@@ -264,7 +288,12 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability,
                 (batch[index].call_id, c.subscription_id, batch[index].now, c.overage_period,
                  batch[index].now + METER_SETTLE_SECONDS)
                 for index, c in counted.items() if c.metered])
-            wanted = sorted({call.token_hash for i, call in enumerate(batch) if call.with_state or i not in counted})
+            refused = {call.token_hash for i, call in enumerate(batch) if i not in counted}
+            asked = {call.token_hash for i, call in enumerate(batch) if call.with_state and i in counted}
+            version = _data_version(conn) if asked else known.version
+            if version != known.version or len(known.by_hash) > MAX_STATES:
+                known.by_hash.clear()
+            wanted = sorted(refused | {h for h in asked if h not in known.by_hash or version != known.version})
             read = conn.execute(STATES_SQL, {"hashes": json.dumps(wanted)}).fetchall() if wanted else []
             conn.execute("COMMIT")
         except BaseException:
@@ -274,9 +303,31 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability,
         if mode.full and not metered:
             _set_full(conn, mode, False)
         states = {str(row[STATE_WIDTH]): token_state(row) for row in read}
+        if asked:
+            known.version = version
+            known.by_hash.update((h, states[h]) for h in asked if h in states)
+            _with_counts(states, asked, known, batch, counted)
         return counted, states
 
     return trip
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _with_counts(states: dict[str, TokenState], asked: set[str], known: _States, batch: list[_Call],
+                 counted: dict[int, CallCount]) -> None:
+    """Fill in the asked states not read in this trip: the known ones, with their subscription's
+    counters as this trip left them (its last counted call's: calls are counted in order)."""
+    last = {c.subscription_id: (index, c) for index, c in sorted(counted.items())}
+    for token_hash in asked - states.keys():
+        state = known.by_hash[token_hash]
+        index, count = last[state.subscription_id]
+        current = windows(batch[index].now)
+        states[token_hash] = replace(state, minute_start=current.minute, minute_count=count.minute_count,
+                                     day_start=current.day, day_count=count.day_count,
+                                     overage_period=count.overage_period, overage_count=count.overage_count)
 
 
 def _begin(conn: sqlite3.Connection, busy_timeout_ms: int | None) -> None:

@@ -138,6 +138,29 @@ async def test_calls_that_arrive_over_consecutive_turns_of_the_loop_are_decided_
         assert statements.count("COMMIT") == 1  # a lone call: its own trip
 
 
+async def test_the_account_view_reuses_a_state_read_until_another_connection_commits(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    async with authority_on(path) as (store, authority):
+        cred = await credential(authority, "view@example.com", "team")
+        statements: list[str] = []
+        store._usage.connection.set_trace_callback(statements.append)
+
+        def state_reads() -> int:
+            return sum("json_each(:hashes)" in sql or "IN (SELECT value FROM json_each('[" in sql for sql in statements)
+
+        first = await authority.admit(cred, "get_account_status", with_account=True)
+        second = await authority.admit(cred, "get_account_status", with_account=True)
+        assert isinstance(first, Grant) and isinstance(second, Grant)
+        assert state_reads() == 1  # the second call's view came from the first one's read
+        assert second.state == await store.token_state(cred.token_hash)  # with the counters it just wrote
+        assert (second.state.minute_count, second.state.day_count) == (2, 2) and second.minute_used == 2
+        with sqlite3.connect(path) as other:  # another connection commits: the next view reads again
+            other.execute("UPDATE customers SET email = 'renamed@example.com'")
+        third = await authority.admit(cred, "get_account_status", with_account=True)
+        assert isinstance(third, Grant) and third.state is not None and third.state.email == "renamed@example.com"
+        assert state_reads() == 2
+
+
 async def test_the_usage_connection_checkpoints_the_wal_on_its_thread_so_it_stays_small(tmp_path: Path) -> None:
     path = tmp_path / "k.db"
     async with authority_on(path) as (_, authority):
