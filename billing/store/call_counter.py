@@ -118,7 +118,13 @@ class _States:
 
 MAX_STATES = 50_000  # token states kept at most (~1 kB each); beyond that the cache starts again
 
-_Outcome = tuple[dict[int, CallCount], dict[str, TokenState]]
+@dataclass(slots=True)
+class _Outcome:
+    counts: dict[int, CallCount]
+    states: dict[str, TokenState]
+    # A trip on the loop at FULL leaves its transaction open: its COMMIT (an fsync) runs on the usage thread.
+    open: bool = False
+    metered: bool = False
 
 
 class _Elsewhere(Exception):
@@ -185,7 +191,7 @@ class CallCounter:
         self._waits = self._seen = 0
         if not self._pending or (self._worker is not None and not self._worker.done()):
             return
-        if len(self._pending) <= MAX_HERE and self._usage.idle and not self._mode.full:
+        if len(self._pending) <= MAX_HERE and self._usage.idle:
             batch, self._pending = self._pending, []
             try:
                 outcome = self._here(batch)
@@ -193,6 +199,18 @@ class CallCounter:
                 _fail(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
+                return
+            if outcome is not None and outcome.open:  # queued now: nothing else may use the connection first
+                mode, metered = self._mode, outcome.metered
+                try:
+                    committing = self._usage.submit(lambda conn: _commit(conn, mode, metered))
+                except BaseException as exc:  # closed under it: nothing is committed, every waiter learns why
+                    self._usage.connection.execute("ROLLBACK")
+                    _fail(batch, exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    return
+                self._worker = asyncio.create_task(self._commit_elsewhere(batch, outcome, committing))
                 return
             if outcome is not None:
                 _answer(batch, outcome)
@@ -212,8 +230,26 @@ class CallCounter:
             return None
         except FAILURES as exc:
             raise store_error(exc) from exc
-        self._committed()
+        if not outcome.open:
+            self._committed()
         return outcome
+
+    async def _commit_elsewhere(self, batch: list[_Call], outcome: _Outcome, committing: asyncio.Future[None]) -> None:
+        """Wait for the COMMIT of the batch's open transaction on the usage thread (at FULL: its fsync
+        never runs on the loop), answer the batch, then let the calls that arrived meanwhile make their trip."""
+        try:
+            await committing
+        except BaseException as exc:  # every waiter learns of the failure; none hangs
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._committed()
+            _answer(batch, outcome)
+        finally:
+            if self._pending and not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().call_soon(self._flush)
 
     async def _drain(self) -> None:
         while self._pending:
@@ -243,7 +279,7 @@ class CallCounter:
 
 
 def _answer(batch: list[_Call], outcome: _Outcome) -> None:
-    counts, states = outcome
+    counts, states = outcome.counts, outcome.states
     for index, call in enumerate(batch):
         if not call.result.done():
             call.result.set_result(Admission(counts.get(index), states.get(call.token_hash)))
@@ -264,7 +300,8 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability, known: _States,
     refused call's state is always read (its counters explain the refusal).
 
     `busy_timeout_ms` None: the trip runs on the event loop's thread, so it never waits for the write
-    lock and never commits at FULL; it raises `_Elsewhere` (having changed nothing) instead.
+    lock (it raises `_Elsewhere`, having changed nothing, instead) and never commits at FULL: it leaves
+    such a transaction open (`_Outcome.open`) for `_commit` on the usage thread.
     """
     payload = json.dumps([_as_json(call) for call in batch])
     on_loop = busy_timeout_ms is None
@@ -277,10 +314,8 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability, known: _States,
         try:
             counted = count(conn)
             metered = any(c.metered for c in counted.values())
-            if metered and not mode.full:
+            if metered and not mode.full:  # the mode cannot change inside a transaction: decide again at FULL
                 conn.execute("ROLLBACK")
-                if on_loop:
-                    raise _Elsewhere
                 _set_full(conn, mode, True)
                 counted = count(conn)
                 metered = any(c.metered for c in counted.values())
@@ -295,21 +330,33 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability, known: _States,
                 known.by_hash.clear()
             wanted = sorted(refused | {h for h in asked if h not in known.by_hash or version != known.version})
             read = conn.execute(STATES_SQL, {"hashes": json.dumps(wanted)}).fetchall() if wanted else []
-            conn.execute("COMMIT")
+            left_open = on_loop and mode.full
+            if not left_open:
+                _commit(conn, mode, metered)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        if mode.full and not metered:
-            _set_full(conn, mode, False)
         states = {str(row[STATE_WIDTH]): token_state(row) for row in read}
         if asked:
             known.version = version
             known.by_hash.update((h, states[h]) for h in asked if h in states)
             _with_counts(states, asked, known, batch, counted)
-        return counted, states
+        return _Outcome(counted, states, open=left_open, metered=metered)
 
     return trip
+
+
+def _commit(conn: sqlite3.Connection, mode: _Durability, metered: bool) -> None:
+    """COMMIT (rolled back if it fails); after a trip at FULL that metered nothing, back to NORMAL."""
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if mode.full and not metered:
+        _set_full(conn, mode, False)
 
 
 def _data_version(conn: sqlite3.Connection) -> int:

@@ -66,12 +66,21 @@ class SQLiteThread:
         Raises:
             StoreError: the runner is closed, or `fn` raised a `sqlite3.Error`.
         """
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `fn(connection)` for the worker thread now (the runner stops being `idle` at once); the
+        future settles on the loop, with `StoreError` if `fn` raised a `sqlite3.Error`.
+
+        Raises:
+            StoreError: the runner is closed.
+        """
         if self._closed:
             raise StoreError("the SQLite connection is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._in_flight += 1
         self._jobs.put((future, fn))
-        return await future
+        return future
 
     @property
     def idle(self) -> bool:

@@ -137,6 +137,7 @@ def test_the_tiers_file_drives_the_statement() -> None:
 
 
 async def test_on_sqlite_a_metered_call_commits_on_the_usage_thread_with_a_full_sync(tmp_path: object) -> None:
+    import threading
     from pathlib import Path
 
     from billing.store import SQLiteStore
@@ -151,9 +152,13 @@ async def test_on_sqlite_a_metered_call_commits_on_the_usage_thread_with_a_full_
         for n in range(3):
             assert await call(store, n) is not None  # within the quota: no fsync
         assert await thread_mode() == 1
+        commits: list[str] = []  # the thread each COMMIT ran on
+        store._usage.connection.set_trace_callback(
+            lambda sql: commits.append(threading.current_thread().name) if sql == "COMMIT" else None)
         metered = await call(store, 3)
         assert metered is not None and metered.metered
         assert await thread_mode() == 2  # the metered trip committed at FULL
+        assert commits and threading.current_thread().name not in commits  # its fsync ran off the event loop
         assert [e for e, _, _ in await store.meter_events_of(SUB)] == ["call_003"]
     finally:
         await store.close()
