@@ -126,6 +126,17 @@ async def test_two_processes_opening_at_once_copy_once_and_both_see_every_incide
             await store.close()
 
 
+def test_two_operator_commands_started_together_copy_once(earlier_deployment: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **base_env(earlier_deployment)}
+    started = [subprocess.Popen([sys.executable, "-m", "kamiyo_mcp", "token", "list"], env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [process.communicate(timeout=120)[1] for process in started]
+    assert [process.returncode for process in started] == [0, 0], errors
+    assert sum(e.count(COPIED) for e in errors) == 1
+    with sqlite3.connect(earlier_deployment.with_name("kamiyo.intel.db")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM intel_incidents").fetchone() == (1680,)
+
+
 _DIES_MID_COPY = """
 import asyncio, os, sys
 from pathlib import Path
