@@ -39,6 +39,7 @@ from mcp.client.streamable_http import streamable_http_client
 from billing.authority import Authority
 from billing.store import open_store
 from billing.tokens import TokenCodec
+from kamiyo_mcp.settings import intel_file_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -186,7 +187,7 @@ async def run(args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="kamiyo-bench-scale-") as tmp:
             sqlite = Path(tmp) / "kamiyo.db"
-            await measure("1 process, SQLite", str(sqlite), sqlite, 1, args, rows)
+            await measure("1 process, SQLite", str(sqlite), intel_file_beside(sqlite), 1, args, rows)
             for count in args.processes:
                 database = await fresh_postgres_database(server_url)
                 label = f"{count} process{'es' if count > 1 else ''}, PostgreSQL"

@@ -141,8 +141,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"kamiyo-mcp: {problem.message}", file=sys.stderr)
         return problem.exit_code
     app = create_app(settings, bind_host=args.host, settle_heap=True)
-    logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s", settings.public_url, args.host, args.port,
-                settings.database_label)
+    logger.info("serving MCP at %s/mcp (bound to %s:%d), store %s, incident data %s", settings.public_url,
+                args.host, args.port, settings.database_label, settings.intel_path)
     # log_config=None: uvicorn's records reach our handler (one format, secrets redacted).
     # proxy_headers=False: the app applies KAMIYO_TRUSTED_PROXIES itself; uvicorn's default would trust
     # X-Forwarded-For from any process on 127.0.0.1.

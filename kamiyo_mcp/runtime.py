@@ -67,7 +67,7 @@ class Runtime:
             store = await open_store(self.settings.database_url, pool_min=self.settings.database_pool_min,
                                      pool_max=self.settings.database_pool_max, tiers=billing.tiers)
             stack.push_async_callback(store.close)
-            intel = await IntelStore.open(self.settings.intel_path)
+            intel = await IntelStore.open(self.settings.intel_path, previous=self.settings.intel_previous_path)
             stack.push_async_callback(intel.close)
             self._authority = Authority(
                 store, codec, public_url=self.settings.public_url,

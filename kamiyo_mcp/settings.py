@@ -54,8 +54,10 @@ class Settings:
     public_url: str
     # None: use (or create) the secret file beside the database (SQLite only)
     jwt_secret: str | None = field(repr=False)
-    # The intel tables always live in a local SQLite file: the billing file itself with SQLite, else
-    # KAMIYO_INTEL_DATABASE (default: intel.db in the user data directory), one per host.
+    # The intel tables always live in a local SQLite file of their own (KAMIYO_INTEL_DATABASE): by
+    # default beside a SQLite billing file (`intel_file_beside`), else intel.db in the user data
+    # directory, one per host. A file of their own: the billing store's commits (one per tool call)
+    # would otherwise empty the incident readers' page cache on every call.
     intel_path: Path = field(default_factory=lambda: _default_data_dir() / "intel.db")
     database_pool_min: int = DEFAULT_POOL_MIN
     database_pool_max: int = DEFAULT_POOL_MAX
@@ -95,6 +97,16 @@ class Settings:
         return self.database_path.with_name(self.database_path.name + ".jwt-secret")
 
     @property
+    def intel_previous_path(self) -> Path | None:
+        """The SQLite billing file, where earlier versions kept the intel tables (None with PostgreSQL).
+
+        `IntelStore.open` copies them from there once when the intel file has no incident yet.
+        """
+        if self.database_path is None or self.database_path == self.intel_path:
+            return None
+        return self.database_path
+
+    @property
     def database_label(self) -> str:
         """Where the store is, for logs: the SQLite path, or PostgreSQL's host and database (no password)."""
         if self.database_path is not None:
@@ -119,6 +131,11 @@ def default_database_url() -> str:
     return str(_default_data_dir() / "kamiyo.db")
 
 
+def intel_file_beside(database_path: Path) -> Path:
+    """The default intel file of a SQLite billing file: `kamiyo.db` -> `kamiyo.intel.db`, in its directory."""
+    return database_path.with_name(f"{database_path.stem}.intel{database_path.suffix or '.db'}")
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build `Settings` from `env`.
 
@@ -139,7 +156,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         except ConfigurationError as exc:
             raise SettingsError("KAMIYO_DATABASE_URL", str(exc)) from None
     intel = _get(env, "KAMIYO_INTEL_DATABASE")
-    intel_path = Path(intel).expanduser() if intel else database_path or _default_data_dir() / "intel.db"
+    if intel:
+        intel_path = Path(intel).expanduser()
+    else:
+        intel_path = intel_file_beside(database_path) if database_path else _default_data_dir() / "intel.db"
     pool_min = _int(env, "KAMIYO_DATABASE_POOL_MIN", DEFAULT_POOL_MIN, low=0, high=1000)
     pool_max = _int(env, "KAMIYO_DATABASE_POOL_MAX", DEFAULT_POOL_MAX, low=1, high=1000)
     if pool_min > pool_max:

@@ -28,6 +28,8 @@ def private_directory(path: Path) -> None:
         # mkdir's mode is masked by the umask: set it exactly.
         os.chmod(path, DIRECTORY_MODE)
         return
+    if not path.is_dir():  # a file where the directory should be: opening the database fails, naming it
+        return
     info = path.stat()
     loose = stat.S_IMODE(info.st_mode) & 0o077
     if not loose:
@@ -35,11 +37,11 @@ def private_directory(path: Path) -> None:
     shared = bool(info.st_mode & stat.S_ISVTX)
     home = path.resolve() == Path.home().resolve()
     if info.st_uid != os.geteuid() or shared or home:
-        logger.warning("the directory %s holding the billing database is readable by other users; its files are "
+        logger.warning("the directory %s holding the server's database files is readable by other users; its files are "
                        "private (0600), but prefer a directory of your own (mode 0700)", path)
         return
     os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
-    logger.warning("tightened %s to mode %o: it holds the billing database", path,
+    logger.warning("tightened %s to mode %o: it holds the server's database files", path,
                    stat.S_IMODE(info.st_mode) & ~0o077)
 
 

@@ -1,22 +1,23 @@
 """The incident store: with the other ``store_*`` modules, the only modules that hold SQL.
 
-It lives in the same SQLite file as the billing store, in its own ``intel_``-prefixed tables with
-their own version table ``intel_schema_version``. Each write is one ``BEGIN IMMEDIATE`` transaction.
+It lives in a SQLite file of its own (by default beside a SQLite billing file, see
+``settings.intel_file_beside``), in ``intel_``-prefixed tables with their own version table
+``intel_schema_version``. Each write is one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from billing.store.private_files import private_database_file
+
 from .chains import chain_key
 from .dates import utc_now
-from .errors import IntelStoreError
 from .linking import LinkRow, assign_groups
 from .names import name_key, name_words
 from .records import AddressLink, Incident, merge_incident
@@ -24,8 +25,8 @@ from .store_base import DataStamp
 from .store_connection import IntelConnection, driver_errors
 from .store_pages import StorePages
 from .store_reads import StoreReads, from_json
-from .store_schema import MIGRATIONS
 from .store_sources import StoreSources
+from .store_upgrade import copy_from_billing_file, migrate
 
 _CHUNK = 500
 
@@ -41,24 +42,6 @@ def _to_json(incident: Incident) -> str:
     return json.dumps({**incident.content(), "related_ids": list(incident.related_ids)}, default=str)
 
 
-async def _migrate(db: IntelConnection) -> None:
-    """Create or upgrade the intel tables, in one transaction."""
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        await db.execute("CREATE TABLE IF NOT EXISTS intel_schema_version (version INTEGER NOT NULL)")
-        rows = await db.fetchall("SELECT MAX(version) FROM intel_schema_version")
-        current = int(rows[0][0] or 0)
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            for statement in MIGRATIONS[version]:
-                await db.execute(statement)
-            await db.execute("INSERT INTO intel_schema_version (version) VALUES (?)", (version,))
-        await db.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(IntelStoreError):
-            await db.execute("ROLLBACK")
-        raise
-
-
 class IntelStore(StoreReads, StorePages, StoreSources):
     """Async access to the intel tables of one SQLite file."""
 
@@ -68,21 +51,25 @@ class IntelStore(StoreReads, StorePages, StoreSources):
         self._known_chains: tuple[int, dict[str, str]] | None = None
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> IntelStore:
+    async def open(cls, path: str | os.PathLike[str], *, previous: Path | None = None) -> IntelStore:
         """Open (creating or migrating the intel tables of) the SQLite file at ``path``.
 
-        A missing directory is created private (0700): on a fresh host the default one, in the user
-        data directory, does not exist yet.
+        The file, its WAL and SHM are private (0600), in a directory created private (0700): on a
+        fresh host the default one, in the user data directory, does not exist yet. ``previous``:
+        the SQLite billing file, where earlier versions kept the intel tables; they are copied
+        from there once, when this file has no incident yet (``store_upgrade``).
 
         Raises:
-            IntelStoreError: the directory or file cannot be created, opened or migrated.
+            IntelStoreError: the directory or file cannot be created, opened, copied into or migrated.
         """
         with driver_errors():
-            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_database_file(Path(path))
         writer = await IntelConnection.open(path)
         try:
             await writer.execute("PRAGMA journal_mode = WAL")
-            await _migrate(writer)
+            if previous is not None:
+                await copy_from_billing_file(writer, previous)
+            await migrate(writer)
             reader = await IntelConnection.open(path)
         except BaseException:
             await writer.close()

@@ -2,8 +2,9 @@
 
 The data generation is a counter in ``intel_meta`` that every write of incident data bumps, in the
 same transaction. Caches built from the data (protocol index, chain names) are keyed by it, so
-they survive writes that are not incident data (search page sets, the billing tables sharing the
-file) and are rebuilt once after an ingest or refresh, in whichever process made it.
+they survive writes that are not incident data (search page sets, or billing tables when an
+operator puts both in one file) and are rebuilt once after an ingest or refresh, in whichever
+process made it.
 """
 
 from __future__ import annotations

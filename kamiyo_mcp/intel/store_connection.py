@@ -61,7 +61,7 @@ class IntelConnection:
             await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await connection.execute("PRAGMA foreign_keys = ON")
             # Incident data can be reloaded from its sources, and page sets are disposable: a commit
-            # need not wait for the disk (the billing connection on the same file keeps FULL).
+            # need not wait for the disk (a billing connection keeps FULL, even on a shared file).
             await connection.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             await connection.close()

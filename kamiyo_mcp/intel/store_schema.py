@@ -1,7 +1,8 @@
 """The intel tables' numbered migrations (SQL only; applied by ``store.IntelStore.open``).
 
-Every table is prefixed ``intel_``: the billing store shares the SQLite file and its tables are
-never touched. A migration is a list of statements run in one transaction with its version bump.
+Every table is prefixed ``intel_``: earlier versions kept them in the billing file, beside its
+tables (``store_upgrade`` copies them from there), and an operator may still point both at one
+file. A migration is a list of statements run in one transaction with its version bump.
 """
 
 from __future__ import annotations

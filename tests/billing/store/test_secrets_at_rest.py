@@ -68,7 +68,8 @@ async def test_a_new_database_directory_is_created_private_and_the_secret_file_b
     db = tmp_path / "fresh" / "deeper" / "kamiyo.db"
     settings = load_settings({"KAMIYO_DATABASE_URL": str(db), "KAMIYO_INTEL_SOURCES": ""})
     async with Runtime(settings).opened():
-        files = database_files(db)
+        files = database_files(db) + database_files(settings.intel_path)
+        assert settings.intel_path in files and settings.intel_path.parent == db.parent
         assert oct(mode(db.parent)) == "0o700"
         assert {p.name: oct(mode(p)) for p in files} == {p.name: "0o600" for p in files}
         assert settings.secret_file in files

@@ -21,6 +21,7 @@ from kamiyo_mcp.intel.queries import assess_protocol_risk, exploit_details, scre
 from kamiyo_mcp.intel.render import render_details, render_risk, render_wallet
 from kamiyo_mcp.intel.search_spec import SearchSpec
 from kamiyo_mcp.intel.store import IntelStore
+from kamiyo_mcp.settings import load_settings
 from tests.support import ServerProcess
 from tests.support_mcp import mcp_session
 
@@ -61,7 +62,7 @@ async def _largest_inputs(db: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def largest(intel_server: ServerProcess) -> dict[str, dict[str, Any]]:
-    return asyncio.run(_largest_inputs(Path(intel_server.env["KAMIYO_DATABASE_URL"])))
+    return asyncio.run(_largest_inputs(load_settings(intel_server.env).intel_path))
 
 
 @pytest.mark.parametrize("tier", TIERS)

@@ -46,9 +46,8 @@ async def loaded(settings: Settings) -> AsyncIterator[tuple[Client, Path]]:
         issued = await runtime.authority.issue_grant("intel@example.com", "enterprise")
         caller = Caller(runtime.authority.verify(issued.token))
         server = build_server(runtime, lambda ctx: caller, missing_token_hint="no token")
-        assert settings.database_path is not None
         async with Client(server) as client:
-            yield client, settings.database_path
+            yield client, settings.intel_path
 
 
 async def test_a_search_on_a_damaged_store_is_a_tool_error_that_names_no_sqlite_detail(
