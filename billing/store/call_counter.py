@@ -40,6 +40,7 @@ disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -205,7 +206,8 @@ class CallCounter:
                 try:
                     committing = self._usage.submit(lambda conn: _commit(conn, mode, metered))
                 except BaseException as exc:  # closed under it: nothing is committed, every waiter learns why
-                    self._usage.connection.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):  # a closed connection has nothing to roll back
+                        self._usage.connection.execute("ROLLBACK")
                     _fail(batch, exc)
                     if not isinstance(exc, Exception):
                         raise

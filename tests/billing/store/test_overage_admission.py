@@ -162,3 +162,32 @@ async def test_on_sqlite_a_metered_call_commits_on_the_usage_thread_with_a_full_
         assert [e for e, _, _ in await store.meter_events_of(SUB)] == ["call_003"]
     finally:
         await store.close()
+
+
+async def test_on_sqlite_a_metered_batch_whose_commit_cannot_be_queued_fails_with_nothing_billed(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from billing.errors import StoreError
+    from billing.store import SQLiteStore
+
+    store = await SQLiteStore.open(Path(str(tmp_path)) / "kamiyo.db", tiers=TABLE)
+    try:
+        await subscriber(store)
+        for n in range(3):
+            assert await call(store, n) is not None
+        real_submit = store._usage.submit
+
+        def closing(fn):  # type: ignore[no-untyped-def]
+            raise StoreError("the SQLite connection is closed")
+
+        monkeypatch.setattr(store._usage, "submit", closing)
+        with pytest.raises(StoreError):  # the caller learns why; it does not hang
+            await call(store, 3)
+        monkeypatch.setattr(store._usage, "submit", real_submit)
+        assert not store._usage.connection.in_transaction  # rolled back: the connection stays usable
+        assert await store.meter_events_of(SUB) == []  # nothing billed
+        again = await call(store, 4)
+        assert again is not None and again.metered and again.day_count == 4  # the refused call was not counted
+    finally:
+        await store.close()
