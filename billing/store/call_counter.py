@@ -98,7 +98,8 @@ class _Call:
 
 @dataclass(slots=True)
 class _Durability:
-    """The usage connection's synchronous mode: FULL lets a trip meter calls (touched only on its thread)."""
+    """The usage connection's synchronous mode: FULL lets a trip meter calls (touched only inside a
+    trip or a commit job, which never overlap)."""
 
     full: bool = False
 
@@ -119,6 +120,7 @@ class _States:
 
 MAX_STATES = 50_000  # token states kept at most (~1 kB each); beyond that the cache starts again
 
+
 @dataclass(slots=True)
 class _Outcome:
     counts: dict[int, CallCount]
@@ -129,7 +131,7 @@ class _Outcome:
 
 
 class _Elsewhere(Exception):
-    """This trip cannot be made on the event loop (the write lock is taken, or it meters a call)."""
+    """This trip cannot be made on the event loop: another connection holds the write lock."""
 
 
 class CallCounter:
@@ -201,23 +203,14 @@ class CallCounter:
                 if not isinstance(exc, Exception):
                     raise
                 return
-            if outcome is not None and outcome.open:  # queued now: nothing else may use the connection first
-                mode, metered = self._mode, outcome.metered
-                try:
-                    committing = self._usage.submit(lambda conn: _commit(conn, mode, metered))
-                except BaseException as exc:  # closed under it: nothing is committed, every waiter learns why
-                    with contextlib.suppress(sqlite3.Error):  # a closed connection has nothing to roll back
-                        self._usage.connection.execute("ROLLBACK")
-                    _fail(batch, exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    return
-                self._worker = asyncio.create_task(self._commit_elsewhere(batch, outcome, committing))
+            if outcome is None:
+                self._pending = batch + self._pending
+            elif outcome.open:
+                self._commit_elsewhere(batch, outcome)
                 return
-            if outcome is not None:
+            else:
                 _answer(batch, outcome)
                 return
-            self._pending = batch + self._pending
         self._worker = asyncio.create_task(self._drain())
 
     def _here(self, batch: list[_Call]) -> _Outcome | None:
@@ -236,9 +229,24 @@ class CallCounter:
             self._committed()
         return outcome
 
-    async def _commit_elsewhere(self, batch: list[_Call], outcome: _Outcome, committing: asyncio.Future[None]) -> None:
-        """Wait for the COMMIT of the batch's open transaction on the usage thread (at FULL: its fsync
-        never runs on the loop), answer the batch, then let the calls that arrived meanwhile make their trip."""
+    def _commit_elsewhere(self, batch: list[_Call], outcome: _Outcome) -> None:
+        """Queue the COMMIT of the batch's open transaction on the usage thread now (nothing else may use
+        the connection first; at FULL its fsync never runs on the loop), and answer the batch once done."""
+        mode, metered = self._mode, outcome.metered
+        try:
+            committing = self._usage.submit(lambda conn: _commit(conn, mode, metered))
+        except BaseException as exc:  # closed under it: nothing is committed, every waiter learns why
+            with contextlib.suppress(sqlite3.Error):  # a closed connection has nothing to roll back
+                self._usage.connection.execute("ROLLBACK")
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._worker = asyncio.create_task(self._committed_elsewhere(batch, outcome, committing))
+
+    async def _committed_elsewhere(self, batch: list[_Call], outcome: _Outcome,
+                                   committing: asyncio.Future[None]) -> None:
+        """Answer the batch once its COMMIT is done, then let the calls that arrived meanwhile make their trip."""
         try:
             await committing
         except BaseException as exc:  # every waiter learns of the failure; none hangs
@@ -321,16 +329,17 @@ def _trip(batch: list[_Call], consume: str, mode: _Durability, known: _States,
                 _set_full(conn, mode, True)
                 counted = count(conn)
                 metered = any(c.metered for c in counted.values())
-            conn.executemany(METER_EVENT_SQL, [
-                (batch[index].call_id, c.subscription_id, batch[index].now, c.overage_period,
-                 batch[index].now + METER_SETTLE_SECONDS)
-                for index, c in counted.items() if c.metered])
+            if metered:
+                conn.executemany(METER_EVENT_SQL, [
+                    (batch[index].call_id, c.subscription_id, batch[index].now, c.overage_period,
+                     batch[index].now + METER_SETTLE_SECONDS)
+                    for index, c in counted.items() if c.metered])
             refused = {call.token_hash for i, call in enumerate(batch) if i not in counted}
             asked = {call.token_hash for i, call in enumerate(batch) if call.with_state and i in counted}
             version = _data_version(conn) if asked else known.version
             if version != known.version or len(known.by_hash) > MAX_STATES:
                 known.by_hash.clear()
-            wanted = sorted(refused | {h for h in asked if h not in known.by_hash or version != known.version})
+            wanted = sorted(refused | (asked - known.by_hash.keys()))
             read = conn.execute(STATES_SQL, {"hashes": json.dumps(wanted)}).fetchall() if wanted else []
             left_open = on_loop and mode.full
             if not left_open:

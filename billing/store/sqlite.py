@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,13 +48,12 @@ from billing.store.private_files import private_database_file
 from billing.store.reconcile_sql import ReconcileSQL
 from billing.store.records import Admission
 from billing.store.sqlite_batch import BatchWriter
-from billing.store.sqlite_connection import FAILURES, SqliteConnection
+from billing.store.sqlite_connection import FAILURES, SqliteConnection, switch_to_wal
 from billing.store.sqlite_thread import SQLiteThread
 from billing.store.upgrade_sql import UpgradeSQL
 from billing.tiers import DEFAULT_TIERS, TierTable
 
 BUSY_TIMEOUT_MS = 10_000
-WAL_ATTEMPTS = 40  # about 8 s of backoff in all
 BILLING_PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
                    "PRAGMA secure_delete = ON")
 
@@ -198,7 +196,7 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
         raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from None
     try:
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await _enable_wal(conn)
+        await switch_to_wal(conn.execute)
         await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA secure_delete = ON")
@@ -208,15 +206,3 @@ async def _connect(path: Path, *, synchronous: str) -> aiosqlite.Connection:
     return conn
 
 
-async def _enable_wal(conn: aiosqlite.Connection) -> None:
-    """Switch a new file to WAL; retried because SQLite answers a concurrent switch with an
-    immediate "database is locked" (the busy timeout does not cover it), e.g. when several
-    processes create the same file at once."""
-    for attempt in range(WAL_ATTEMPTS):
-        try:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))

@@ -6,8 +6,9 @@ kept; the driver's exception is the `StoreError`'s cause for the log.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +20,24 @@ from billing.store.connection import Row
 # aiosqlite answers a call on a closed connection with ValueError ("Connection closed").
 FAILURES = (sqlite3.Error, ValueError)
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+WAL_ATTEMPTS = 40  # about 8 s of backoff in all
+
+
+async def switch_to_wal(execute: Callable[[str], Awaitable[object]]) -> None:
+    """Switch a file to WAL through `execute` (a connection's statement runner, whatever it raises).
+
+    SQLite answers a switch made at the same time by another connection (several processes creating
+    the same file) with an immediate "database is locked" that the busy timeout does not cover, so
+    it is tried again with a growing pause; any other failure, or the last one, is raised.
+    """
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            await execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
 
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:

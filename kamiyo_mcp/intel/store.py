@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from billing.store.private_files import private_database_file
+from billing.store.sqlite_connection import switch_to_wal
 
 from .chains import chain_key
 from .dates import utc_now
-from .errors import IntelStoreError
 from .linking import LinkRow, assign_groups
 from .names import name_key, name_words
 from .records import AddressLink, Incident, merge_incident
@@ -67,7 +67,7 @@ class IntelStore(StoreReads, StorePages, StoreSources):
             private_database_file(Path(path))
         writer = await IntelConnection.open(path)
         try:
-            await _enable_wal(writer)
+            await switch_to_wal(writer.execute)  # retried: two processes may create the file at once
             if previous is not None:
                 await copy_from_billing_file(writer, previous)
             await migrate(writer)
@@ -240,24 +240,3 @@ def _search_document(group_id: str, group: list[Incident]) -> tuple[str, str, st
         " ".join(sorted(classes)),
         " ".join(sorted(chains)),
     )
-
-
-WAL_ATTEMPTS = 40  # about 8 s of backoff in all, as the billing store
-
-
-async def _enable_wal(writer: IntelConnection) -> None:
-    """Switch the file to WAL. SQLite answers a switch made at the same time by another process (two
-    starting on a new file) with an immediate "database is locked" that the busy timeout does not
-    cover, so it is tried again a few times.
-
-    Raises:
-        IntelStoreError: the switch failed otherwise, or kept failing.
-    """
-    for attempt in range(WAL_ATTEMPTS):
-        try:
-            await writer.execute("PRAGMA journal_mode = WAL")
-            return
-        except IntelStoreError as exc:
-            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
